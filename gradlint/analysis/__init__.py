@@ -1,0 +1,1 @@
+"""Shared libcst analysis: import resolution, the training-step model. No rule logic here."""

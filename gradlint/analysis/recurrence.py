@@ -1,0 +1,120 @@
+"""Recurrent state carried across training-loop iterations: `output, hidden = model(x, hidden)`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+
+from gradlint.analysis.model import Block, BlockKind, FileModel, Kind
+from gradlint.analysis.names import dotted_name, last_segment
+from gradlint.analysis.steps import Context, Occurrence, contexts, resolve_helper
+
+# Names that hold a recurrent state. Anything else passed in and returned (metrics, augmented
+# inputs) is not reported: a carried dict of metrics is not a graph through time.
+STATE_NAME = re.compile(
+    r"^(h|c|hx|cx|h0|c0|hn|cn|ht|ct|h_t|c_t|hc|s|st|state|states|carry|mem|mems|memory|hidden\w*|\w*_hidden"
+    r"|\w*_state|state_\w*|h_\w+|\w+_h)$",
+    re.IGNORECASE,
+)
+_DETACH = m.Call(func=m.Attribute(attr=m.Name("detach") | m.Name("detach_")))
+
+
+@dataclass(eq=False)
+class CarriedState:
+    context: Context
+    loop: Block
+    call: Occurrence
+    """The assignment whose call takes and returns the state."""
+    name: str
+    detached: bool
+
+
+def carried_states(model: FileModel) -> list[CarriedState]:
+    if "carried" in model.derived:
+        return model.derived["carried"]
+    found: list[CarriedState] = []
+    seen: set[tuple[int, str]] = set()
+    for context in contexts(model):
+        training_loops = _training_loops(context)
+        for occ in context.occurrences:
+            value = occ.event.value
+            if occ.kind is not Kind.ASSIGN or not isinstance(value, cst.Call) or occ.event.augmented:
+                continue
+            # The innermost loop around the call that also runs a backward: the training loop.
+            loop = next((b for b in reversed(occ.loops) if any(b is t for t in training_loops)), None)
+            if loop is None or any(block.no_grad for block in occ.path):
+                continue
+            inside = [other for other in context.occurrences if other.inside(loop)]
+            loop_targets = {name for block in _loops_within(inside, loop) for name in block.loop_target}
+            for name in sorted(set(occ.event.targets) & _argument_names(value)):
+                if name in loop_targets or not STATE_NAME.match(last_segment(name)):
+                    continue
+                key = (id(occ.event), name)
+                if key in seen:
+                    continue
+                seen.add(key)
+                detached = _reset_elsewhere(inside, occ, name) or _callee_detaches(model, context, occ, value)
+                found.append(CarriedState(context, loop, occ, name, detached))
+    model.derived["carried"] = found
+    return found
+
+
+def _training_loops(context: Context) -> list[Block]:
+    loops: list[Block] = []
+    for occ in context.of_kind(Kind.BACKWARD):
+        for block in occ.loops:
+            if not any(block is known for known in loops):
+                loops.append(block)
+    return loops
+
+
+def _loops_within(inside: list[Occurrence], loop: Block) -> list[Block]:
+    blocks: list[Block] = [loop]
+    for occ in inside:
+        for block in occ.path:
+            if block.kind is BlockKind.LOOP and not any(block is known for known in blocks):
+                blocks.append(block)
+    return blocks
+
+
+def _argument_names(call: cst.Call) -> set[str]:
+    names: set[str] = set()
+    for arg in call.args:
+        value = arg.value
+        elements = value.elements if isinstance(value, (cst.Tuple, cst.List)) else [value]
+        for element in elements:
+            inner = element.value if isinstance(element, cst.BaseElement) else element
+            name = dotted_name(inner) if isinstance(inner, (cst.Name, cst.Attribute)) else None
+            if name:
+                names.add(name)
+    return names
+
+
+def _reset_elsewhere(inside: list[Occurrence], call: Occurrence, name: str) -> bool:
+    """Another assignment to the state in the loop (detach, repackage, re-init), or an in-place detach_."""
+    for occ in inside:
+        if occ is call:
+            continue
+        if occ.kind is Kind.ASSIGN and name in occ.event.targets:
+            return True
+        if occ.kind is Kind.DETACH_INPLACE:
+            return True
+    return False
+
+
+def _callee_detaches(model: FileModel, context: Context, occ: Occurrence, call: cst.Call) -> bool:
+    """The called helper, or the forward of the model class it instantiates, detaches by itself."""
+    callee = dotted_name(call.func) or ""
+    helper = resolve_helper(model, context.function, callee)
+    if helper is not None and m.findall(helper.node, _DETACH):
+        return True
+    bound = context.binding(callee, occ.index)
+    if isinstance(bound, cst.Call) and isinstance(bound.func, cst.Name):
+        info = model.classes.get(bound.func.value)
+        forward = info.methods.get("forward") if info else None
+        if forward is not None and m.findall(forward.node, _DETACH):
+            return True
+    return False

@@ -1,0 +1,95 @@
+"""Safe evaluation of constant expressions: 1e3, -1, 2**10, float("inf"), math.inf, MAX_NORM.
+
+Unknown stays unknown: every function returns None rather than guess.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Callable, Mapping
+
+import libcst as cst
+
+from gradlint.analysis.names import ImportMap, dotted_name
+
+Number = float | int
+
+_INF_NAMES = {"math.inf", "torch.inf", "numpy.inf", "numpy.Inf", "numpy.infty", "cmath.inf"}
+_NAN_NAMES = {"math.nan", "torch.nan", "numpy.nan", "numpy.NaN", "numpy.NAN", "cmath.nan"}
+
+_BINARY: dict[type, Callable[[Number, Number], Number]] = {
+    cst.Add: operator.add,
+    cst.Subtract: operator.sub,
+    cst.Multiply: operator.mul,
+    cst.Divide: operator.truediv,
+    cst.FloorDivide: operator.floordiv,
+    cst.Power: operator.pow,
+}
+
+
+def evaluate_number(
+    node: cst.BaseExpression,
+    imports: ImportMap,
+    constants: Mapping[str, cst.BaseExpression] | None = None,
+    _depth: int = 0,
+) -> Number | None:
+    """The numeric value of `node`, or None when it is not a constant we can prove."""
+    if _depth > 8:
+        return None
+    constants = constants or {}
+    recurse = lambda n: evaluate_number(n, imports, constants, _depth + 1)  # noqa: E731
+    if isinstance(node, cst.Integer):
+        return int(node.evaluated_value)
+    if isinstance(node, cst.Float):
+        return float(node.evaluated_value)
+    if isinstance(node, cst.UnaryOperation):
+        value = recurse(node.expression)
+        if value is None:
+            return None
+        if isinstance(node.operator, cst.Minus):
+            return -value
+        if isinstance(node.operator, cst.Plus):
+            return value
+        return None
+    if isinstance(node, cst.BinaryOperation):
+        op = _BINARY.get(type(node.operator))
+        left, right = recurse(node.left), recurse(node.right)
+        if op is None or left is None or right is None:
+            return None
+        try:
+            result = op(left, right)
+        except (ArithmeticError, ValueError):
+            return None
+        return result if isinstance(result, (int, float)) else None
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in ("float", "int"):
+        if len(node.args) == 1:
+            arg = node.args[0].value
+            if isinstance(arg, cst.SimpleString):
+                try:
+                    return float(arg.evaluated_value) if node.func.value == "float" else None
+                except (ValueError, TypeError):
+                    return None
+            return recurse(arg)
+        return None
+    if isinstance(node, (cst.Name, cst.Attribute)):
+        qualified = imports.qualify_expr(node)
+        if qualified in _INF_NAMES:
+            return math.inf
+        if qualified in _NAN_NAMES:
+            return math.nan
+        name = dotted_name(node)
+        if isinstance(node, cst.Name) and name in constants:
+            return recurse(constants[name])
+    return None
+
+
+def is_true(node: cst.BaseExpression | None) -> bool:
+    return isinstance(node, cst.Name) and node.value == "True"
+
+
+def string_value(node: cst.BaseExpression | None) -> str | None:
+    if isinstance(node, cst.SimpleString):
+        value = node.evaluated_value
+        return value if isinstance(value, str) else None
+    return None

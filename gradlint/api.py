@@ -1,0 +1,93 @@
+"""The pipeline, one stage per line: files -> parse -> project index -> rules -> findings
+-> suppressions -> report. The CLI and the tests both come through here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from gradlint.config import Config
+from gradlint.discovery import discover
+from gradlint.engine import FileChecker, FileResult
+from gradlint.findings import Finding, InternalError, Report, SkippedFile
+from gradlint.index import ProjectIndex
+from gradlint.rules import ALL_RULES, RULES_BY_CODE, expand_selector
+
+
+def lint_paths(
+    paths: Sequence[Path],
+    config: Config,
+    *,
+    report_unused_ignores: bool = False,
+    cwd: Path | None = None,
+) -> Report:
+    cwd = (cwd or Path.cwd()).resolve()
+    discovery = discover(paths, config)
+    checker = FileChecker(
+        [RULES_BY_CODE[code] for code in sorted(config.enabled_codes())],
+        {code: dict(options) for code, options in config.rule_options.items()},
+        report_unused_ignores=report_unused_ignores,
+    )
+    results = [
+        checker.check_path(path, display_path(path, cwd), frozenset(config.ignored_codes_for(path)))
+        for path in discovery.files
+    ]
+    report = _report(results, config.root)
+    report.skipped.extend(SkippedFile(path, reason) for path, reason in discovery.warnings)
+    report.errors.extend(InternalError(path, "no such file or directory") for path in discovery.missing)
+    for finding in report.findings:
+        finding.severity = config.severity_for(finding.code, finding.severity)
+    return report
+
+
+def lint_sources(
+    files: Mapping[str, str],
+    *,
+    select: Iterable[str] | None = None,
+    rule_options: Mapping[str, Mapping[str, Any]] | None = None,
+    report_unused_ignores: bool = False,
+) -> list[Finding]:
+    """Lint in-memory files (name -> source) as one project: the doc examples' harness."""
+    codes: set[str] = set()
+    for selector in select or ["ALL"]:
+        codes |= expand_selector(selector)
+    options: dict[str, dict[str, Any]] = {}
+    for code, values in (rule_options or {}).items():
+        rule = RULES_BY_CODE[code]
+        declared = {option.name: option for option in rule.options}
+        options[code] = {name: declared[name].coerce(value) for name, value in values.items()}
+    checker = FileChecker(
+        [rule for rule in ALL_RULES if rule.code in codes], options, report_unused_ignores=report_unused_ignores
+    )
+    root = Path("/gradlint-sources")
+    results = [checker.check_source(text, root / name, name) for name, text in files.items()]
+    return _report(results, root).findings
+
+
+def _report(results: list[FileResult], root: Path) -> Report:
+    project = ProjectIndex.build(results)
+    report = Report(root=root)
+    for result in results:
+        if result.skipped is not None:
+            report.skipped.append(result.skipped)
+            continue
+        report.files_checked += 1
+        report.suppressed += result.suppressed
+        report.errors.extend(result.errors)
+        for finding in result.findings:
+            rule = RULES_BY_CODE.get(finding.code)
+            finalize = getattr(rule, "finalize", None)
+            if finalize is not None:
+                finalize(finding, project)
+            report.findings.append(finding)
+    report.findings.sort(key=Finding.sort_key)
+    return report
+
+
+def display_path(path: Path, cwd: Path) -> str:
+    try:
+        return path.relative_to(cwd).as_posix()
+    except ValueError:
+        relative = os.path.relpath(path, cwd)
+        return Path(relative).as_posix() if not relative.startswith("../../..") else path.as_posix()

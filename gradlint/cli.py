@@ -1,0 +1,215 @@
+"""The command line: parse flags, build the Config, run the pipeline, pick a reporter, exit.
+
+Exit codes: 0 no finding at or above --fail-on; 1 findings; 2 usage, configuration or
+internal error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Sequence, TextIO
+
+import click
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.table import Table
+
+from gradlint import __version__
+from gradlint.config import ConfigError, apply_overrides, load_config
+from gradlint.findings import Report, Severity
+from gradlint.report import FORMATS, write_report
+from gradlint.rules import ALL_RULES, get_rule
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def _split(values: Sequence[str]) -> list[str] | None:
+    """`--select GL101,GL103 --select GL2` -> ['GL101', 'GL103', 'GL2']; None when not given."""
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str) -> "click.exceptions.Exit":
+    _stderr().print(f"[bold red]error:[/] {escape(message)}", emoji=False)
+    return click.exceptions.Exit(EXIT_ERROR)
+
+
+def _use_color(stream: TextIO) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="gradlint")
+def main() -> None:
+    """gradlint finds exploding-gradient risks in PyTorch training code.
+
+    Run `gradlint check` in a repository, `gradlint rules` for the rule list and
+    `gradlint explain GL101` for one rule's documentation.
+    """
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "--output-format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE.")
+@click.option("--select", multiple=True, help="Rules to enable: codes, prefixes (GL1) or ALL. Replaces the config.")
+@click.option("--extend-select", multiple=True, help="Rules to enable on top of the configured selection.")
+@click.option("--ignore", multiple=True, help="Rules to disable.")
+@click.option("--exclude", multiple=True, help="Gitignore-style patterns to exclude (replaces the config).")
+@click.option("--extend-exclude", multiple=True, help="Patterns to exclude on top of the config.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["info", "warning", "error", "never"]),
+    help="Lowest severity that makes the exit code 1 (default: warning).",
+)
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (errors still exit 2).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="Use this config file.")
+@click.option("-q", "--quiet", is_flag=True, help="Print findings only, one line each, with no summary.")
+@click.option("--statistics", is_flag=True, help="Print the number of findings per rule instead of the findings.")
+@click.option("--report-unused-ignores", is_flag=True, help="Report suppression comments that suppress nothing (GL001).")
+def check(
+    paths: tuple[Path, ...],
+    output_format: str,
+    output: Path | None,
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    exclude: tuple[str, ...],
+    extend_exclude: tuple[str, ...],
+    fail_on: str | None,
+    exit_zero: bool,
+    config_file: Path | None,
+    quiet: bool,
+    statistics: bool,
+    report_unused_ignores: bool,
+) -> None:
+    """Check PATHS (files or directories, default: the current directory)."""
+    from gradlint.api import lint_paths
+
+    targets = list(paths) or [Path(".")]
+    try:
+        config = load_config(targets, config_file)
+        config = apply_overrides(
+            config,
+            select=_split(select),
+            extend_select=_split(extend_select),
+            ignore=_split(ignore),
+            exclude=_split(exclude),
+            extend_exclude=_split(extend_exclude),
+            fail_on=fail_on,
+        )
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+
+    try:
+        report = lint_paths(targets, config, report_unused_ignores=report_unused_ignores)
+    except Exception as error:  # the last line of defence: never a bare traceback
+        raise _fail(f"internal error: {type(error).__name__}: {error} (please report this)") from None
+
+    _print_problems(report)
+    try:
+        if output is not None:
+            with output.open("w", encoding="utf-8") as stream:
+                write_report(report, output_format, stream, statistics=statistics, quiet=quiet)
+        else:
+            stdout = click.get_text_stream("stdout")
+            write_report(
+                report, output_format, stdout, color=_use_color(stdout), statistics=statistics, quiet=quiet
+            )
+    except OSError as error:
+        raise _fail(f"cannot write the report to {output}: {error.strerror or error}") from None
+
+    raise click.exceptions.Exit(exit_code(report, config.fail_on, exit_zero))
+
+
+def exit_code(report: Report, fail_on: Severity | None, exit_zero: bool = False) -> int:
+    if report.errors:
+        return EXIT_ERROR
+    if exit_zero or fail_on is None:
+        return EXIT_CLEAN
+    return EXIT_FINDINGS if any(f.severity >= fail_on for f in report.findings) else EXIT_CLEAN
+
+
+def _print_problems(report: Report) -> None:
+    """Skipped files are warnings and internal errors are errors, both on stderr."""
+    console = _stderr()
+    for skipped in report.skipped:
+        console.print(f"[yellow]warning:[/] skipped {escape(skipped.path)}: {escape(skipped.reason)}", emoji=False, highlight=False)
+    for error in report.errors:
+        where = f"{error.path}: " if error.path else ""
+        console.print(f"[bold red]error:[/] {escape(where)}{escape(error.message)}", emoji=False, highlight=False)
+
+
+@main.command("rules")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def list_rules(output_format: str) -> None:
+    """List every rule: code, name, severity, summary."""
+    if output_format == "json":
+        import json
+
+        rows = [
+            {"code": r.code, "name": r.name, "severity": r.severity.label, "summary": r.summary}
+            for r in ALL_RULES
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column in ("code", "name", "severity", "summary"):
+        table.add_column(column, overflow="fold")
+    for rule in ALL_RULES:
+        table.add_row(rule.code, rule.name, rule.severity.label, rule.summary)
+    Console(highlight=False, soft_wrap=False).print(table)
+
+
+def _explain(code: str) -> None:
+    from gradlint.docs import rule_markdown
+
+    rule = get_rule(code)
+    if rule is None:
+        raise _fail(f"unknown rule {code!r}; `gradlint rules` lists them")
+    text = rule_markdown(rule.code)
+    if text is None:
+        raise _fail(f"the documentation of {rule.code} is missing from this installation")
+    console = Console(highlight=False)
+    if console.is_terminal:
+        console.print(Markdown(text))
+    else:
+        click.echo(text)
+
+
+@main.command()
+@click.argument("code")
+def explain(code: str) -> None:
+    """Show the documentation of one rule (code or name)."""
+    _explain(code)
+
+
+@main.command("rule")
+@click.argument("code")
+def rule_command(code: str) -> None:
+    """Alias of `explain` (as ruff spells it)."""
+    _explain(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

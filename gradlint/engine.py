@@ -1,0 +1,271 @@
+"""Checks one file: read -> pre-filter -> parse -> model (one walk) -> rules -> findings.
+
+Positions are the one expensive libcst metadata gradlint needs; they are resolved only
+for files that have something to report.
+"""
+
+from __future__ import annotations
+
+import tokenize
+import traceback
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from gradlint.analysis.model import FileModel, build_model
+from gradlint.findings import Finding, InternalError, Related, Severity, SkippedFile
+from gradlint.rules import RULES_BY_CODE, Diagnostic, Rule, RuleContext
+from gradlint.rules.meta_parse_error import ParseError
+from gradlint.rules.meta_unused_suppression import UnusedSuppression
+from gradlint.suppress import Suppressions, parse_suppressions
+
+RISK_TRIGGERS = ("RNN", "LSTM", "GRU", "optim")
+"""Files that may hold a risk factor (for GL101's context) are parsed even without a step."""
+
+
+@dataclass(frozen=True)
+class RiskFactorSite:
+    path: Path
+    display_path: str
+    line: int
+    description: str
+
+
+@dataclass
+class FileResult:
+    path: Path
+    display_path: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    risk_factors: list[RiskFactorSite] = field(default_factory=list)
+    errors: list[InternalError] = field(default_factory=list)
+    skipped: SkippedFile | None = None
+    suppressions: Suppressions | None = None
+    suppressed: int = 0
+
+
+class SourceError(Exception):
+    """The file cannot be read as Python source text."""
+
+
+def read_source(path: Path) -> str:
+    """Decode a file like Python does (PEP 263 cookie, else UTF-8); refuse binaries."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise SourceError(f"cannot read file: {error.strerror or error}") from None
+    if b"\0" in data[:8192]:
+        raise SourceError("binary file (contains NUL bytes)")
+    try:
+        encoding, _ = tokenize.detect_encoding(BytesIO(data).readline)
+    except SyntaxError as error:
+        raise SourceError(f"invalid encoding declaration: {error}") from None
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        raise SourceError(f"not valid {encoding} text (declare the encoding with a coding comment)") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+class FileChecker:
+    """Runs the enabled rules on files; one instance per run."""
+
+    def __init__(
+        self,
+        rules: Iterable[type[Rule]],
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        report_unused_ignores: bool = False,
+    ) -> None:
+        enabled = [rule for rule in rules if rule.code in RULES_BY_CODE]
+        self.enabled_codes = {rule.code for rule in enabled}
+        self.rules = [rule() for rule in enabled if rule not in (ParseError, UnusedSuppression)]
+        self.options = {
+            rule.code: {**rule.default_options(), **(options or {}).get(rule.code, {})} for rule in self.rules
+        }
+        self.report_unused_ignores = report_unused_ignores
+        triggers = {trigger for rule in self.rules for trigger in rule.triggers}
+        self.triggers = tuple(sorted(triggers | set(RISK_TRIGGERS)))
+
+    def check_path(self, path: Path, display_path: str, ignored_codes: frozenset[str] = frozenset()) -> FileResult:
+        try:
+            text = read_source(path)
+        except SourceError as error:
+            return FileResult(path, display_path, skipped=SkippedFile(display_path, str(error)))
+        return self.check_source(text, path, display_path, ignored_codes)
+
+    def check_source(
+        self, text: str, path: Path, display_path: str, ignored_codes: frozenset[str] = frozenset()
+    ) -> FileResult:
+        result = self._check(text, path, display_path, ignored_codes)
+        result.suppressed = self.apply_suppressions(result, text.splitlines())
+        return result
+
+    def _check(self, text: str, path: Path, display_path: str, ignored_codes: frozenset[str]) -> FileResult:
+        result = FileResult(path, display_path)
+        suppressions = parse_suppressions(text)
+        result.suppressions = suppressions
+        if suppressions.file_ignored:
+            return result
+        if not any(trigger in text for trigger in self.triggers):
+            return result
+        lines = text.splitlines()
+        try:
+            module = cst.parse_module(text)
+        except cst.ParserSyntaxError as error:
+            if ParseError.code in self.enabled_codes and ParseError.code not in ignored_codes:
+                line = max(1, error.raw_line)
+                column = error.raw_column + 1
+                result.findings.append(
+                    Finding(
+                        code=ParseError.code,
+                        name=ParseError.name,
+                        severity=ParseError.severity,
+                        message=f"cannot parse this file: {error.message}",
+                        path=path,
+                        display_path=display_path,
+                        line=line,
+                        column=column,
+                        end_line=line,
+                        end_column=column,
+                        hint="Fix the syntax error; gradlint checks nothing else in a file it cannot parse.",
+                        source_line=lines[line - 1] if 0 < line <= len(lines) else "",
+                    )
+                )
+            return result
+        except RecursionError:
+            result.skipped = SkippedFile(display_path, "too deeply nested to parse")
+            return result
+        model = build_model(module)
+        positions = _LazyPositions(module)
+        for factor in model.risk_factors:
+            result.risk_factors.append(
+                RiskFactorSite(path, display_path, positions.start(factor.node)[0], factor.description)
+            )
+        for rule in self.rules:
+            if rule.code in ignored_codes:
+                continue
+            if not any(trigger in text for trigger in rule.triggers):
+                continue
+            context = RuleContext(options=self.options[rule.code], line_of=lambda node: positions.start(node)[0])
+            try:
+                diagnostics = list(rule.check(model, context))
+            except Exception as error:  # a crashing rule must not take the run down
+                frame = traceback.extract_tb(error.__traceback__)[-1]
+                result.errors.append(
+                    InternalError(
+                        display_path,
+                        f"{rule.code} crashed: {type(error).__name__}: {error} "
+                        f"({Path(frame.filename).name}:{frame.lineno})",
+                        rule.code,
+                    )
+                )
+                continue
+            for diagnostic in _unique(diagnostics):
+                result.findings.append(self._finding(rule, diagnostic, path, display_path, lines, positions))
+        return result
+
+    def apply_suppressions(self, result: FileResult, lines: list[str]) -> int:
+        """Drop suppressed findings; report unused suppressions as GL001. Returns the count dropped."""
+        suppressions = result.suppressions
+        if suppressions is None or not suppressions.by_line:
+            return 0
+        kept = [
+            finding
+            for finding in result.findings
+            if not suppressions.is_suppressed(finding.code, {finding.line, finding.end_line})
+        ]
+        dropped = len(result.findings) - len(kept)
+        result.findings = kept
+        if self.report_unused_ignores and UnusedSuppression.code in self.enabled_codes:
+            for unused in suppressions.unused():
+                codes = ", ".join(sorted(unused.codes)) if unused.codes else "all rules"
+                line_text = lines[unused.line - 1] if 0 < unused.line <= len(lines) else ""
+                result.findings.append(
+                    Finding(
+                        code=UnusedSuppression.code,
+                        name=UnusedSuppression.name,
+                        severity=UnusedSuppression.severity,
+                        message=f"this suppression of {codes} matches no finding on its line",
+                        path=result.path,
+                        display_path=result.display_path,
+                        line=unused.line,
+                        column=unused.column,
+                        end_line=unused.line,
+                        end_column=max(unused.column, len(line_text) + 1),
+                        hint="Remove the comment, or move it to the line the finding is reported on.",
+                        source_line=line_text,
+                    )
+                )
+        return dropped
+
+    @staticmethod
+    def _finding(
+        rule: Rule,
+        diagnostic: Diagnostic,
+        path: Path,
+        display_path: str,
+        lines: list[str],
+        positions: "_LazyPositions",
+    ) -> Finding:
+        (line, column), (end_line, end_column) = positions.span(diagnostic.node)
+        related = tuple(
+            Related(*positions.start(node), message) for node, message in diagnostic.related
+        )
+        return Finding(
+            code=rule.code,
+            name=rule.name,
+            severity=diagnostic.severity or rule.severity,
+            message=diagnostic.message,
+            path=path,
+            display_path=display_path,
+            line=line,
+            column=column,
+            end_line=end_line,
+            end_column=end_column,
+            hint=diagnostic.hint,
+            related=related,
+            source_line=lines[line - 1] if 0 < line <= len(lines) else "",
+            fix_safety=diagnostic.fix_safety,
+        )
+
+
+def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    seen: set[int] = set()
+    unique = []
+    for diagnostic in diagnostics:
+        if id(diagnostic.node) not in seen:
+            seen.add(id(diagnostic.node))
+            unique.append(diagnostic)
+    return unique
+
+
+class _LazyPositions:
+    """PositionProvider, computed on first use only."""
+
+    def __init__(self, module: cst.Module) -> None:
+        self.module = module
+        self._positions: Mapping[cst.CSTNode, Any] | None = None
+
+    def _get(self, node: cst.CSTNode):
+        if self._positions is None:
+            self._positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
+        return self._positions[node]
+
+    def start(self, node: cst.CSTNode) -> tuple[int, int]:
+        position = self._get(node)
+        return position.start.line, position.start.column + 1
+
+    def span(self, node: cst.CSTNode) -> tuple[tuple[int, int], tuple[int, int]]:
+        position = self._get(node)
+        return (
+            (position.start.line, position.start.column + 1),
+            (position.end.line, position.end.column + 1),
+        )
+
+
+def model_for(text: str) -> FileModel:
+    """Parse and model one source text (for tests and tools)."""
+    return build_model(cst.parse_module(text))

@@ -1,0 +1,109 @@
+"""The data every stage hands to the next: findings and the report that carries them."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class Severity(enum.IntEnum):
+    """Ordered so that `severity >= fail_on` reads naturally."""
+
+    INFO = 1
+    WARNING = 2
+    ERROR = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> "Severity":
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            choices = ", ".join(s.label for s in cls)
+            raise ValueError(f"unknown severity {text!r} (expected one of: {choices})") from None
+
+
+@dataclass(frozen=True)
+class Related:
+    """Another site that explains a finding ("loss.backward() is here")."""
+
+    line: int
+    column: int
+    message: str
+
+
+@dataclass
+class Finding:
+    code: str
+    name: str
+    severity: Severity
+    message: str
+    path: Path
+    """Absolute path of the file."""
+    display_path: str
+    """The path as the user should read it (relative to the working directory when possible)."""
+    line: int
+    column: int
+    """1-based, in characters."""
+    end_line: int
+    end_column: int
+    hint: str | None = None
+    """How to fix it: one sentence."""
+    related: tuple[Related, ...] = ()
+    source_line: str = ""
+    """The text of `line`, kept for code frames and fingerprints."""
+    fix_safety: str | None = None
+    """'safe' or 'unsafe' when a fix exists (autofix issue), else None."""
+
+    def sort_key(self) -> tuple:
+        return (self.display_path, self.line, self.column, self.code)
+
+    def fingerprint(self) -> str:
+        """Stable across line moves: rule, file and the normalised code of the line."""
+        text = " ".join(self.source_line.split())
+        digest = hashlib.sha256(f"{self.code}\0{self.display_path}\0{text}".encode()).hexdigest()
+        return digest[:16]
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class InternalError:
+    path: str
+    message: str
+    code: str | None = None
+    """The rule that crashed, when one did."""
+
+
+@dataclass
+class Report:
+    """Everything a reporter needs; reporters never look anywhere else."""
+
+    findings: list[Finding] = field(default_factory=list)
+    files_checked: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    errors: list[InternalError] = field(default_factory=list)
+    suppressed: int = 0
+    root: Path = field(default_factory=Path.cwd)
+    """Repository root: SARIF and GitHub paths are relative to it."""
+
+    def counts(self) -> dict[str, int]:
+        counts = {s.label: 0 for s in sorted(Severity, reverse=True)}
+        for finding in self.findings:
+            counts[finding.severity.label] += 1
+        return counts
+
+    def relative_to_root(self, finding: Finding) -> str:
+        try:
+            return finding.path.relative_to(self.root).as_posix()
+        except ValueError:
+            return finding.path.as_posix()

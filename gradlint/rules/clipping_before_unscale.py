@@ -1,0 +1,44 @@
+"""GL103 clipping-before-unscale: AMP gradients clipped while still multiplied by the loss scale."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from gradlint.analysis.model import FileModel, Kind
+from gradlint.analysis.steps import training_steps
+from gradlint.findings import Severity
+from gradlint.rules._helpers import optimizer_name, scaler_name, text
+from gradlint.rules.base import Diagnostic, Rule, RuleContext
+
+# Accelerate, Fabric and Lightning unscale inside their own clipping methods.
+_NEEDS_UNSCALE = ("torch", "fsdp")
+
+
+class ClippingBeforeUnscale(Rule):
+    code = "GL103"
+    name = "clipping-before-unscale"
+    severity = Severity.ERROR
+    summary = "With a GradScaler, gradients are clipped before scaler.unscale_(), so the threshold applies to scaled gradients."
+    triggers = ("scale(",)
+
+    def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
+        for step in training_steps(model):
+            backward = step.backward.event
+            if not backward.scaled:
+                continue
+            for clip in step.clips:
+                if clip.event.form not in _NEEDS_UNSCALE:
+                    continue
+                before_clip = step.context.between(step.backward.index, clip.index)
+                if any(occ.kind is Kind.UNSCALE for occ in before_clip):
+                    continue
+                unscale = f"{scaler_name(backward)}.unscale_({optimizer_name(step)})"
+                yield Diagnostic(
+                    clip.event.node,
+                    f"{text(model, clip.event)} clips gradients that {text(model, backward)} at line "
+                    f"{ctx.line_of(backward.node)} multiplied by the loss scale, and `{unscale}` is missing: "
+                    "the threshold is effectively divided by the scale (often 65536)",
+                    hint=f"Call `{unscale}` right before clipping.",
+                    related=((backward.node, "scaled gradients are computed here"),),
+                    fix_safety="safe",
+                )
