@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -86,8 +85,8 @@ def _report(results: list[FileResult], root: Path) -> Report:
 
 
 def display_path(path: Path, cwd: Path) -> str:
+    """Relative to the working directory when inside it, else absolute (as ruff prints paths)."""
     try:
         return path.relative_to(cwd).as_posix()
     except ValueError:
-        relative = os.path.relpath(path, cwd)
-        return Path(relative).as_posix() if not relative.startswith("../../..") else path.as_posix()
+        return path.as_posix()

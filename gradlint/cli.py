@@ -132,7 +132,7 @@ def check(
             with output.open("w", encoding="utf-8") as stream:
                 write_report(report, output_format, stream, statistics=statistics, quiet=quiet)
         else:
-            stdout = click.get_text_stream("stdout")
+            stdout = sys.stdout
             write_report(
                 report, output_format, stdout, color=_use_color(stdout), statistics=statistics, quiet=quiet
             )

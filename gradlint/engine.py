@@ -62,11 +62,13 @@ def read_source(path: Path) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(BytesIO(data).readline)
     except SyntaxError as error:
+        if "missing encoding" in str(error):
+            raise SourceError("not valid UTF-8 text (declare its encoding with a coding comment)") from None
         raise SourceError(f"invalid encoding declaration: {error}") from None
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError):
-        raise SourceError(f"not valid {encoding} text (declare the encoding with a coding comment)") from None
+        raise SourceError(f"not valid {encoding} text (declare its encoding with a coding comment)") from None
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -116,14 +118,13 @@ class FileChecker:
             module = cst.parse_module(text)
         except cst.ParserSyntaxError as error:
             if ParseError.code in self.enabled_codes and ParseError.code not in ignored_codes:
-                line = max(1, error.raw_line)
-                column = error.raw_column + 1
+                line, column, message = _syntax_error_location(text, error)
                 result.findings.append(
                     Finding(
                         code=ParseError.code,
                         name=ParseError.name,
                         severity=ParseError.severity,
-                        message=f"cannot parse this file: {error.message}",
+                        message=f"cannot parse this file: {message}",
                         path=path,
                         display_path=display_path,
                         line=line,
@@ -230,6 +231,18 @@ class FileChecker:
             source_line=lines[line - 1] if 0 < line <= len(lines) else "",
             fix_safety=diagnostic.fix_safety,
         )
+
+
+def _syntax_error_location(text: str, error: cst.ParserSyntaxError) -> tuple[int, int, str]:
+    """CPython's own report is more precise than libcst's; ask it (only on failure, so no cost)."""
+    try:
+        compile(text, "<gradlint>", "exec", dont_inherit=True, flags=0x400)  # ast.PyCF_ONLY_AST
+    except SyntaxError as syntax:
+        if syntax.lineno:
+            return syntax.lineno, max(1, syntax.offset or 1), syntax.msg
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    return max(1, error.raw_line), error.raw_column + 1, error.message
 
 
 def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

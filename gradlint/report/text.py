@@ -1,0 +1,245 @@
+"""Human output, rendered with rich: the full `text` format (code frames) and `concise`.
+
+Everything printed is built from `rich.text.Text` objects with markup and emoji disabled, so
+finding texts such as `[error]`, `[bold]` or `:fire:` are printed literally.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TextIO
+
+from rich.cells import cell_len
+from rich.console import Console
+from rich.text import Text
+
+from gradlint.findings import Finding, Report, Severity
+
+SEVERITY_STYLE: dict[Severity, str] = {
+    Severity.ERROR: "red",
+    Severity.WARNING: "yellow",
+    Severity.INFO: "blue",
+}
+
+_TAB_SIZE = 4
+_WIDTH = 100
+"""Only tables would use it: every line is printed with soft wrapping, never cut or folded."""
+
+
+def make_console(stream: TextIO, *, color: bool) -> Console:
+    """A console that writes to `stream`, with ANSI styling exactly when `color` is true.
+
+    Terminal detection and the environment (TERM, NO_COLOR, FORCE_COLOR, COLUMNS) are not
+    consulted: the CLI has already decided, and the same call always renders the same bytes.
+    """
+    return Console(
+        file=stream,
+        force_terminal=color,
+        force_jupyter=False,
+        force_interactive=False,
+        color_system="standard" if color else None,
+        no_color=not color,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        soft_wrap=True,
+        width=_WIDTH,
+        legacy_windows=False,
+        tab_size=_TAB_SIZE,
+    )
+
+
+def clean(text: str, *, single_line: bool = True) -> str:
+    """Make untrusted text safe to print: no terminal control characters, one line if asked."""
+    out = []
+    for char in text:
+        if char == "\n" and not single_line:
+            out.append(char)
+        elif char in "\r\n":
+            out.append(" ")
+        elif char == "\t":
+            out.append(char)
+        elif ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+# -- pieces shared by text and concise -------------------------------------------------------
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def summary_line(report: Report) -> str:
+    """`Found 3 problems (1 error, 2 warnings, 0 info) in 12 files.` or the all-clear."""
+    files = _plural(report.files_checked, "file")
+    suppressed = f" ({report.suppressed} suppressed)" if report.suppressed else ""
+    if not report.findings:
+        return f"All checked: no problems found in {files}{suppressed}."
+    counts = report.counts()
+    breakdown = (
+        f"{_plural(counts['error'], 'error')}, {_plural(counts['warning'], 'warning')}, {counts['info']} info"
+    )
+    return f"Found {_plural(len(report.findings), 'problem')} ({breakdown}) in {files}{suppressed}."
+
+
+def _summary_text(report: Report) -> Text:
+    if not report.findings:
+        return Text(summary_line(report), style="bold green")
+    worst = max(finding.severity for finding in report.findings)
+    return Text(summary_line(report), style=f"bold {SEVERITY_STYLE[worst]}")
+
+
+def sorted_findings(report: Report) -> list[Finding]:
+    return sorted(report.findings, key=lambda finding: finding.sort_key())
+
+
+def headline(finding: Finding) -> Text:
+    """`path:line:col: GL103 [error] message`."""
+    text = Text()
+    text.append(f"{clean(finding.display_path)}:{finding.line}:{finding.column}:", style="bold")
+    text.append(" ")
+    text.append(finding.code, style="bold")
+    text.append(" ")
+    text.append(f"[{finding.severity.label}]", style=SEVERITY_STYLE[finding.severity])
+    text.append(" ")
+    text.append(clean(finding.message))
+    return text
+
+
+def statistics_rows(report: Report) -> list[tuple[int, str, str]]:
+    """(count, code, name) per code, most frequent first, then by code."""
+    counts = Counter(finding.code for finding in report.findings)
+    names: dict[str, str] = {}
+    for finding in report.findings:
+        names.setdefault(finding.code, finding.name)
+    return sorted(((n, code, names[code]) for code, n in counts.items()), key=lambda row: (-row[0], row[1]))
+
+
+def _print_statistics(console: Console, report: Report) -> None:
+    rows = statistics_rows(report)
+    if not rows:
+        return
+    count_width = max(len(str(count)) for count, _, _ in rows)
+    code_width = max(len(code) for _, code, _ in rows)
+    for count, code, name in rows:
+        line = Text()
+        line.append(str(count).rjust(count_width))
+        line.append("  ")
+        line.append(code.ljust(code_width), style="bold")
+        line.append("  ")
+        line.append(name)
+        console.print(line)
+
+
+# -- the code frame -------------------------------------------------------------------------
+
+
+def code_frame(finding: Finding) -> list[Text]:
+    """The finding's line with its number in a gutter, and carets under the reported columns.
+
+    Columns are 1-based character offsets; `end_column` is exclusive (one past the last
+    character, as in SARIF). A finding that spans several lines is underlined to the end of
+    its first line. Tabs are expanded and wide characters measured, so carets line up.
+    """
+    source = finding.source_line.rstrip("\r\n")
+    if not source.strip():
+        return []
+    source = clean(source).rstrip()
+    start = max(finding.column, 1) - 1
+    if finding.end_line == finding.line:
+        end = finding.end_column - 1
+    else:
+        end = len(source)
+    end = min(end, len(source))
+
+    def width(upto: int) -> int:
+        return cell_len(source[:upto].expandtabs(_TAB_SIZE)) + max(0, upto - len(source))
+
+    offset = width(start)
+    carets = max(1, width(end) - offset)
+
+    number = str(finding.line)
+    style = SEVERITY_STYLE[finding.severity]
+    code_line = Text()
+    code_line.append(f" {number} | ", style="blue")
+    code_line.append(source.expandtabs(_TAB_SIZE))
+    caret_line = Text()
+    caret_line.append(f" {' ' * len(number)} | ", style="blue")
+    caret_line.append(" " * offset)
+    caret_line.append("^" * carets, style=f"bold {style}")
+    return [code_line, caret_line]
+
+
+def _print_full(console: Console, finding: Finding) -> None:
+    console.print(headline(finding))
+    for line in code_frame(finding):
+        console.print(line)
+    if finding.hint:
+        help_line = Text("  ")
+        help_line.append("help:", style="bold cyan")
+        help_line.append(" ")
+        help_line.append(clean(finding.hint))
+        console.print(help_line)
+    for related in finding.related:
+        note = Text("  ")
+        note.append("note:", style="bold")
+        note.append(f" {clean(finding.display_path)}:{related.line}: ")
+        note.append(clean(related.message))
+        console.print(note)
+
+
+# -- the two formats ------------------------------------------------------------------------
+
+
+def write_text(
+    report: Report,
+    stream: TextIO,
+    *,
+    color: bool = False,
+    statistics: bool = False,
+    quiet: bool = False,
+) -> None:
+    """The default format: each finding with a code frame, help and notes, then a summary.
+
+    `statistics` prints a count per code instead of the findings; `quiet` prints the findings
+    in concise form and no summary.
+    """
+    console = make_console(stream, color=color)
+    if statistics:
+        _print_statistics(console, report)
+        if not quiet:
+            if report.findings:
+                console.print()
+            console.print(_summary_text(report))
+        return
+    if quiet:
+        for finding in sorted_findings(report):
+            console.print(headline(finding))
+        return
+    for finding in sorted_findings(report):
+        _print_full(console, finding)
+        console.print()
+    console.print(_summary_text(report))
+
+
+def write_concise(
+    report: Report,
+    stream: TextIO,
+    *,
+    color: bool = False,
+    statistics: bool = False,
+    quiet: bool = False,
+) -> None:
+    """One line per finding (`path:line:col: CODE [severity] message`), then the summary."""
+    console = make_console(stream, color=color)
+    if statistics:
+        _print_statistics(console, report)
+    else:
+        for finding in sorted_findings(report):
+            console.print(headline(finding))
+    if not quiet:
+        console.print(_summary_text(report))
