@@ -23,7 +23,7 @@ from gradlint.rules.meta_parse_error import ParseError
 from gradlint.rules.meta_unused_suppression import UnusedSuppression
 from gradlint.suppress import Suppressions, parse_suppressions
 
-RISK_TRIGGERS = ("RNN", "LSTM", "GRU", "optim")
+RISK_TRIGGERS = ("RNN", "LSTM", "GRU", "lr=", "lr =")
 """Files that may hold a risk factor (for GL101's context) are parsed even without a step."""
 
 
@@ -112,29 +112,20 @@ class FileChecker:
         if suppressions.file_ignored:
             return result
         if not any(trigger in text for trigger in self.triggers):
+            # Nothing a rule could report, but a syntax error is still worth knowing about:
+            # CPython's C parser checks that at a fraction of libcst's cost.
+            if ParseError.code in self.enabled_codes and ParseError.code not in ignored_codes:
+                syntax_error = _cpython_syntax_error(text)
+                if syntax_error is not None:
+                    result.findings.append(self._parse_error(path, display_path, text.splitlines(), *syntax_error))
             return result
         lines = text.splitlines()
         try:
             module = cst.parse_module(text)
         except cst.ParserSyntaxError as error:
             if ParseError.code in self.enabled_codes and ParseError.code not in ignored_codes:
-                line, column, message = _syntax_error_location(text, error)
-                result.findings.append(
-                    Finding(
-                        code=ParseError.code,
-                        name=ParseError.name,
-                        severity=ParseError.severity,
-                        message=f"cannot parse this file: {message}",
-                        path=path,
-                        display_path=display_path,
-                        line=line,
-                        column=column,
-                        end_line=line,
-                        end_column=column,
-                        hint="Fix the syntax error; gradlint checks nothing else in a file it cannot parse.",
-                        source_line=lines[line - 1] if 0 < line <= len(lines) else "",
-                    )
-                )
+                location = _cpython_syntax_error(text) or (max(1, error.raw_line), error.raw_column + 1, error.message)
+                result.findings.append(self._parse_error(path, display_path, lines, *location))
             return result
         except RecursionError:
             result.skipped = SkippedFile(display_path, "too deeply nested to parse")
@@ -181,7 +172,7 @@ class FileChecker:
         dropped = len(result.findings) - len(kept)
         result.findings = kept
         if self.report_unused_ignores and UnusedSuppression.code in self.enabled_codes:
-            for unused in suppressions.unused():
+            for unused in suppressions.unused(enabled=self.enabled_codes):
                 codes = ", ".join(sorted(unused.codes)) if unused.codes else "all rules"
                 line_text = lines[unused.line - 1] if 0 < unused.line <= len(lines) else ""
                 result.findings.append(
@@ -201,6 +192,23 @@ class FileChecker:
                     )
                 )
         return dropped
+
+    @staticmethod
+    def _parse_error(path: Path, display_path: str, lines: list[str], line: int, column: int, message: str) -> Finding:
+        return Finding(
+            code=ParseError.code,
+            name=ParseError.name,
+            severity=ParseError.severity,
+            message=f"cannot parse this file: {message}",
+            path=path,
+            display_path=display_path,
+            line=line,
+            column=column,
+            end_line=line,
+            end_column=column,
+            hint="Fix the syntax error; gradlint checks nothing else in a file it cannot parse.",
+            source_line=lines[line - 1] if 0 < line <= len(lines) else "",
+        )
 
     @staticmethod
     def _finding(
@@ -233,16 +241,15 @@ class FileChecker:
         )
 
 
-def _syntax_error_location(text: str, error: cst.ParserSyntaxError) -> tuple[int, int, str]:
-    """CPython's own report is more precise than libcst's; ask it (only on failure, so no cost)."""
+def _cpython_syntax_error(text: str) -> tuple[int, int, str] | None:
+    """CPython's own report, which locates errors more precisely than libcst's."""
     try:
         compile(text, "<gradlint>", "exec", dont_inherit=True, flags=0x400)  # ast.PyCF_ONLY_AST
     except SyntaxError as syntax:
-        if syntax.lineno:
-            return syntax.lineno, max(1, syntax.offset or 1), syntax.msg
+        return max(1, syntax.lineno or 1), max(1, syntax.offset or 1), syntax.msg
     except (ValueError, RecursionError, MemoryError):
-        pass
-    return max(1, error.raw_line), error.raw_column + 1, error.message
+        return None
+    return None
 
 
 def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

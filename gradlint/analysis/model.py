@@ -66,9 +66,15 @@ class Event:
 
     def describe(self, module: cst.Module) -> str:
         """Short source text of the event, for messages (`optimizer.step()`)."""
-        text = module.code_for_node(self.node if self.call is None else self.call)
-        text = " ".join(text.split())
-        return text if len(text) <= 60 else text[:57] + "..."
+        return snippet(module, self.node if self.call is None else self.call)
+
+
+def snippet(module: cst.Module, node: cst.CSTNode, limit: int = 60) -> str:
+    """One line of source for a message: comments dropped, whitespace collapsed, shortened."""
+    lines = [line.split("#", 1)[0] if "#" in line and "'" not in line and '"' not in line else line
+             for line in module.code_for_node(node).splitlines()]
+    text = " ".join(" ".join(lines).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class BlockKind(enum.Enum):
@@ -211,17 +217,58 @@ def _keyword(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
     return None
 
 
-class _CallCollector(cst.CSTVisitor):
-    """Collects calls of one simple statement in evaluation order (arguments first)."""
+_NO_CALLS_INSIDE = frozenset(
+    {
+        "whitespace", "whitespace_before", "whitespace_after", "whitespace_before_params",
+        "whitespace_after_star", "whitespace_after_arg", "whitespace_before_colon",
+        "whitespace_after_colon", "whitespace_before_indicator", "whitespace_after_indicator",
+        "whitespace_before_as", "whitespace_after_as", "whitespace_before_in", "whitespace_after_in",
+        "whitespace_before_if", "whitespace_after_if", "whitespace_before_else", "whitespace_after_else",
+        "whitespace_after_await", "whitespace_before_from", "whitespace_after_from",
+        "whitespace_after_walrus", "whitespace_before_walrus",
+        "lpar", "rpar", "comma", "operator", "dot", "lbracket", "rbracket", "lbrace", "rbrace",
+        "equal", "colon", "star", "semicolon", "value_quote", "prefix", "start", "end",
+    }
+)
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
-    def __init__(self) -> None:
-        self.calls: list[cst.Call] = []
 
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
+def _child_fields(node_type: type) -> tuple[str, ...]:
+    fields = _CHILD_FIELDS.get(node_type)
+    if fields is None:
+        fields = tuple(
+            name for name in node_type.__dataclass_fields__ if name not in _NO_CALLS_INSIDE
+        )
+        _CHILD_FIELDS[node_type] = fields
+    return fields
 
-    def leave_Call(self, original_node: cst.Call) -> None:
-        self.calls.append(original_node)
+
+def iter_calls(expression: cst.CSTNode) -> list[cst.Call]:
+    """The calls in an expression in evaluation order (arguments before the call).
+
+    libcst's visitor rebuilds every node it leaves, which costs more than parsing; this
+    walk only reads fields. Lambda bodies are skipped: they run later, if at all.
+    """
+    calls: list[cst.Call] = []
+    stack: list[tuple[object, bool]] = [(expression, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            calls.append(node)  # type: ignore[arg-type]
+            continue
+        if isinstance(node, cst.Lambda) or isinstance(node, (cst.SimpleString, cst.Name, cst.Integer, cst.Float)):
+            continue
+        if isinstance(node, cst.Call):
+            stack.append((node, True))
+        children: list[object] = []
+        for name in _child_fields(type(node)):
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode):
+                children.append(value)
+            elif isinstance(value, (tuple, list)):
+                children.extend(item for item in value if isinstance(item, cst.CSTNode))
+        stack.extend((child, False) for child in reversed(children))
+    return calls
 
 
 class _Builder:
@@ -461,9 +508,7 @@ class _Builder:
     def _expression(self, expression: cst.BaseExpression, block: Block) -> None:
         if not isinstance(expression, cst.CSTNode):
             return
-        collector = _CallCollector()
-        expression.visit(collector)
-        for call in collector.calls:
+        for call in iter_calls(expression):
             self._call(call, block)
 
     # --------------------------------------------------------------------- calls

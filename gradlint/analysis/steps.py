@@ -156,20 +156,24 @@ def contexts(model: FileModel) -> list[Context]:
     return model.derived["contexts"]
 
 
+def step_instances(model: FileModel) -> list[list[TrainingStep]]:
+    """Each (backward, step) pair of the file with every context it was found in.
+
+    A `train_step()` helper is seen on its own and again inlined into the loop that calls
+    it; only the caller shows the loop (for GL107) or a clip after the call (for GL102).
+    """
+    if "steps" not in model.derived:
+        groups: dict[tuple[int, int], list[TrainingStep]] = {}
+        for context in contexts(model):
+            for step in context.training_steps:
+                groups.setdefault((id(step.backward.event), id(step.step.event)), []).append(step)
+        model.derived["steps"] = list(groups.values())
+    return model.derived["steps"]
+
+
 def training_steps(model: FileModel) -> list[TrainingStep]:
-    """All training steps of the file, each (backward, step) pair once."""
-    if "steps" in model.derived:
-        return model.derived["steps"]
-    seen: set[tuple[int, int]] = set()
-    steps: list[TrainingStep] = []
-    for context in contexts(model):
-        for step in context.training_steps:
-            key = (id(step.backward.event), id(step.step.event))
-            if key not in seen:
-                seen.add(key)
-                steps.append(step)
-    model.derived["steps"] = steps
-    return steps
+    """Every training step instance, in every context it runs in."""
+    return [step for group in step_instances(model) for step in group]
 
 
 def flatten(model: FileModel, function: Function | None) -> Context:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from gradlint.analysis.model import FileModel
+from gradlint.analysis.model import FileModel, snippet
 from gradlint.analysis.recurrence import carried_states
 from gradlint.findings import Severity
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
@@ -23,7 +23,7 @@ class BpttHiddenNotDetached(Rule):
                 continue
             call = state.call.event.value
             assert call is not None
-            described = " ".join(model.module.code_for_node(call).split())
+            described = snippet(model.module, call)
             yield Diagnostic(
                 state.call.event.node,
                 f"`{state.name}` returned by `{described}` is fed back on the next iteration without detach(): "

@@ -7,7 +7,7 @@ from typing import Iterator
 import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
-from gradlint.analysis.model import FileModel, Kind
+from gradlint.analysis.model import FileModel, Kind, snippet
 from gradlint.analysis.steps import Context, Occurrence, contexts
 from gradlint.findings import Severity
 from gradlint.rules._helpers import call_name, latest_assignment, text
@@ -32,7 +32,7 @@ class ClipExhaustedIterator(Rule):
     name = "clip-exhausted-iterator"
     severity = Severity.ERROR
     summary = "Clipping is given a parameter generator that was already consumed, so it clips nothing."
-    triggers = ("clip",)
+    triggers = ("clip_grad",)
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
         for context in contexts(model):
@@ -51,7 +51,7 @@ class ClipExhaustedIterator(Rule):
         binding = latest_assignment(context, name, clip.index)
         if binding is None or binding.event.targets != (name,) or not is_one_shot(binding.event.value):
             return None
-        source = f"`{model.module.code_for_node(binding.event.value)}` at line {ctx.line_of(binding.event.node)}"
+        source = f"`{snippet(model.module, binding.event.value)}` at line {ctx.line_of(binding.event.node)}"
         hint = f"Bind a list once: `{name} = list(...)`, or pass `model.parameters()` to each call directly."
         for occ in context.between(binding.index, clip.index):
             if self._consumes(occ, name) and occ.event.node is not clip.event.node:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from gradlint.analysis.model import BlockKind, FileModel
+from gradlint.analysis.model import BlockKind, FileModel, snippet
 from gradlint.analysis.steps import training_steps
 from gradlint.findings import Severity
 from gradlint.rules._helpers import text
@@ -16,7 +16,7 @@ class ClippingInsideAccumulation(Rule):
     name = "clipping-inside-accumulation"
     severity = Severity.WARNING
     summary = "With gradient accumulation, clipping runs on every micro-batch instead of once before the optimizer step."
-    triggers = ("clip",)
+    triggers = ("clip_grad",)
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
         for step in training_steps(model):
@@ -24,7 +24,7 @@ class ClippingInsideAccumulation(Rule):
             optimizer_step = step.step.event
             for clip in step.clips:
                 if guard is not None and not clip.inside(guard):
-                    condition = " ".join(model.module.code_for_node(guard.test).split())
+                    condition = snippet(model.module, guard.test)
                     yield Diagnostic(
                         clip.event.node,
                         f"{text(model, clip.event)} runs on every micro-batch, but {text(model, optimizer_step)} "

@@ -16,7 +16,7 @@ class ClippingMisplaced(Rule):
     name = "clipping-misplaced"
     severity = Severity.ERROR
     summary = "Gradient clipping runs after step() or before backward(), so it clips nothing the step uses."
-    triggers = ("clip",)
+    triggers = ("clip_grad",)
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
         for step in training_steps(model):

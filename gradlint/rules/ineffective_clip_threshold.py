@@ -19,7 +19,7 @@ class IneffectiveClipThreshold(Rule):
     options = (
         Option("max-norm-limit", 1000.0, "Thresholds at or above this value are reported as too large to clip."),
     )
-    triggers = ("clip",)
+    triggers = ("clip_grad",)
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
         limit = ctx.options["max-norm-limit"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from gradlint.analysis.model import FileModel
-from gradlint.analysis.steps import training_steps
+from gradlint.analysis.steps import step_instances
 from gradlint.findings import Finding, Related, Severity
 from gradlint.rules._helpers import optimizer_name, scaler_name, text, trained_model_name
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
@@ -19,9 +19,10 @@ class MissingGradientClipping(Rule):
     triggers = ("backward",)
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
-        for step in training_steps(model):
-            if step.clips or step.misplaced_clips or step.is_engine_step:
+        for instances in step_instances(model):
+            if any(s.clips or s.misplaced_clips or s.is_engine_step for s in instances):
                 continue
+            step = instances[0]
             backward, optimizer_step = step.backward.event, step.step.event
             params = f"{trained_model_name(step)}.parameters()"
             if backward.scaled:

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import libcst as cst
 
-from gradlint.analysis.model import FileModel, Kind
+from gradlint.analysis.model import FileModel, Kind, snippet
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, contexts
 from gradlint.analysis.values import string_value
@@ -84,8 +84,7 @@ class SumReductionLoss(Rule):
                 source = sum_reduced_source(context, occ.event.tensor, occ.index)
                 if source is None:
                     continue
-                loss = " ".join(model.module.code_for_node(source).split())
-                loss = loss if len(loss) <= 50 else loss[:47] + "..."
+                loss = snippet(model.module, source, limit=50)
                 yield Diagnostic(
                     occ.event.node,
                     f"{text(model, occ.event)} backpropagates a loss summed with reduction='sum' (`{loss}` at line "
