@@ -273,11 +273,6 @@ def test_threshold_of_a_local_function_named_like_torch_clip_is_not_checked():
     assert lint(code, "GL104") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="values.evaluate_number resolves a bare name to the module constant even where a function "
-    "parameter of the same name shadows it",
-)
 def test_module_constant_shadowed_by_a_parameter_is_not_used():
     code = dedent(
         """\
@@ -297,11 +292,6 @@ def test_module_constant_shadowed_by_a_parameter_is_not_used():
     assert lint(code, "GL104") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="values.evaluate_number resolves a bare name to the module constant even where a local "
-    "assignment in the function rebinds it to an unresolved value",
-)
 def test_module_constant_rebound_locally_to_an_unresolved_value_is_quiet():
     code = dedent(
         """\
@@ -560,11 +550,6 @@ def test_clip_with_keyword_parameters_argument_is_checked():
     assert lines(lint(code, "GL105"), "GL105") == [at(code, "clip_grad_norm_(parameters=params")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec: passing the generator to an optimizer constructor consumes it; model._call only "
-    "records positional bare-name arguments (ARG events), so `SGD(params=params)` is missed",
-)
 def test_generator_passed_to_the_optimizer_by_keyword_is_reported():
     # Test-time adaptation: one clipped gradient step on the incoming batch (no loop involved).
     code = dedent(
@@ -602,11 +587,6 @@ def test_generator_passed_to_the_optimizer_positionally_without_a_loop_is_report
     assert lines(lint(code, "GL105"), "GL105") == [at(code, "clip_grad_norm_(params")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec: a generator iterated in a `for` is consumed; a comprehension's `for` "
-    "(`sum(p.grad.norm() ** 2 for p in params)`) is not recorded as a consumption by model._call/_loop",
-)
 def test_generator_consumed_by_a_grad_norm_comprehension_is_reported():
     # The gradient norm is logged through a generator expression over `params`, which exhausts it.
     code = dedent(

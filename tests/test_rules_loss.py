@@ -231,11 +231,6 @@ def test_legacy_size_average_false_is_a_sum_when_the_file_mentions_sum():
     assert lines(lint(code, "GL109"), "GL109") == [at(code, "loss.backward()")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sum_reduction_loss._is_sum_reduced recognises size_average=False, but the rule's text "
-    "pre-filter (SumReductionLoss.triggers = ('sum',)) skips files that never spell 'sum'",
-)
 def test_legacy_size_average_false_is_a_sum():
     code = object_loss("size_average=False")
     assert "sum" not in code

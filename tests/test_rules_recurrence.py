@@ -121,11 +121,6 @@ def test_detach_at_the_end_of_the_iteration_is_quiet():
     assert lint(code, "GL108") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec: only detach/repackage/re-init reset the state; recurrence._reset_elsewhere treats any "
-    "other assignment to the state in the loop (here a mask multiply, which keeps the graph) as a reset",
-)
 def test_masking_the_hidden_state_is_not_a_detach():
     # Recurrent policy (A2C style): zeroing the state of finished episodes keeps the graph.
     code = dedent(
@@ -422,11 +417,6 @@ def test_retain_graph_with_lstm_tuple_state_is_reported():
     assert lines(lint(code, "GL111"), "GL111") == [at(code, "loss.backward(retain_graph=True)")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec: torch.autograd.backward is a BACKWARD and GL111 covers backward(retain_graph=True); "
-    "model._call records torch.autograd.backward without reading its retain_graph keyword",
-)
 def test_autograd_backward_with_retain_graph_and_carried_hidden_is_reported():
     code = dedent(
         """\

@@ -131,6 +131,7 @@ class Function:
     body: Block
     class_name: str | None
     parent: "Function | None"
+    params: tuple[str, ...] = ()
     local_functions: dict[str, "Function"] = field(default_factory=dict)
 
 
@@ -172,8 +173,9 @@ class FileModel:
     def qualify_call(self, call: cst.Call) -> str | None:
         return self.imports.qualify_expr(call.func)
 
-    def number(self, node: cst.BaseExpression | None) -> float | int | None:
-        return None if node is None else evaluate_number(node, self.imports, self.constants)
+    def number(self, node: cst.BaseExpression | None, lookup=None) -> float | int | None:
+        """A constant's value; names resolve through `lookup` (default: module constants)."""
+        return None if node is None else evaluate_number(node, self.imports, lookup or self.constants)
 
 
 def build_model(module: cst.Module) -> FileModel:
@@ -243,8 +245,8 @@ def _child_fields(node_type: type) -> tuple[str, ...]:
     return fields
 
 
-def iter_calls(expression: cst.CSTNode) -> list[cst.Call]:
-    """The calls in an expression in evaluation order (arguments before the call).
+def iter_calls(expression: cst.CSTNode) -> list[cst.Call | cst.CompFor]:
+    """The calls (and comprehension `for`s) in an expression, in evaluation order.
 
     libcst's visitor rebuilds every node it leaves, which costs more than parsing; this
     walk only reads fields. Lambda bodies are skipped: they run later, if at all.
@@ -258,7 +260,7 @@ def iter_calls(expression: cst.CSTNode) -> list[cst.Call]:
             continue
         if isinstance(node, cst.Lambda) or isinstance(node, (cst.SimpleString, cst.Name, cst.Integer, cst.Float)):
             continue
-        if isinstance(node, cst.Call):
+        if isinstance(node, (cst.Call, cst.CompFor)):
             stack.append((node, True))
         children: list[object] = []
         for name in _child_fields(type(node)):
@@ -269,6 +271,16 @@ def iter_calls(expression: cst.CSTNode) -> list[cst.Call]:
                 children.extend(item for item in value if isinstance(item, cst.CSTNode))
         stack.extend((child, False) for child in reversed(children))
     return calls
+
+
+def _imported_clip_helper(qualified: str | None) -> bool:
+    """`from train_utils import clip` / `train_utils.clip_grads(...)`: a project helper named like a clip.
+
+    torch's own `clip`/`clamp` clamp values, not gradients, so torch names never count.
+    """
+    if not qualified or qualified.split(".", 1)[0] in ("torch", "numpy", "np", "math"):
+        return False
+    return "clip" in qualified.rsplit(".", 1)[-1].lower()
 
 
 class _Builder:
@@ -409,6 +421,16 @@ class _Builder:
             body=Block(BlockKind.BODY, node),
             class_name=owner.name if owner else None,
             parent=parent,
+            params=tuple(
+                param.name.value
+                for param in (
+                    *node.params.posonly_params,
+                    *node.params.params,
+                    *node.params.kwonly_params,
+                    *([node.params.star_arg] if isinstance(node.params.star_arg, cst.Param) else []),
+                    *([node.params.star_kwarg] if node.params.star_kwarg is not None else []),
+                )
+            ),
         )
         self.all_functions.append(function)
         if owner is not None:
@@ -508,8 +530,12 @@ class _Builder:
     def _expression(self, expression: cst.BaseExpression, block: Block) -> None:
         if not isinstance(expression, cst.CSTNode):
             return
-        for call in iter_calls(expression):
-            self._call(call, block)
+        for node in iter_calls(expression):
+            if isinstance(node, cst.CompFor):
+                if isinstance(node.iter, cst.Name):
+                    block.items.append(Event(Kind.ARG, node, name=node.iter.value))
+            else:
+                self._call(node, block)
 
     # --------------------------------------------------------------------- calls
 
@@ -520,7 +546,7 @@ class _Builder:
         receiver = dotted_name(func.value) if isinstance(func, cst.Attribute) else None
         self._risk_factor(call, qualified)
         for arg in call.args:
-            if isinstance(arg.value, cst.Name) and arg.keyword is None:
+            if isinstance(arg.value, cst.Name):
                 block.items.append(Event(Kind.ARG, call, name=arg.value.value, call=call))
 
         if qualified in vocab.CLIP_FUNCTIONS:
@@ -528,7 +554,14 @@ class _Builder:
             self._clip(call, block, "torch", receiver, _argument(call, 0, "parameters"), position, keyword)
             return
         if qualified == "torch.autograd.backward":
-            block.items.append(Event(Kind.BACKWARD, call, tensor=_argument(call, 0, "tensors")))
+            block.items.append(
+                Event(
+                    Kind.BACKWARD,
+                    call,
+                    tensor=_argument(call, 0, "tensors"),
+                    retain_graph=is_true(_keyword(call, "retain_graph")),
+                )
+            )
             return
         if qualified == "torch._foreach_zero_":
             block.items.append(Event(Kind.ZERO_GRAD, call))
@@ -539,7 +572,7 @@ class _Builder:
                 name = func.value
                 if qualified is None:
                     block.items.append(Event(Kind.CALL, call, name=name, call=call))
-                elif self._assumed_clip(name):
+                elif _imported_clip_helper(qualified):
                     self._clip(call, block, "assumed", None, None, -1, "")
             return
 
@@ -564,6 +597,8 @@ class _Builder:
         elif receiver in ("self", "cls") or (qualified is None and receiver and self._is_local_callable(receiver)):
             block.items.append(Event(Kind.CALL, call, name=f"{receiver}.{attr}", receiver=receiver, call=call))
         elif qualified is None and self._assumed_clip(attr):
+            self._clip(call, block, "assumed", receiver, None, -1, "")
+        elif _imported_clip_helper(qualified):
             self._clip(call, block, "assumed", receiver, None, -1, "")
 
     def _is_local_callable(self, receiver: str) -> bool:

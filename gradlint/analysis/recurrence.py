@@ -20,6 +20,7 @@ STATE_NAME = re.compile(
     re.IGNORECASE,
 )
 _DETACH = m.Call(func=m.Attribute(attr=m.Name("detach") | m.Name("detach_")))
+_DETACHING_NAME = re.compile(r"repackage|detach", re.IGNORECASE)
 
 
 @dataclass(eq=False)
@@ -45,7 +46,7 @@ def carried_states(model: FileModel) -> list[CarriedState]:
                 continue
             # The innermost loop around the call that also runs a backward: the training loop.
             loop = next((b for b in reversed(occ.loops) if any(b is t for t in training_loops)), None)
-            if loop is None or any(block.no_grad for block in occ.path):
+            if loop is None or any(block.no_grad for block in occ.path) or _detaches(model, context, value):
                 continue
             inside = [other for other in context.occurrences if other.inside(loop)]
             loop_targets = {name for block in _loops_within(inside, loop) for name in block.loop_target}
@@ -56,7 +57,7 @@ def carried_states(model: FileModel) -> list[CarriedState]:
                 if key in seen:
                     continue
                 seen.add(key)
-                detached = _reset_elsewhere(inside, occ, name) or _callee_detaches(model, context, occ, value)
+                detached = _reset_elsewhere(model, context, inside, occ, name) or _callee_detaches(model, context, occ, value)
                 found.append(CarriedState(context, loop, occ, name, detached))
     model.derived["carried"] = found
     return found
@@ -93,16 +94,38 @@ def _argument_names(call: cst.Call) -> set[str]:
     return names
 
 
-def _reset_elsewhere(inside: list[Occurrence], call: Occurrence, name: str) -> bool:
-    """Another assignment to the state in the loop (detach, repackage, re-init), or an in-place detach_."""
+def _reset_elsewhere(model: FileModel, context: Context, inside: list[Occurrence], call: Occurrence, name: str) -> bool:
+    """Another assignment in the loop cuts the state's history: a detach, a repackaging helper,
+    or a fresh value that does not use the old one (`hidden = model.init_hidden(bsz)`).
+    `hidden = hidden * mask` keeps the graph, so it does not count."""
     for occ in inside:
         if occ is call:
             continue
-        if occ.kind is Kind.ASSIGN and name in occ.event.targets:
-            return True
         if occ.kind is Kind.DETACH_INPLACE:
             return True
+        if occ.kind is not Kind.ASSIGN or name not in occ.event.targets or occ.event.value is None:
+            continue
+        if _detaches(model, context, occ.event.value) or not _uses(occ.event.value, name):
+            return True
     return False
+
+
+def _detaches(model: FileModel, context: Context, value: cst.BaseExpression) -> bool:
+    """`h.detach()`, `h.data`, `repackage_hidden(h)`, or a same-module helper that detaches."""
+    if m.findall(value, _DETACH | m.Attribute(attr=m.Name("data"))):
+        return True
+    for inner in m.findall(value, m.Call()):
+        callee = dotted_name(inner.func) or ""
+        if _DETACHING_NAME.search(last_segment(callee)):
+            return True
+        helper = resolve_helper(model, context.function, callee)
+        if helper is not None and m.findall(helper.node, _DETACH):
+            return True
+    return False
+
+
+def _uses(value: cst.BaseExpression, name: str) -> bool:
+    return any(dotted_name(node) == name for node in m.findall(value, m.Name() | m.Attribute()))
 
 
 def _callee_detaches(model: FileModel, context: Context, occ: Occurrence, call: cst.Call) -> bool:

@@ -70,6 +70,24 @@ class Context:
             return self.model.constants.get(name)
         return None
 
+    def value_lookup(self, before: int):
+        """Resolve bare names as Python would here: locals and parameters shadow module constants."""
+
+        def lookup(name: str) -> cst.BaseExpression | None:
+            for occ in reversed(self.occurrences[:before]):
+                if occ.kind is Kind.ASSIGN and name in occ.event.targets:
+                    if occ.event.targets == (name,) and occ.event.augmented is None:
+                        return occ.event.value
+                    return None
+            function = self.function
+            while function is not None:
+                if name in function.params or _assigns(function, name):
+                    return None
+                function = function.parent
+            return self.model.constants.get(name)
+
+        return lookup
+
     def owner_class(self) -> ClassInfo | None:
         function = self.function
         while function is not None and function.class_name is None:
@@ -79,6 +97,10 @@ class Context:
     @cached_property
     def training_steps(self) -> list["TrainingStep"]:
         return list(_find_steps(self))
+
+
+def _assigns(function: Function, name: str) -> bool:
+    return any(event.kind is Kind.ASSIGN and name in event.targets for event in function.body.events())
 
 
 @dataclass(eq=False)
@@ -200,6 +222,9 @@ def _flatten_block(
             helper = resolve_helper(context.model, function, item.name or "")
             if helper is not None and id(helper) not in active and len(via) < MAX_INLINE_DEPTH:
                 _flatten_block(context, helper.body, path, via + (item,), helper, active | {id(helper)})
+            elif helper is None and "." not in (item.name or "") and "clip" in (item.name or "").lower():
+                # A clip helper defined elsewhere (a star import, a builtin-like name): assume it clips.
+                _append(context, Event(Kind.CLIP, item.node, form="assumed", call=item.call), path, via)
             _append(context, item, path, via)
             continue
         if item.kind is Kind.STEP and item.closure:

@@ -28,17 +28,27 @@ _BINARY: dict[type, Callable[[Number, Number], Number]] = {
 }
 
 
+Lookup = Callable[[str], "cst.BaseExpression | None"]
+
+
 def evaluate_number(
     node: cst.BaseExpression,
     imports: ImportMap,
-    constants: Mapping[str, cst.BaseExpression] | None = None,
+    lookup: "Mapping[str, cst.BaseExpression] | Lookup | None" = None,
     _depth: int = 0,
 ) -> Number | None:
-    """The numeric value of `node`, or None when it is not a constant we can prove."""
+    """The numeric value of `node`, or None when it is not a constant we can prove.
+
+    `lookup` gives the expression a bare name is bound to (a mapping of module constants,
+    or a function that knows local scopes); a name it does not know stays unknown.
+    """
     if _depth > 8:
         return None
-    constants = constants or {}
-    recurse = lambda n: evaluate_number(n, imports, constants, _depth + 1)  # noqa: E731
+    if lookup is None:
+        lookup = {}.get
+    elif not callable(lookup):
+        lookup = lookup.get
+    recurse = lambda n: evaluate_number(n, imports, lookup, _depth + 1)  # noqa: E731
     if isinstance(node, cst.Integer):
         return int(node.evaluated_value)
     if isinstance(node, cst.Float):
@@ -78,9 +88,10 @@ def evaluate_number(
             return math.inf
         if qualified in _NAN_NAMES:
             return math.nan
-        name = dotted_name(node)
-        if isinstance(node, cst.Name) and name in constants:
-            return recurse(constants[name])
+        if isinstance(node, cst.Name):
+            bound = lookup(node.value)
+            if bound is not None:
+                return recurse(bound)
     return None
 
 

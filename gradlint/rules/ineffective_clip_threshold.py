@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import Iterator
 
-from gradlint.analysis.model import FileModel
+from gradlint.analysis.model import Event, FileModel, Kind
+from gradlint.analysis.steps import contexts
 from gradlint.findings import Severity
 from gradlint.rules._helpers import call_name
 from gradlint.rules.base import Diagnostic, Option, Rule, RuleContext
@@ -23,30 +24,43 @@ class IneffectiveClipThreshold(Rule):
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
         limit = ctx.options["max-norm-limit"]
-        for clip in model.clip_events:
-            if clip.threshold is None:
-                continue
-            value = model.number(clip.threshold)
-            if value is None:
-                continue
-            name = f"{clip.threshold_name}={value:g}"
-            function = f"`{call_name(clip)}`"
-            if math.isnan(value):
-                problem = f"{name}: every comparison with nan is false, so {function} never clips"
-                hint = "Use a finite positive threshold such as 1.0."
-            elif math.isinf(value):
-                problem = f"{name}: {function} only measures the gradient norm and never clips"
-                hint = (
-                    "Use a finite threshold (e.g. 1.0) to clip; to only measure the norm, use "
-                    "`torch.nn.utils.get_total_norm` and clip separately."
-                )
-            elif value <= 0:
-                effect = "zeroes every gradient" if value == 0 else "flips or zeroes the gradients"
-                problem = f"{name}: {function} {effect}, so training stops making progress"
-                hint = "Use a positive threshold such as 1.0, or skip the call when clipping is disabled."
-            elif value >= limit:
-                problem = f"{name}: gradient norms almost never reach this, so {function} never clips"
-                hint = f"Use a threshold below {limit:g}; 0.25 to 5 is typical."
-            else:
-                continue
-            yield Diagnostic(clip.threshold, f"ineffective clipping threshold {problem}", hint=hint)
+        for context in contexts(model):
+            for occ in context.of_kind(Kind.CLIP):
+                if occ.via or occ.event.threshold is None:
+                    continue  # a helper's clip is judged in the helper's own context
+                value = model.number(occ.event.threshold, context.value_lookup(occ.index))
+                if value is None:
+                    continue
+                problem = _problem(occ.event, value, limit)
+                if problem is not None:
+                    message, hint = problem
+                    yield Diagnostic(occ.event.threshold, f"ineffective clipping threshold {message}", hint=hint)
+
+
+def _problem(clip: Event, value: float, limit: float) -> tuple[str, str] | None:
+    """What is wrong with this threshold value, and the fix; None when it is sensible."""
+    name = f"{clip.threshold_name}={value:g}"
+    function = f"`{call_name(clip)}`"
+    if math.isnan(value):
+        return (
+            f"{name}: every comparison with nan is false, so {function} never clips",
+            "Use a finite positive threshold such as 1.0.",
+        )
+    if math.isinf(value):
+        return (
+            f"{name}: {function} only measures the gradient norm and never clips",
+            "Use a finite threshold (e.g. 1.0) to clip; to only measure the norm, use "
+            "`torch.nn.utils.get_total_norm` and clip separately.",
+        )
+    if value <= 0:
+        effect = "zeroes every gradient" if value == 0 else "flips or zeroes the gradients"
+        return (
+            f"{name}: {function} {effect}, so training stops making progress",
+            "Use a positive threshold such as 1.0, or skip the call when clipping is disabled.",
+        )
+    if value >= limit:
+        return (
+            f"{name}: gradient norms almost never reach this, so {function} never clips",
+            f"Use a threshold below {limit:g}; 0.25 to 5 is typical.",
+        )
+    return None

@@ -76,7 +76,7 @@ class SumReductionLoss(Rule):
     name = "sum-reduction-loss"
     severity = Severity.INFO
     summary = "A loss built with reduction='sum' is backpropagated without normalization, so the gradient grows with the batch size."
-    triggers = ("sum",)
+    triggers = ("sum", "size_average")
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
         for context in contexts(model):
