@@ -13,7 +13,6 @@ from typing import Sequence, TextIO
 
 import click
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
@@ -182,6 +181,8 @@ def list_rules(output_format: str) -> None:
 
 
 def _explain(code: str) -> None:
+    from rich.markdown import Markdown  # only here: it costs 30 ms at start-up
+
     from gradlint.docs import rule_markdown
 
     rule = get_rule(code)

@@ -831,3 +831,66 @@ def test_no_accumulation_at_all_is_quiet():
         """
     )
     assert lint(code, "GL110") == []
+
+
+def test_infinite_threshold_in_a_logging_helper_is_the_measuring_idiom():
+    code = dedent(
+        """\
+        import torch
+
+
+        def grad_norm(model):
+            # inf: measure the total norm, clip nothing
+            return torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
+
+
+        def train(model, optimizer, loader, log):
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = torch.nn.functional.mse_loss(model(x), y)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                log(grad_norm(model))
+        """
+    )
+    assert lint(code, "GL104") == []
+
+
+def test_infinite_threshold_beside_a_real_clip_in_the_step_is_quiet():
+    code = dedent(
+        """\
+        import torch
+
+
+        def train(model, optimizer, loader, log):
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = torch.nn.functional.mse_loss(model(x), y)
+                loss.backward()
+                log(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf")))
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+        """
+    )
+    assert lint(code, "GL104") == []
+
+
+def test_infinite_threshold_as_the_steps_only_clip_is_reported():
+    code = dedent(
+        """\
+        import torch
+
+
+        def train(model, optimizer, loader, log):
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = torch.nn.functional.mse_loss(model(x), y)
+                loss.backward()
+                log(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf")))
+                optimizer.step()
+        """
+    )
+    (finding,) = lint(code, "GL104")
+    assert finding.line == at(code, "clip_grad_norm_")
+    assert "only clipping" in finding.message

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import libcst as cst
-import libcst.matchers as m
 
 from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.names import ImportMap, dotted_name, last_segment
+from gradlint.analysis.walk import children, walk
 from gradlint.analysis.values import evaluate_number, is_true, string_value
 
 
@@ -111,15 +111,19 @@ class Block:
     def is_accumulation_guard(self) -> bool:
         if self.kind is not BlockKind.BRANCH or self.test is None:
             return False
-        if m.findall(self.test, m.BinaryOperation(operator=m.Modulo())):
-            return True
-        names = m.findall(self.test, m.Name() | m.Attribute())
-        return any(vocab.ACCUMULATION_WORDS.search(dotted_name(n) or "") for n in names)
+        for node in walk(self.test):
+            if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo):
+                return True
+            if isinstance(node, (cst.Name, cst.Attribute)) and vocab.ACCUMULATION_WORDS.search(dotted_name(node) or ""):
+                return True
+        return False
 
     @property
     def tests_sync_gradients(self) -> bool:
-        return self.kind is BlockKind.BRANCH and self.test is not None and bool(
-            m.findall(self.test, m.Attribute(attr=m.Name("sync_gradients")))
+        return (
+            self.kind is BlockKind.BRANCH
+            and self.test is not None
+            and any(isinstance(n, cst.Attribute) and n.attr.value == "sync_gradients" for n in walk(self.test))
         )
 
 
@@ -219,58 +223,24 @@ def _keyword(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
     return None
 
 
-_NO_CALLS_INSIDE = frozenset(
-    {
-        "whitespace", "whitespace_before", "whitespace_after", "whitespace_before_params",
-        "whitespace_after_star", "whitespace_after_arg", "whitespace_before_colon",
-        "whitespace_after_colon", "whitespace_before_indicator", "whitespace_after_indicator",
-        "whitespace_before_as", "whitespace_after_as", "whitespace_before_in", "whitespace_after_in",
-        "whitespace_before_if", "whitespace_after_if", "whitespace_before_else", "whitespace_after_else",
-        "whitespace_after_await", "whitespace_before_from", "whitespace_after_from",
-        "whitespace_after_walrus", "whitespace_before_walrus",
-        "lpar", "rpar", "comma", "operator", "dot", "lbracket", "rbracket", "lbrace", "rbrace",
-        "equal", "colon", "star", "semicolon", "value_quote", "prefix", "start", "end",
-    }
-)
-_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _child_fields(node_type: type) -> tuple[str, ...]:
-    fields = _CHILD_FIELDS.get(node_type)
-    if fields is None:
-        fields = tuple(
-            name for name in node_type.__dataclass_fields__ if name not in _NO_CALLS_INSIDE
-        )
-        _CHILD_FIELDS[node_type] = fields
-    return fields
-
-
 def iter_calls(expression: cst.CSTNode) -> list[cst.Call | cst.CompFor]:
     """The calls (and comprehension `for`s) in an expression, in evaluation order.
 
-    libcst's visitor rebuilds every node it leaves, which costs more than parsing; this
-    walk only reads fields. Lambda bodies are skipped: they run later, if at all.
+    Arguments come before the call. Lambda bodies are skipped: they run later, if at all.
     """
-    calls: list[cst.Call] = []
-    stack: list[tuple[object, bool]] = [(expression, False)]
+    found: list[cst.Call | cst.CompFor] = []
+    stack: list[tuple[cst.CSTNode, bool]] = [(expression, False)]
     while stack:
         node, done = stack.pop()
         if done:
-            calls.append(node)  # type: ignore[arg-type]
+            found.append(node)  # type: ignore[arg-type]
             continue
-        if isinstance(node, cst.Lambda) or isinstance(node, (cst.SimpleString, cst.Name, cst.Integer, cst.Float)):
+        if isinstance(node, (cst.Lambda, cst.SimpleString, cst.Name, cst.Integer, cst.Float)):
             continue
         if isinstance(node, (cst.Call, cst.CompFor)):
             stack.append((node, True))
-        children: list[object] = []
-        for name in _child_fields(type(node)):
-            value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
-                children.append(value)
-            elif isinstance(value, (tuple, list)):
-                children.extend(item for item in value if isinstance(item, cst.CSTNode))
-        stack.extend((child, False) for child in reversed(children))
-    return calls
+        stack.extend((child, False) for child in reversed(children(node)))
+    return found
 
 
 def _imported_clip_helper(qualified: str | None) -> bool:

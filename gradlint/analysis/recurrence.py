@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 
 import libcst as cst
-import libcst.matchers as m
 
 from gradlint.analysis.model import Block, BlockKind, FileModel, Kind
 from gradlint.analysis.names import dotted_name, last_segment
+from gradlint.analysis.walk import walk
 from gradlint.analysis.steps import Context, Occurrence, contexts, resolve_helper
 
 # Names that hold a recurrent state. Anything else passed in and returned (metrics, augmented
@@ -19,7 +19,19 @@ STATE_NAME = re.compile(
     r"|\w*_state|state_\w*|h_\w+|\w+_h)$",
     re.IGNORECASE,
 )
-_DETACH = m.Call(func=m.Attribute(attr=m.Name("detach") | m.Name("detach_")))
+
+
+def _calls_detach(node: cst.CSTNode) -> bool:
+    """`x.detach()`, `x.detach_()` or `x.data` anywhere under `node`."""
+    for inner in walk(node):
+        if isinstance(inner, cst.Call) and isinstance(inner.func, cst.Attribute):
+            if inner.func.attr.value in ("detach", "detach_"):
+                return True
+        elif isinstance(inner, cst.Attribute) and inner.attr.value == "data":
+            return True
+    return False
+
+
 _DETACHING_NAME = re.compile(r"repackage|detach", re.IGNORECASE)
 
 
@@ -112,32 +124,32 @@ def _reset_elsewhere(model: FileModel, context: Context, inside: list[Occurrence
 
 def _detaches(model: FileModel, context: Context, value: cst.BaseExpression) -> bool:
     """`h.detach()`, `h.data`, `repackage_hidden(h)`, or a same-module helper that detaches."""
-    if m.findall(value, _DETACH | m.Attribute(attr=m.Name("data"))):
+    if _calls_detach(value):
         return True
-    for inner in m.findall(value, m.Call()):
+    for inner in (node for node in walk(value) if isinstance(node, cst.Call)):
         callee = dotted_name(inner.func) or ""
         if _DETACHING_NAME.search(last_segment(callee)):
             return True
         helper = resolve_helper(model, context.function, callee)
-        if helper is not None and m.findall(helper.node, _DETACH):
+        if helper is not None and _calls_detach(helper.node):
             return True
     return False
 
 
 def _uses(value: cst.BaseExpression, name: str) -> bool:
-    return any(dotted_name(node) == name for node in m.findall(value, m.Name() | m.Attribute()))
+    return any(isinstance(node, (cst.Name, cst.Attribute)) and dotted_name(node) == name for node in walk(value))
 
 
 def _callee_detaches(model: FileModel, context: Context, occ: Occurrence, call: cst.Call) -> bool:
     """The called helper, or the forward of the model class it instantiates, detaches by itself."""
     callee = dotted_name(call.func) or ""
     helper = resolve_helper(model, context.function, callee)
-    if helper is not None and m.findall(helper.node, _DETACH):
+    if helper is not None and _calls_detach(helper.node):
         return True
     bound = context.binding(callee, occ.index)
     if isinstance(bound, cst.Call) and isinstance(bound.func, cst.Name):
         info = model.classes.get(bound.func.value)
         forward = info.methods.get("forward") if info else None
-        if forward is not None and m.findall(forward.node, _DETACH):
+        if forward is not None and _calls_detach(forward.node):
             return True
     return False

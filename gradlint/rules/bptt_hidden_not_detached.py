@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from gradlint.analysis.model import FileModel, snippet
-from gradlint.analysis.recurrence import carried_states
+from gradlint.analysis.recurrence import CarriedState, carried_states
 from gradlint.findings import Severity
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
@@ -18,21 +18,25 @@ class BpttHiddenNotDetached(Rule):
     triggers = ("backward",)
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
+        by_call: dict[int, list[CarriedState]] = {}
         for state in carried_states(model):
-            if state.detached:
-                continue
-            call = state.call.event.value
+            if not state.detached:
+                by_call.setdefault(id(state.call.event), []).append(state)
+        for states in by_call.values():
+            first = states[0]
+            call = first.call.event.value
             assert call is not None
-            described = snippet(model.module, call)
+            names = " and ".join(f"`{state.name}`" for state in states)
+            verb = "is" if len(states) == 1 else "are"
             yield Diagnostic(
-                state.call.event.node,
-                f"`{state.name}` returned by `{described}` is fed back on the next iteration without detach(): "
-                "every backward() runs through all previous iterations, so the gradient path (and its growth) "
-                "spans the whole history",
+                first.call.event.node,
+                f"{names} returned by `{snippet(model.module, call)}` {verb} fed back on the next iteration "
+                "without detach(): every backward() runs through all previous iterations, so the gradient "
+                "path (and its growth) spans the whole history",
                 hint=(
-                    f"Detach it before the call: `{state.name} = repackage_hidden({state.name})` "
+                    f"Detach before the call: `{first.name} = repackage_hidden({first.name})` "
                     "(a helper returning `h.detach()`, or a tuple of them for LSTM)."
                 ),
-                related=((state.loop.node, "the loop that carries the state"),),
+                related=((first.loop.node, "the loop that carries the state"),),
                 fix_safety="unsafe",
             )
