@@ -262,7 +262,7 @@ def _settings_from_table(table: Mapping[str, Any], source: _Source, root: Path) 
                 raise source.error(key, f"expected a boolean (true or false), got {_type_name(value)} {value!r}")
             values["respect_gitignore"] = value
         elif key == "fail-on":
-            values["fail_on"] = _parse_fail_on(value, lambda problem: source.error(key, problem))
+            values["fail_on"] = _parse_fail_on(value, lambda problem, key=key: source.error(key, problem))
         elif key == "per-file-ignores":
             values["per_file_ignores"] = _per_file_ignores(source, value)
         elif get_rule(key) is not None:

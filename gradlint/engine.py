@@ -17,7 +17,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from gradlint.analysis.model import FileModel, build_model
-from gradlint.findings import Finding, InternalError, Related, Severity, SkippedFile
+from gradlint.findings import Finding, InternalError, Related, SkippedFile
 from gradlint.rules import RULES_BY_CODE, Diagnostic, Rule, RuleContext
 from gradlint.rules.meta_parse_error import ParseError
 from gradlint.rules.meta_unused_suppression import UnusedSuppression

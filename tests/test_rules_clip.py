@@ -6,42 +6,10 @@ Lines are computed from the snippet (`at(code, needle)`), never written by hand.
 
 from __future__ import annotations
 
-import textwrap
 
 import pytest
 
-from gradlint.api import lint_sources
-
-# --------------------------------------------------------------------------- helpers
-
-
-def dedent(text: str) -> str:
-    return textwrap.dedent(text)
-
-
-def lint(code: str, *codes: str, extra: dict[str, str] | None = None, **kwargs):
-    files = {"train.py": code, **(extra or {})}
-    return lint_sources(files, select=set(codes), **kwargs)
-
-
-def lines(findings, code: str, path: str = "train.py") -> list[int]:
-    return sorted(f.line for f in findings if f.code == code and f.display_path == path)
-
-
-def only(findings, code: str):
-    found = [f for f in findings if f.code == code]
-    assert len(found) == 1, [(f.code, f.line, f.message) for f in findings]
-    return found[0]
-
-
-def at(code: str, needle: str, occurrence: int = 0) -> int:
-    hits = [number for number, text in enumerate(code.splitlines(), 1) if needle in text]
-    if occurrence:
-        assert len(hits) >= occurrence, f"{needle!r} occurs {len(hits)} times"
-        return hits[occurrence - 1]
-    assert len(hits) == 1, f"{needle!r} occurs on lines {hits}"
-    return hits[0]
-
+from snippets import dedent, lint, lines, only, at
 
 # =========================================================================== GL104
 

@@ -11,7 +11,7 @@ from typing import Callable, Mapping
 
 import libcst as cst
 
-from gradlint.analysis.names import ImportMap, dotted_name
+from gradlint.analysis.names import ImportMap
 
 Number = float | int
 
