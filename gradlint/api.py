@@ -32,7 +32,7 @@ def lint_paths(
         checker.check_path(path, display_path(path, cwd), frozenset(config.ignored_codes_for(path)))
         for path in discovery.files
     ]
-    report = _report(results, config.root)
+    report = _report(results, repository_root(cwd) or config.root)
     report.skipped.extend(SkippedFile(path, reason) for path, reason in discovery.warnings)
     report.errors.extend(InternalError(path, "no such file or directory") for path in discovery.missing)
     for finding in report.findings:
@@ -82,6 +82,14 @@ def _report(results: list[FileResult], root: Path) -> Report:
             report.findings.append(finding)
     report.findings.sort(key=Finding.sort_key)
     return report
+
+
+def repository_root(start: Path) -> Path | None:
+    """The enclosing git work tree: SARIF locations must be relative to it for code scanning."""
+    for directory in (start, *start.parents):
+        if (directory / ".git").exists():
+            return directory
+    return None
 
 
 def display_path(path: Path, cwd: Path) -> str:

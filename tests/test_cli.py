@@ -137,6 +137,16 @@ def test_sarif_output_names_rules_and_relative_locations(project: Path):
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "train.py"
 
 
+def test_sarif_locations_are_relative_to_the_git_repository(tmp_path: Path):
+    (tmp_path / ".git").mkdir()
+    package = tmp_path / "research" / "lm"
+    package.mkdir(parents=True)
+    (package / "train.py").write_text(NO_CLIP)
+    _, out, _ = run("check", ".", "--format", "sarif", cwd=package)
+    location = json.loads(out)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == "research/lm/train.py"
+
+
 def test_github_output_is_workflow_commands(project: Path):
     _, out, _ = run("check", ".", "--format", "github", cwd=project)
     assert out.startswith("::warning file=train.py,line=13,")
