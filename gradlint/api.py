@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from gradlint.config import Config
 from gradlint.discovery import discover
-from gradlint.engine import FileChecker, FileResult
+from gradlint.engine import FileChecker, SourceFile
 from gradlint.findings import Finding, InternalError, Report, SkippedFile
 from gradlint.index import ProjectIndex
 from gradlint.rules import ALL_RULES, RULES_BY_CODE, expand_selector
@@ -28,11 +28,11 @@ def lint_paths(
         {code: dict(options) for code, options in config.rule_options.items()},
         report_unused_ignores=report_unused_ignores,
     )
-    results = [
-        checker.check_path(path, display_path(path, cwd), frozenset(config.ignored_codes_for(path)))
+    sources = [
+        checker.load(path, display_path(path, cwd), frozenset(config.ignored_codes_for(path)))
         for path in discovery.files
     ]
-    report = _report(results, repository_root(cwd) or config.root)
+    report = _report(checker, sources, repository_root(cwd) or config.root, roots=[config.root, cwd])
     report.skipped.extend(SkippedFile(path, reason) for path, reason in discovery.warnings)
     report.errors.extend(InternalError(path, "no such file or directory") for path in discovery.missing)
     for finding in report.findings:
@@ -60,12 +60,14 @@ def lint_sources(
         [rule for rule in ALL_RULES if rule.code in codes], options, report_unused_ignores=report_unused_ignores
     )
     root = Path("/gradlint-sources")
-    results = [checker.check_source(text, root / name, name) for name, text in files.items()]
-    return _report(results, root).findings
+    sources = [checker.load_text(text, root / name, name) for name, text in files.items()]
+    return _report(checker, sources, root, roots=[root]).findings
 
 
-def _report(results: list[FileResult], root: Path) -> Report:
-    project = ProjectIndex.build(results)
+def _report(checker: FileChecker, sources: list[SourceFile], root: Path, roots: Sequence[Path]) -> Report:
+    """Phase 2: with every file loaded, index the project, then run the rules file by file."""
+    project = ProjectIndex(sources, roots=roots)
+    results = [checker.check(source, project) for source in sources]
     report = Report(root=root)
     for result in results:
         if result.skipped is not None:

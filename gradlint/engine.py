@@ -36,14 +36,36 @@ class RiskFactorSite:
 
 
 @dataclass
+class SourceFile:
+    """One file after phase 1: read, suppressions parsed, and (when it can matter) parsed and modelled."""
+
+    path: Path
+    display_path: str
+    text: str | None = None
+    ignored_codes: frozenset[str] = frozenset()
+    model: FileModel | None = None
+    positions: "_LazyPositions | None" = None
+    suppressions: Suppressions | None = None
+    early: list[Finding] = field(default_factory=list)
+    """Findings known before rules run (GL000)."""
+    skipped: SkippedFile | None = None
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.splitlines() if self.text is not None else []
+
+    def line_of(self, node: cst.CSTNode) -> int:
+        assert self.positions is not None
+        return self.positions.start(node)[0]
+
+
+@dataclass
 class FileResult:
     path: Path
     display_path: str = ""
     findings: list[Finding] = field(default_factory=list)
-    risk_factors: list[RiskFactorSite] = field(default_factory=list)
     errors: list[InternalError] = field(default_factory=list)
     skipped: SkippedFile | None = None
-    suppressions: Suppressions | None = None
     suppressed: int = 0
 
 
@@ -91,64 +113,69 @@ class FileChecker:
         triggers = {trigger for rule in self.rules for trigger in rule.triggers}
         self.triggers = tuple(sorted(triggers | set(RISK_TRIGGERS)))
 
-    def check_path(self, path: Path, display_path: str, ignored_codes: frozenset[str] = frozenset()) -> FileResult:
+    # ------------------------------------------------------------------ phase 1
+
+    def load(self, path: Path, display_path: str, ignored_codes: frozenset[str] = frozenset()) -> SourceFile:
         try:
             text = read_source(path)
         except SourceError as error:
-            return FileResult(path, display_path, skipped=SkippedFile(display_path, str(error)))
-        return self.check_source(text, path, display_path, ignored_codes)
+            return SourceFile(path, display_path, skipped=SkippedFile(display_path, str(error)))
+        return self.load_text(text, path, display_path, ignored_codes)
 
-    def check_source(
+    def load_text(
         self, text: str, path: Path, display_path: str, ignored_codes: frozenset[str] = frozenset()
-    ) -> FileResult:
-        result = self._check(text, path, display_path, ignored_codes)
-        result.suppressed = self.apply_suppressions(result, text.splitlines())
-        return result
-
-    def _check(self, text: str, path: Path, display_path: str, ignored_codes: frozenset[str]) -> FileResult:
-        result = FileResult(path, display_path)
-        suppressions = parse_suppressions(text)
-        result.suppressions = suppressions
-        if suppressions.file_ignored:
-            return result
+    ) -> SourceFile:
+        source = SourceFile(path, display_path, text, ignored_codes)
+        source.suppressions = parse_suppressions(text)
+        if source.suppressions.file_ignored:
+            return source
+        report_parse_errors = ParseError.code in self.enabled_codes and ParseError.code not in ignored_codes
         if not any(trigger in text for trigger in self.triggers):
             # Nothing a rule could report, but a syntax error is still worth knowing about:
             # CPython's C parser checks that at a fraction of libcst's cost.
-            if ParseError.code in self.enabled_codes and ParseError.code not in ignored_codes:
-                syntax_error = _cpython_syntax_error(text)
-                if syntax_error is not None:
-                    result.findings.append(self._parse_error(path, display_path, text.splitlines(), *syntax_error))
-            return result
-        lines = text.splitlines()
+            syntax_error = _cpython_syntax_error(text) if report_parse_errors else None
+            if syntax_error is not None:
+                source.early.append(self._parse_error(path, display_path, source.lines, *syntax_error))
+            return source
         try:
             module = cst.parse_module(text)
         except cst.ParserSyntaxError as error:
-            if ParseError.code in self.enabled_codes and ParseError.code not in ignored_codes:
+            if report_parse_errors:
                 location = _cpython_syntax_error(text) or (max(1, error.raw_line), error.raw_column + 1, error.message)
-                result.findings.append(self._parse_error(path, display_path, lines, *location))
-            return result
+                source.early.append(self._parse_error(path, display_path, source.lines, *location))
+            return source
         except RecursionError:
-            result.skipped = SkippedFile(display_path, "too deeply nested to parse")
-            return result
-        model = build_model(module)
-        positions = _LazyPositions(module)
-        for factor in model.risk_factors:
-            result.risk_factors.append(
-                RiskFactorSite(path, display_path, positions.start(factor.node)[0], factor.description)
-            )
+            source.skipped = SkippedFile(display_path, "too deeply nested to parse")
+            return source
+        source.model = build_model(module)
+        source.positions = _LazyPositions(module)
+        return source
+
+    # ------------------------------------------------------------------ phase 2
+
+    def check(self, source: SourceFile, project: Any = None) -> FileResult:
+        result = FileResult(source.path, source.display_path, findings=list(source.early), skipped=source.skipped)
+        if source.model is not None and source.text is not None:
+            self._run_rules(source, project, result)
+        result.suppressed = self.apply_suppressions(result, source)
+        return result
+
+    def _run_rules(self, source: SourceFile, project: Any, result: FileResult) -> None:
+        assert source.model is not None and source.positions is not None and source.text is not None
+        positions, lines = source.positions, source.lines
         for rule in self.rules:
-            if rule.code in ignored_codes:
+            if rule.code in source.ignored_codes or not any(t in source.text for t in rule.triggers):
                 continue
-            if not any(trigger in text for trigger in rule.triggers):
-                continue
-            context = RuleContext(options=self.options[rule.code], line_of=lambda node: positions.start(node)[0])
+            context = RuleContext(
+                options=self.options[rule.code], line_of=source.line_of, project=project, source=source
+            )
             try:
-                diagnostics = list(rule.check(model, context))
+                diagnostics = list(rule.check(source.model, context))
             except Exception as error:  # a crashing rule must not take the run down
                 frame = traceback.extract_tb(error.__traceback__)[-1]
                 result.errors.append(
                     InternalError(
-                        display_path,
+                        source.display_path,
                         f"{rule.code} crashed: {type(error).__name__}: {error} "
                         f"({Path(frame.filename).name}:{frame.lineno})",
                         rule.code,
@@ -156,12 +183,13 @@ class FileChecker:
                 )
                 continue
             for diagnostic in _unique(diagnostics):
-                result.findings.append(self._finding(rule, diagnostic, path, display_path, lines, positions))
-        return result
+                result.findings.append(
+                    self._finding(rule, diagnostic, source.path, source.display_path, lines, positions)
+                )
 
-    def apply_suppressions(self, result: FileResult, lines: list[str]) -> int:
+    def apply_suppressions(self, result: FileResult, source: SourceFile) -> int:
         """Drop suppressed findings; report unused suppressions as GL001. Returns the count dropped."""
-        suppressions = result.suppressions
+        suppressions, lines = source.suppressions, source.lines
         if suppressions is None or not suppressions.by_line:
             return 0
         kept = [
@@ -286,6 +314,3 @@ class _LazyPositions:
         )
 
 
-def model_for(text: str) -> FileModel:
-    """Parse and model one source text (for tests and tools)."""
-    return build_model(cst.parse_module(text))

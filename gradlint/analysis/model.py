@@ -148,12 +148,38 @@ class ClassInfo:
     methods: dict[str, Function] = field(default_factory=dict)
     attribute_values: dict[str, cst.BaseExpression] = field(default_factory=dict)
     """`self.x = <value>` in any method (last one wins)."""
+    attribute_functions: dict[str, "Function"] = field(default_factory=dict)
+    """The method that assigns each `self.x` (to resolve the value in its scope)."""
+    class_values: dict[str, cst.BaseExpression] = field(default_factory=dict)
+    """Class-level `x = <value>` / `x: int = <value>` (dataclass fields, constants)."""
+    decorators: tuple[str, ...] = ()
 
 
 @dataclass(eq=False)
 class RiskFactor:
     node: cst.CSTNode
     description: str
+
+
+@dataclass(eq=False)
+class CallSite:
+    node: cst.Call
+    callee: str
+    """The callee as spelled (`nn.LSTM`, `RNNModel`, `self.rnn`)."""
+    qualified: str | None
+    """Resolved through imports (`torch.nn.LSTM`), None for local names."""
+    function: "Function | None"
+
+
+@dataclass(eq=False)
+class ArgparseArgument:
+    node: cst.Call
+    dest: str
+    option: str
+    """The flag as the user types it (`--nlayers`)."""
+    default: cst.BaseExpression | None
+    implicit_default: Any = None
+    """The default argparse supplies when `default=` is absent (False for store_true)."""
 
 
 @dataclass(eq=False)
@@ -171,6 +197,10 @@ class FileModel:
     clip_events: list[Event]
     owner_receivers: set[str]
     """Receivers of `X.backward(loss)` calls (accelerator, fabric, DeepSpeed engines)."""
+    calls: list["CallSite"] = field(default_factory=list)
+    """Every call whose callee is a (dotted) name, with the function it sits in."""
+    argparse: dict[str, "ArgparseArgument"] = field(default_factory=dict)
+    """`parser.add_argument("--n-layers", default=2)` by dest (`n_layers`)."""
     derived: dict[str, Any] = field(default_factory=dict)
     """Analyses computed from the model on first use (flattened contexts), shared by rules."""
 
@@ -264,6 +294,8 @@ class _Builder:
         self.risk_factors: list[RiskFactor] = []
         self.clip_events: list[Event] = []
         self.owner_receivers: set[str] = set()
+        self.calls: list[CallSite] = []
+        self.argparse: dict[str, ArgparseArgument] = {}
         self._class_stack: list[ClassInfo] = []
         self._function_stack: list[Function] = []
 
@@ -281,6 +313,8 @@ class _Builder:
             risk_factors=self.risk_factors,
             clip_events=self.clip_events,
             owner_receivers=self.owner_receivers,
+            calls=self.calls,
+            argparse=self.argparse,
         )
 
     # ----------------------------------------------------------------- statements
@@ -422,7 +456,12 @@ class _Builder:
             self._expression(base.value, block)
             spelled = dotted_name(base.value)
             bases.append(self.imports.qualify(spelled) or spelled or "")
-        info = ClassInfo(name=node.name.value, node=node, bases=tuple(bases))
+        decorators = []
+        for decorator in node.decorators:
+            target = decorator.decorator.func if isinstance(decorator.decorator, cst.Call) else decorator.decorator
+            spelled = dotted_name(target)
+            decorators.append(self.imports.qualify(spelled) or spelled or "")
+        info = ClassInfo(name=node.name.value, node=node, bases=tuple(bases), decorators=tuple(decorators))
         if not self._function_stack:
             self.classes[info.name] = info
         self._class_stack.append(info)
@@ -496,6 +535,11 @@ class _Builder:
             for target in targets:
                 if target.startswith("self.") and target.count(".") == 1:
                     info.attribute_values[target[5:]] = value
+                    info.attribute_functions[target[5:]] = self._function_stack[-1]
+        elif self._class_stack and augmented is None:
+            for target in targets:
+                if "." not in target:
+                    self._class_stack[-1].class_values[target] = value
 
     def _expression(self, expression: cst.BaseExpression, block: Block) -> None:
         if not isinstance(expression, cst.CSTNode):
@@ -515,6 +559,13 @@ class _Builder:
         attr = func.attr.value if isinstance(func, cst.Attribute) else None
         receiver = dotted_name(func.value) if isinstance(func, cst.Attribute) else None
         self._risk_factor(call, qualified)
+        spelled = dotted_name(func)
+        if spelled is not None:
+            self.calls.append(
+                CallSite(call, spelled, qualified, self._function_stack[-1] if self._function_stack else None)
+            )
+            if attr == "add_argument":
+                self._argparse_argument(call)
         for arg in call.args:
             if isinstance(arg.value, cst.Name):
                 block.items.append(Event(Kind.ARG, call, name=arg.value.value, call=call))
@@ -570,6 +621,19 @@ class _Builder:
             self._clip(call, block, "assumed", receiver, None, -1, "")
         elif _imported_clip_helper(qualified):
             self._clip(call, block, "assumed", receiver, None, -1, "")
+
+    def _argparse_argument(self, call: cst.Call) -> None:
+        flags = [string_value(arg.value) for arg in call.args if arg.keyword is None]
+        flags = [flag for flag in flags if flag]
+        if not flags:
+            return
+        dest_arg = string_value(_keyword(call, "dest"))
+        long = next((flag for flag in flags if flag.startswith("--")), None)
+        option = long or flags[0]
+        dest = dest_arg or option.lstrip("-").replace("-", "_")
+        action = string_value(_keyword(call, "action"))
+        implicit = {"store_true": False, "store_false": True}.get(action or "")
+        self.argparse[dest] = ArgparseArgument(call, dest, option, _keyword(call, "default"), implicit)
 
     def _is_local_callable(self, receiver: str) -> bool:
         return receiver in self.classes

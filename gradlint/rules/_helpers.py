@@ -38,6 +38,16 @@ def trained_model_name(step: TrainingStep) -> str:
     return "model"
 
 
+def optimizer_constructor(step: TrainingStep) -> cst.Call | None:
+    """The `torch.optim.X(...)` call the step's optimizer was built by, when it is in sight."""
+    name = optimizer_name(step)
+    value = step.context.binding(name, step.step.index)
+    if value is None and name.startswith("self."):
+        owner = step.context.owner_class()
+        value = owner.attribute_values.get(name[5:]) if owner else None
+    return value if isinstance(value, cst.Call) else None
+
+
 def optimizer_name(step: TrainingStep) -> str:
     event = step.step.event
     if event.via_scaler and isinstance(event.node, cst.Call) and event.node.args:

@@ -52,6 +52,10 @@ class RuleContext:
     options: dict[str, Any] = field(default_factory=dict)
     line_of: Callable[[cst.CSTNode], int] = lambda node: 0
     """The 1-based line of a node (positions are resolved on first use)."""
+    project: Any = None
+    """The project index (`gradlint.index.ProjectIndex`): cross-file facts and value resolution."""
+    source: Any = None
+    """The `gradlint.engine.SourceFile` being checked."""
 
 
 class Rule:
@@ -65,6 +69,8 @@ class Rule:
 
     def check(self, model: "FileModel", ctx: RuleContext) -> Iterator[Diagnostic]:
         raise NotImplementedError
+
+    # A rule may also define `finalize(finding, project)`: called once every file is checked.
 
     @classmethod
     def default_options(cls) -> dict[str, Any]:

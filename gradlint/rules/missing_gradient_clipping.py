@@ -6,8 +6,10 @@ from typing import Iterator
 
 from gradlint.analysis.model import FileModel
 from gradlint.analysis.steps import step_instances
-from gradlint.findings import Finding, Related, Severity
-from gradlint.rules._helpers import optimizer_name, scaler_name, text, trained_model_name
+from gradlint.findings import Severity
+from gradlint.analysis import vocabulary as vocab
+from gradlint.analysis.model import _argument
+from gradlint.rules._helpers import optimizer_constructor, optimizer_name, scaler_name, text, trained_model_name
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
 
@@ -32,29 +34,73 @@ class MissingGradientClipping(Rule):
                 )
             else:
                 hint = f"Clip between backward and step: `torch.nn.utils.clip_grad_norm_({params}, max_norm=1.0)`."
+            message = (
+                f"{text(model, optimizer_step)} updates the weights with no gradient clipping since "
+                f"{text(model, backward)} at line {ctx.line_of(backward.node)}: one bad batch can blow up the weights"
+            )
+            risk = self._risk(instances, ctx)
             yield Diagnostic(
                 optimizer_step.node,
-                f"{text(model, optimizer_step)} updates the weights with no gradient clipping since "
-                f"{text(model, backward)} at line {ctx.line_of(backward.node)}: one bad batch can blow up the weights",
+                message + (f"; {risk}, a known cause of exploding gradients" if risk else self._no_risk(instances, ctx)),
                 hint=hint,
                 related=((backward.node, "gradients are computed here"),),
-                # Provisional: `finalize` decides from the risk factors of the project.
-                severity=Severity.INFO,
+                severity=Severity.WARNING if risk else Severity.INFO,
                 fix_safety="unsafe",
             )
 
     @staticmethod
-    def finalize(finding: Finding, project) -> None:
-        """Warning when the step's project has a risk factor (recurrent layers, high lr), else info."""
-        if finding.severity is not Severity.INFO:
-            return
-        sites = project.risk_factors_near(finding.path)
-        if not sites:
-            finding.message += " (no recurrent layer or high learning rate found nearby, so this is informational)"
-            return
-        site = sites[0]
-        finding.severity = Severity.WARNING
-        where = f"line {site.line}" if site.path == finding.path else f"{site.display_path}:{site.line}"
-        finding.message += f"; the project has {site.description} at {where}, a known cause of exploding gradients"
-        if site.path == finding.path:
-            finding.related = finding.related + (Related(site.line, 1, f"risk factor: {site.description}"),)
+    def _trained(instances, ctx: RuleContext):
+        project = ctx.project
+        for step in instances:
+            facts = project.facts.trained_by(step, ctx.source.path)
+            if facts is not None:
+                return facts
+        return None
+
+    def _risk(self, instances, ctx: RuleContext) -> str | None:
+        """Why exploding gradients are likely here: the trained model, its learning rate, or (when the
+        model cannot be resolved) a risk factor in the file or beside it."""
+        project = ctx.project
+        facts = self._trained(instances, ctx)
+        if facts is not None:
+            described = facts.describe_risk(project)
+            if described:
+                return described
+        lr = high_learning_rate(instances[0], ctx)
+        if lr is not None:
+            return lr
+        if facts is None:
+            sites = project.risk_factors_near(ctx.source.path)
+            if sites:
+                site = sites[0]
+                where = f"line {site.line}" if site.path == ctx.source.path else f"{site.display_path}:{site.line}"
+                return f"the project has {site.description} at {where}"
+        return None
+
+    def _no_risk(self, instances, ctx: RuleContext) -> str:
+        facts = self._trained(instances, ctx)
+        if facts is not None:
+            return f" (the trained model `{facts.name}` has no recurrent layer and the learning rate is moderate, so this is informational)"
+        return " (no recurrent layer or high learning rate found nearby, so this is informational)"
+
+
+def high_learning_rate(step, ctx: RuleContext) -> str | None:
+    """`a learning rate of 0.1 for Adam (argparse default of --lr (train.py:12))` when above range."""
+    from gradlint.index.values import Scope
+
+    constructor = optimizer_constructor(step)
+    if constructor is None:
+        return None
+    qualified = step.context.model.qualify_call(constructor)
+    if not vocab.is_optimizer_class(qualified):
+        return None
+    family = (qualified or "").rsplit(".", 1)[-1]
+    limit = vocab.LR_LIMITS.get(family)
+    lr = _argument(constructor, 1, "lr")
+    if limit is None or lr is None:
+        return None
+    resolved = ctx.project.resolver.resolve(lr, Scope(ctx.source.path, step.context.model, step.context.function))
+    if resolved is None or not isinstance(resolved.value, (int, float)) or resolved.value <= limit:
+        return None
+    origin = f" ({resolved.origin})" if resolved.origin else ""
+    return f"the learning rate is {resolved.value:g} for {family}{origin}, above its usual range (<= {limit:g})"

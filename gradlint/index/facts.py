@@ -1,0 +1,233 @@
+"""Facts about models: which classes hold recurrent layers, and which model a step trains.
+
+A class holds a recurrent layer when one of its methods builds `nn.RNN/LSTM/GRU/*Cell`,
+directly or through a submodule class of the project that does (`self.encoder =
+Encoder(...)`), or through a base class. The model a training step trains is the one
+whose `.parameters()` reach its optimizer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from gradlint.analysis import vocabulary as vocab
+from gradlint.analysis.model import ClassInfo, FileModel, Function, Kind
+from gradlint.analysis.names import dotted_name
+from gradlint.analysis.steps import Context, TrainingStep
+from gradlint.analysis.values import string_value
+
+if TYPE_CHECKING:
+    from gradlint.index.project import ProjectIndex, Symbol
+
+_MOVES = {"to", "cuda", "cpu", "double", "float", "half", "bfloat16", "train", "eval", "requires_grad_"}
+_WRAPPERS = {"DataParallel", "DistributedDataParallel", "DDP", "compile", "FullyShardedDataParallel", "FSDP"}
+MAX_DEPTH = 6
+
+
+@dataclass(frozen=True, eq=False)
+class LayerSite:
+    path: Path
+    node: cst.Call
+    layer: str
+    """`LSTM`, `RNN`, `GRUCell`, ..."""
+    nonlinearity: str | None = None
+
+
+@dataclass(eq=False)
+class ModelFacts:
+    name: str
+    path: Path | None
+    info: ClassInfo | None = None
+    recurrent: list[LayerSite] = field(default_factory=list)
+    lightning: bool = False
+    configures_clipping: bool = False
+    """Overrides Lightning's `configure_gradient_clipping`."""
+    manual_optimization: bool = False
+    """`self.automatic_optimization = False`."""
+    clips_manually: bool = False
+    """Calls `self.clip_gradients(...)` (Lightning manual optimization)."""
+
+    @property
+    def vanilla(self) -> list[LayerSite]:
+        return [site for site in self.recurrent if site.layer in ("RNN", "RNNCell")]
+
+    def describe_risk(self, project: "ProjectIndex") -> str | None:
+        if not self.recurrent:
+            return None
+        site = self.recurrent[0]
+        layer = f"nn.{site.layer}" + (" with nonlinearity='relu'" if site.nonlinearity == "relu" else "")
+        return f"`{self.name}` has a recurrent layer ({layer} at {project.where(site.path, site.node)})"
+
+
+class Facts:
+    def __init__(self, project: "ProjectIndex") -> None:
+        self.project = project
+        self._classes: dict[int, ModelFacts] = {}
+
+    # ----------------------------------------------------------------- classes
+
+    def of_class(self, symbol: "Symbol", depth: int = 0) -> ModelFacts:
+        info = symbol.target
+        assert isinstance(info, ClassInfo)
+        cached = self._classes.get(id(info))
+        if cached is not None:
+            return cached
+        facts = ModelFacts(info.name, symbol.path, info)
+        self._classes[id(info)] = facts  # guards against cycles
+        model = symbol.model
+        for site in model.calls:
+            if not _in_class(site.function, info):
+                continue
+            if site.qualified in vocab.RECURRENT_LAYERS:
+                nonlinearity = string_value(_keyword(site.node, "nonlinearity"))
+                facts.recurrent.append(LayerSite(symbol.path, site.node, site.qualified.rsplit(".", 1)[-1], nonlinearity))
+            elif depth < MAX_DEPTH and not (site.qualified or "").startswith(("torch.", "numpy.", "math.")):
+                inner = self.project.resolve_callee(symbol.path, site.callee)
+                if inner is not None and inner.kind == "class" and inner.target is not info:
+                    facts.recurrent.extend(self.of_class(inner, depth + 1).recurrent)
+        for base in info.bases:
+            if base.endswith("LightningModule"):
+                facts.lightning = True
+                continue
+            inner = self.project.resolve_callee(symbol.path, base) if base else None
+            if inner is None and base.startswith("."):
+                inner = self.project.resolve_qualified(symbol.path, base)
+            if inner is not None and inner.kind == "class" and depth < MAX_DEPTH:
+                parent = self.of_class(inner, depth + 1)
+                facts.recurrent.extend(parent.recurrent)
+                facts.lightning |= parent.lightning
+                facts.configures_clipping |= parent.configures_clipping
+                facts.manual_optimization |= parent.manual_optimization
+                facts.clips_manually |= parent.clips_manually
+        facts.configures_clipping |= "configure_gradient_clipping" in info.methods
+        flag = info.attribute_values.get("automatic_optimization", info.class_values.get("automatic_optimization"))
+        facts.manual_optimization |= isinstance(flag, cst.Name) and flag.value == "False"
+        facts.clips_manually |= any(
+            event.kind is Kind.CLIP and event.form == "lightning"
+            for method in info.methods.values()
+            for event in method.body.events()
+        )
+        return facts
+
+    # ----------------------------------------------------------- expressions
+
+    def of_expression(
+        self, expression: cst.BaseExpression | None, path: Path, model: FileModel, context: Context | None,
+        before: int, function: Function | None, depth: int = 0,
+    ) -> ModelFacts | None:
+        """The model an expression evaluates to (`model`, `self.net`, `RNNModel(...).to(device)`)."""
+        if expression is None or depth > MAX_DEPTH:
+            return None
+        recurse = lambda e, fn=function: self.of_expression(e, path, model, context, before, fn, depth + 1)  # noqa: E731
+        if isinstance(expression, cst.Call):
+            func = expression.func
+            if isinstance(func, cst.Attribute) and func.attr.value in _MOVES:
+                return recurse(func.value)
+            callee = dotted_name(func) or ""
+            qualified = model.imports.qualify(callee)
+            if qualified in vocab.RECURRENT_LAYERS:
+                layer = qualified.rsplit(".", 1)[-1]
+                nonlinearity = string_value(_keyword(expression, "nonlinearity"))
+                return ModelFacts(f"nn.{layer}", path, recurrent=[LayerSite(path, expression, layer, nonlinearity)])
+            if callee.rsplit(".", 1)[-1] in _WRAPPERS and expression.args:
+                return recurse(expression.args[0].value)
+            symbol = self.project.resolve_callee(path, callee) if callee else None
+            if symbol is not None and symbol.kind == "class":
+                return self.of_class(symbol)
+            return None
+        name = dotted_name(expression)
+        if name is None:
+            return None
+        if name.startswith("self.") and name.count(".") == 1:
+            owner = _owner(function, model)
+            if owner is not None and name[5:] in owner.attribute_values:
+                return recurse(owner.attribute_values[name[5:]], owner.attribute_functions.get(name[5:]))
+            return None
+        if "." in name:
+            return None
+        value = context.binding(name, before) if context is not None else None
+        if value is None and function is not None:
+            value = _assigned(function, name)
+        if value is None:
+            value = model.constants.get(name)
+        return recurse(value) if value is not None else None
+
+    def trained_by(self, step: TrainingStep, path: Path) -> ModelFacts | None:
+        """The model whose parameters the step's optimizer updates."""
+        event = step.step.event
+        optimizer = event.receiver or ""
+        if event.via_scaler and isinstance(event.node, cst.Call) and event.node.args:
+            optimizer = dotted_name(event.node.args[0].value) or optimizer
+        context, model = step.context, step.context.model
+        constructor = context.binding(optimizer, step.step.index)
+        if constructor is None and optimizer.startswith("self."):
+            owner = _owner(context.function, model)
+            constructor = owner.attribute_values.get(optimizer[5:]) if owner else None
+        if not isinstance(constructor, cst.Call):
+            return None
+        params = _argument(constructor, 0, "params")
+        if isinstance(params, cst.Name):
+            params = context.binding(params.value, step.step.index) or model.constants.get(params.value)
+        if isinstance(params, (cst.List, cst.Tuple)) and params.elements:
+            first = params.elements[0].value
+            if isinstance(first, cst.Dict):
+                params = next(
+                    (e.value for e in first.elements if isinstance(e, cst.DictElement) and string_value(e.key) == "params"),
+                    None,
+                )
+        if not (isinstance(params, cst.Call) and isinstance(params.func, cst.Attribute)):
+            return None
+        if params.func.attr.value not in ("parameters", "named_parameters"):
+            return None
+        holder = params.func.value
+        while isinstance(holder, cst.Attribute) and dotted_name(holder) and not dotted_name(holder).startswith("self."):
+            holder = holder.value  # `model.encoder.parameters()` trains part of `model`
+        return self.of_expression(holder, path, model, context, step.step.index, context.function)
+
+
+def _in_class(function: Function | None, info: ClassInfo) -> bool:
+    while function is not None:
+        if function.class_name == info.name and info.methods.get(function.name) is function:
+            return True
+        function = function.parent
+    return False
+
+
+def _owner(function: Function | None, model: FileModel) -> ClassInfo | None:
+    while function is not None and function.class_name is None:
+        function = function.parent
+    return model.classes.get(function.class_name) if function is not None and function.class_name else None
+
+
+def _assigned(function: Function, name: str) -> cst.BaseExpression | None:
+    found = None
+    for event in function.body.events():
+        if event.kind is Kind.ASSIGN and event.augmented is None and event.targets == (name,):
+            found = event.value
+    return found
+
+
+def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg.value
+    return None
+
+
+def _argument(call: cst.Call, position: int, keyword: str) -> cst.BaseExpression | None:
+    index = 0
+    for arg in call.args:
+        if arg.keyword is not None:
+            if arg.keyword.value == keyword:
+                return arg.value
+            continue
+        if arg.star:
+            return None
+        if index == position:
+            return arg.value
+        index += 1
+    return None

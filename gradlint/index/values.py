@@ -1,0 +1,416 @@
+"""Value resolution across a project: what number `args.nlayers` or `cfg.lr` stands for.
+
+Resolves literals, module and class constants (imported ones too), simple arithmetic,
+function default arguments, constructor call sites, argparse defaults, dataclass field
+defaults, dict configs and `getattr(cfg, "x", default)`. Anything else is unresolved:
+`resolve` returns None and rules stay quiet rather than guess.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import libcst as cst
+
+from gradlint.analysis.model import ClassInfo, FileModel, Function, Kind
+from gradlint.analysis.names import dotted_name
+from gradlint.analysis.values import _INF_NAMES, _NAN_NAMES
+
+if TYPE_CHECKING:
+    from gradlint.index.project import ProjectIndex
+
+MAX_DEPTH = 12
+
+_BINARY: dict[type, Callable[[Any, Any], Any]] = {
+    cst.Add: operator.add,
+    cst.Subtract: operator.sub,
+    cst.Multiply: operator.mul,
+    cst.Divide: operator.truediv,
+    cst.FloorDivide: operator.floordiv,
+    cst.Power: operator.pow,
+    cst.Modulo: operator.mod,
+}
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "int": int,
+    "float": float,
+    "abs": abs,
+    "round": round,
+    "min": min,
+    "max": max,
+    "math.sqrt": math.sqrt,
+    "math.pow": math.pow,
+    "math.exp": math.exp,
+    "math.log": math.log,
+    "numpy.sqrt": math.sqrt,
+}
+_PARSE_ARGS = ("parse_args", "parse_known_args", "parse_intermixed_args")
+_ARGS_NAMES = {"args", "opt", "opts", "options", "flags", "hparams", "hp", "params", "config", "cfg", "FLAGS"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where an expression is evaluated: its file, and the function it sits in (if any)."""
+
+    path: Path
+    model: FileModel
+    function: Function | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    value: Any
+    origin: str = ""
+    """How the value was found, for messages: `argparse default of --nlayers (train.py:14)`."""
+
+
+class Resolver:
+    def __init__(self, project: "ProjectIndex") -> None:
+        self.project = project
+
+    def resolve(self, node: cst.BaseExpression | None, scope: Scope, depth: int = 0) -> Resolved | None:
+        if node is None or depth > MAX_DEPTH:
+            return None
+        try:
+            return self._resolve(node, scope, depth + 1)
+        except (ArithmeticError, ValueError, TypeError, OverflowError):
+            return None
+
+    def value(self, node: cst.BaseExpression | None, scope: Scope) -> Any:
+        resolved = self.resolve(node, scope)
+        return None if resolved is None else resolved.value
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _resolve(self, node: cst.BaseExpression, scope: Scope, depth: int) -> Resolved | None:
+        if isinstance(node, (cst.Integer, cst.Float)):
+            return Resolved(node.evaluated_value)
+        if isinstance(node, cst.SimpleString):
+            return Resolved(node.evaluated_value)
+        if isinstance(node, cst.ConcatenatedString):
+            value = node.evaluated_value
+            return Resolved(value) if isinstance(value, str) else None
+        if isinstance(node, cst.UnaryOperation):
+            inner = self.resolve(node.expression, scope, depth)
+            if inner is None:
+                return None
+            if isinstance(node.operator, cst.Minus):
+                return replace(inner, value=-inner.value)
+            if isinstance(node.operator, cst.Plus):
+                return inner
+            if isinstance(node.operator, cst.Not):
+                return replace(inner, value=not inner.value)
+            return None
+        if isinstance(node, cst.BinaryOperation):
+            op = _BINARY.get(type(node.operator))
+            left, right = self.resolve(node.left, scope, depth), self.resolve(node.right, scope, depth)
+            if op is None or left is None or right is None:
+                return None
+            return Resolved(op(left.value, right.value), left.origin or right.origin)
+        if isinstance(node, (cst.Tuple, cst.List)):
+            values = [self.resolve(element.value, scope, depth) for element in node.elements]
+            if any(value is None for value in values):
+                return None
+            return Resolved(tuple(value.value for value in values if value is not None))
+        if isinstance(node, cst.Dict):
+            return Resolved(self._dict(node, scope, depth))
+        if isinstance(node, cst.Name):
+            return self._name(node.value, scope, depth)
+        if isinstance(node, cst.Attribute):
+            return self._attribute(node, scope, depth)
+        if isinstance(node, cst.Subscript):
+            return self._subscript(node, scope, depth)
+        if isinstance(node, cst.Call):
+            return self._call(node, scope, depth)
+        return None
+
+    def _dict(self, node: cst.Dict, scope: Scope, depth: int) -> dict:
+        result: dict = {}
+        for element in node.elements:
+            if not isinstance(element, cst.DictElement):
+                continue
+            key = self.resolve(element.key, scope, depth)
+            if key is None:
+                continue
+            value = self.resolve(element.value, scope, depth)
+            result[key.value] = _Unresolved(element.value, scope) if value is None else value.value
+        return result
+
+    # --------------------------------------------------------------------- names
+
+    def _name(self, name: str, scope: Scope, depth: int) -> Resolved | None:
+        if name in ("True", "False", "None"):
+            return Resolved({"True": True, "False": False, "None": None}[name])
+        qualified = scope.model.imports.qualify(name)
+        if qualified in _INF_NAMES:
+            return Resolved(math.inf)
+        if qualified in _NAN_NAMES:
+            return Resolved(math.nan)
+        function = scope.function
+        while function is not None:
+            assigned = _assignment_in(function, name)
+            if assigned is not None:
+                return self.resolve(assigned, Scope(scope.path, scope.model, function), depth)
+            if name in function.params:
+                return self._parameter(function, name, scope, depth)
+            function = function.parent
+        symbol = self.project.resolve(scope.path, name)
+        if symbol is not None and symbol.kind == "value" and isinstance(symbol.target, cst.BaseExpression):
+            resolved = self.resolve(symbol.target, Scope(symbol.path, symbol.model), depth)
+            if resolved is not None and not resolved.origin:
+                origin = f"{symbol.name} = ... ({self.project.where(symbol.path, symbol.target)})"
+                return replace(resolved, origin=origin)
+            return resolved
+        return None
+
+    def _parameter(self, function: Function, name: str, scope: Scope, depth: int) -> Resolved | None:
+        """A parameter's value: what a call site in the project passes, else its default."""
+        param = _param(function, name)
+        if param is None:
+            return None
+        for site_path, call, caller in self._call_sites(function, scope):
+            argument = _bind(function, param, call)
+            if argument is None:
+                continue
+            site_model = self.project.model(site_path)
+            if site_model is None:
+                continue
+            resolved = self.resolve(argument, Scope(site_path, site_model, caller), depth)
+            if resolved is not None:
+                origin = resolved.origin or f"passed at {self.project.where(site_path, call)}"
+                return replace(resolved, origin=origin)
+        if param.default is not None:
+            resolved = self.resolve(param.default, Scope(scope.path, scope.model, function.parent), depth)
+            if resolved is not None and not resolved.origin:
+                origin = f"default of {name} ({self.project.where(scope.path, param.default)})"
+                return replace(resolved, origin=origin)
+            return resolved
+        return None
+
+    def _call_sites(self, function: Function, scope: Scope):
+        if function.class_name is not None and function.name == "__init__":
+            info = scope.model.classes.get(function.class_name)
+            if info is None:
+                return []
+            symbol = self.project.class_symbol(scope.path, info)
+        elif function.parent is None and function.class_name is None:
+            symbol = self.project.resolve(scope.path, function.name)
+            if symbol is None or symbol.target is not function:
+                return []
+        else:
+            return []
+        return [(path, site.node, site.function) for path, site in self.project.call_sites(symbol)]
+
+    # ---------------------------------------------------------------- attributes
+
+    def _attribute(self, node: cst.Attribute, scope: Scope, depth: int) -> Resolved | None:
+        qualified = scope.model.imports.qualify_expr(node)
+        if qualified in _INF_NAMES:
+            return Resolved(math.inf)
+        if qualified in _NAN_NAMES:
+            return Resolved(math.nan)
+        attribute = node.attr.value
+        base = node.value
+        base_name = dotted_name(base)
+        if base_name == "self" and scope.function is not None:
+            return self._self_attribute(attribute, scope, depth)
+        # A module attribute (`config.BPTT`) or a class constant (`Defaults.LR`).
+        if base_name is not None:
+            symbol = self.project.resolve_callee(scope.path, base_name)
+            if symbol is not None and symbol.kind == "module":
+                inner = self.project.resolve(symbol.path, attribute)
+                if inner is not None and inner.kind == "value":
+                    return self.resolve(inner.target, Scope(inner.path, inner.model), depth)  # type: ignore[arg-type]
+                return None
+            if symbol is not None and symbol.kind == "class":
+                return self._class_value(symbol.target, attribute, symbol.path, depth)  # type: ignore[arg-type]
+        # `args.x` from argparse, `cfg.x` from a dataclass instance.
+        bound = self._binding(base, scope)
+        if isinstance(bound, cst.Call):
+            callee = dotted_name(bound.func) or ""
+            if callee.rsplit(".", 1)[-1] in _PARSE_ARGS:
+                return self._argparse(attribute, scope, depth)
+            if isinstance(bound.func, (cst.Subscript,)):
+                return None
+            symbol = self.project.resolve_callee(scope.path, callee) if callee else None
+            if symbol is not None and symbol.kind == "class":
+                passed = _keyword(bound, attribute)
+                if passed is not None:
+                    return self.resolve(passed, scope, depth)
+                return self._class_value(symbol.target, attribute, symbol.path, depth)  # type: ignore[arg-type]
+            return None
+        if bound is None and isinstance(base, cst.Name) and base.value in _ARGS_NAMES:
+            return self._argparse(attribute, scope, depth)
+        return None
+
+    def _self_attribute(self, attribute: str, scope: Scope, depth: int) -> Resolved | None:
+        function = scope.function
+        while function is not None and function.class_name is None:
+            function = function.parent
+        if function is None:
+            return None
+        info = scope.model.classes.get(function.class_name or "")
+        if info is None:
+            return None
+        if attribute in info.attribute_values:
+            where = info.attribute_functions.get(attribute, function)
+            return self.resolve(info.attribute_values[attribute], Scope(scope.path, scope.model, where), depth)
+        return self._class_value(info, attribute, scope.path, depth)
+
+    def _class_value(self, info: ClassInfo, attribute: str, path: Path, depth: int) -> Resolved | None:
+        model = self.project.model(path)
+        if model is None or attribute not in info.class_values:
+            return None
+        value = info.class_values[attribute]
+        resolved = self.resolve(value, Scope(path, model), depth)
+        if resolved is not None and not resolved.origin:
+            return replace(resolved, origin=f"{info.name}.{attribute} ({self.project.where(path, value)})")
+        return resolved
+
+    def _argparse(self, dest: str, scope: Scope, depth: int) -> Resolved | None:
+        """`args.dest`: the default of the matching add_argument, in this file or else the project."""
+        candidates = [(scope.path, scope.model)] + [
+            (path, model) for path, model in self.project.models() if path != scope.path
+        ]
+        for path, model in candidates:
+            argument = model.argparse.get(dest)
+            if argument is None:
+                continue
+            where = self.project.where(path, argument.node)
+            if argument.default is None:
+                return Resolved(argument.implicit_default, f"argparse default of {argument.option} ({where})")
+            resolved = self.resolve(argument.default, Scope(path, model), depth)
+            if resolved is None:
+                return None
+            return Resolved(resolved.value, f"argparse default of {argument.option} ({where})")
+        return None
+
+    def _binding(self, base: cst.BaseExpression, scope: Scope) -> cst.BaseExpression | None:
+        """The expression a bare name is assigned from, in its function or at module level."""
+        if not isinstance(base, cst.Name):
+            return None
+        function = scope.function
+        while function is not None:
+            assigned = _assignment_in(function, base.value)
+            if assigned is not None:
+                return assigned
+            if base.value in function.params:
+                return None
+            function = function.parent
+        return scope.model.constants.get(base.value)
+
+    # --------------------------------------------------------- subscripts, calls
+
+    def _subscript(self, node: cst.Subscript, scope: Scope, depth: int) -> Resolved | None:
+        if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+            return None
+        container = self.resolve(node.value, scope, depth)
+        key = self.resolve(node.slice[0].slice.value, scope, depth)
+        if container is None or key is None:
+            return None
+        try:
+            value = container.value[key.value]
+        except (KeyError, IndexError, TypeError):
+            return None
+        return self._settle(value, container.origin, depth)
+
+    def _call(self, node: cst.Call, scope: Scope, depth: int) -> Resolved | None:
+        callee = dotted_name(node.func) or ""
+        qualified = scope.model.imports.qualify(callee) or callee
+        positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
+        if callee == "getattr" and len(positional) in (2, 3):
+            name = self.resolve(positional[1], scope, depth)
+            if name is None or not isinstance(name.value, str):
+                return None
+            attribute = cst.Attribute(value=positional[0], attr=cst.Name(name.value))
+            found = self._attribute(attribute, scope, depth)
+            if found is not None or len(positional) == 2:
+                return found
+            return self.resolve(positional[2], scope, depth)
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value == "get" and positional:
+            container = self.resolve(node.func.value, scope, depth)
+            key = self.resolve(positional[0], scope, depth)
+            if container is None or key is None or not isinstance(container.value, dict):
+                return None
+            if key.value in container.value:
+                return self._settle(container.value[key.value], container.origin, depth)
+            return self.resolve(positional[1], scope, depth) if len(positional) > 1 else Resolved(None)
+        if callee == "dict" and not positional:
+            values = {}
+            for arg in node.args:
+                if arg.keyword is None:
+                    return None
+                resolved = self.resolve(arg.value, scope, depth)
+                values[arg.keyword.value] = _Unresolved(arg.value, scope) if resolved is None else resolved.value
+            return Resolved(values)
+        function = _FUNCTIONS.get(qualified) or _FUNCTIONS.get(callee)
+        if function is None or any(arg.keyword is not None for arg in node.args):
+            return None
+        if callee == "float" and len(positional) == 1 and isinstance(positional[0], cst.SimpleString):
+            return Resolved(float(positional[0].evaluated_value))
+        values = [self.resolve(arg, scope, depth) for arg in positional]
+        if any(value is None for value in values):
+            return None
+        return Resolved(function(*(value.value for value in values if value is not None)))
+
+    def _settle(self, value: Any, origin: str, depth: int) -> Resolved | None:
+        if isinstance(value, _Unresolved):
+            return self.resolve(value.node, value.scope, depth)
+        return Resolved(value, origin)
+
+
+@dataclass(frozen=True)
+class _Unresolved:
+    """A dict entry whose value could not be resolved up front (tried again on access)."""
+
+    node: cst.BaseExpression
+    scope: Scope
+
+
+def _assignment_in(function: Function, name: str) -> cst.BaseExpression | None:
+    """The last plain `name = value` in the function's own body (not nested functions)."""
+    found = None
+    for event in function.body.events():
+        if event.kind is Kind.ASSIGN and event.augmented is None and name in event.targets:
+            found = event.value if event.targets == (name,) else None
+    return found
+
+
+def _param(function: Function, name: str) -> cst.Param | None:
+    params = function.node.params
+    for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+        if param.name.value == name:
+            return param
+    return None
+
+
+def _bind(function: Function, param: cst.Param, call: cst.Call) -> cst.BaseExpression | None:
+    """The argument a call passes for `param` (keyword or position), None when it passes none."""
+    keyword = _keyword(call, param.name.value)
+    if keyword is not None:
+        return keyword
+    params = function.node.params
+    ordered = [p.name.value for p in (*params.posonly_params, *params.params)]
+    if function.class_name is not None and ordered and ordered[0] in ("self", "cls"):
+        ordered = ordered[1:]
+    if param.name.value not in ordered:
+        return None
+    position = ordered.index(param.name.value)
+    positional = []
+    for arg in call.args:
+        if arg.keyword is not None:
+            continue
+        if arg.star:
+            return None
+        positional.append(arg.value)
+    return positional[position] if position < len(positional) else None
+
+
+def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg.value
+    return None
