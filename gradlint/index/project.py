@@ -9,7 +9,6 @@ pre-commit) are read from disk the same way.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,8 +16,20 @@ from typing import Iterable, Iterator
 
 import libcst as cst
 
-from gradlint.analysis.model import CallSite, ClassInfo, FileModel, Function, build_model
-from gradlint.engine import RiskFactorSite, SourceError, SourceFile, _LazyPositions, read_source
+from gradlint.analysis.model import (
+    CallSite,
+    ClassInfo,
+    FileModel,
+    Function,
+    build_model,
+)
+from gradlint.engine import (
+    RiskFactorSite,
+    SourceError,
+    SourceFile,
+    _LazyPositions,
+    read_source,
+)
 
 MAX_DEPTH = 8
 
@@ -76,6 +87,14 @@ class ProjectIndex:
             loaded = None
         self._loaded[path] = loaded
         return loaded
+
+    def files_mentioning(self, *needles: str) -> Iterator[tuple[Path, FileModel]]:
+        """Files of the run whose text holds one of `needles`, parsed on demand."""
+        for path, source in self.sources.items():
+            if source.text is not None and any(needle in source.text for needle in needles):
+                model = self.model(path)
+                if model is not None:
+                    yield path, model
 
     def models(self) -> Iterator[tuple[Path, FileModel]]:
         """Every file of the run that was parsed (those that could hold a finding)."""
@@ -188,21 +207,24 @@ class ProjectIndex:
 
     # ------------------------------------------------------------- call sites
 
-    @cached_property
-    def _calls_by_name(self) -> dict[str, list[tuple[Path, CallSite]]]:
-        calls: dict[str, list[tuple[Path, CallSite]]] = defaultdict(list)
-        for path, model in self.models():
-            for site in model.calls:
-                calls[site.callee.rsplit(".", 1)[-1]].append((path, site))
-        return calls
-
     def call_sites(self, symbol: Symbol) -> list[tuple[Path, CallSite]]:
-        """Where a class or function of the project is called, in the files of the run."""
+        """Where a class or function of the project is called, in any file of the run.
+
+        Files the pre-filter did not parse are parsed here, but only those whose text
+        mentions the name: a `main.py` that only builds the model still counts.
+        """
         found = []
-        for path, site in self._calls_by_name.get(symbol.name, []):
-            resolved = self.resolve_callee(path, site.callee)
-            if resolved is not None and resolved.target is symbol.target:
-                found.append((path, site))
+        needle = f"{symbol.name}("
+        for path, source in self.sources.items():
+            if source.text is None or needle not in source.text:
+                continue
+            model = self.model(path)
+            for site in model.calls if model is not None else ():
+                if site.callee.rsplit(".", 1)[-1] != symbol.name:
+                    continue
+                resolved = self.resolve_callee(path, site.callee)
+                if resolved is not None and resolved.target is symbol.target:
+                    found.append((path, site))
         return found
 
     # ----------------------------------------------------------- risk factors
