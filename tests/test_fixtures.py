@@ -39,11 +39,18 @@ def test_there_are_fixture_projects():
     assert len(PROJECTS) >= 10
 
 
+def test_every_code_a_fixture_expects_is_a_registered_rule():
+    from gradlint.rules import RULES_BY_CODE
+
+    expected = {code for path in FIXTURES.rglob("*.py") for code, _ in expected_findings(path)}
+    assert expected <= set(RULES_BY_CODE)
+
+
 @pytest.mark.parametrize("project", PROJECTS, ids=lambda path: path.name)
 def test_fixture_project_yields_exactly_its_expected_findings(project: Path):
     report = lint_paths([project], Config(root=project), cwd=project)
     assert not report.errors and not report.skipped
-    for source in sorted(project.glob("*.py")):
+    for source in sorted(project.rglob("*.py")):
         found = {(f.code, f.line) for f in report.findings if f.path == source.resolve()}
         assert found == expected_findings(source), source.name
 
