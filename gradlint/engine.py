@@ -266,6 +266,7 @@ class FileChecker:
             related=related,
             source_line=lines[line - 1] if 0 < line <= len(lines) else "",
             fix_safety=diagnostic.fix_safety,
+            data=diagnostic.data,
         )
 
 

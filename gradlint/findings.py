@@ -59,6 +59,8 @@ class Finding:
     """The text of `line`, kept for code frames and fingerprints."""
     fix_safety: str | None = None
     """'safe' or 'unsafe' when a fix exists (autofix issue), else None."""
+    data: dict | None = None
+    """The resolved configuration the finding rests on (sizes, layers, init, sequence length)."""
 
     def sort_key(self) -> tuple:
         return (self.display_path, self.line, self.column, self.code)

@@ -23,7 +23,7 @@ NO_CLIP = textwrap.dedent(
     import torch.nn as nn
 
     model = nn.LSTM(8, 16)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
 
     def train(loader):
         for x, y in loader:

@@ -351,3 +351,28 @@ def test_gl101_names_a_high_learning_rate_resolved_from_argparse():
 def test_dotted_name_helper_keeps_subscripts_out():
     assert dotted_name(cst.parse_expression("a.b.c")) == "a.b.c"
     assert dotted_name(cst.parse_expression("f().x")) is None
+
+
+def test_lightning_manual_optimization_trains_the_module_itself():
+    code = """\
+        import lightning as L
+        import torch.nn as nn
+
+
+        class ManualModel(L.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.automatic_optimization = False
+                self.layer = nn.Linear(32, 2)
+
+            def training_step(self, batch, batch_idx):
+                opt = self.optimizers()
+                loss = self.layer(batch).sum()
+                opt.zero_grad()
+                self.manual_backward(loss)
+                opt.step()
+    """
+    neighbour = "import torch.nn as nn\n\nlstm = nn.LSTM(4, 4)\n"
+    (finding,) = lint(textwrap.dedent(code), "GL101", extra={"lstm_demo.py": neighbour})
+    assert finding.severity is Severity.INFO
+    assert "`ManualModel` has no recurrent layer" in finding.message

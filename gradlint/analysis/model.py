@@ -16,8 +16,8 @@ import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.names import ImportMap, dotted_name, last_segment
-from gradlint.analysis.walk import children, walk
 from gradlint.analysis.values import evaluate_number, is_true, string_value
+from gradlint.analysis.walk import children, walk
 
 
 class Kind(enum.Enum):

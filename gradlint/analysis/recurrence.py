@@ -9,8 +9,8 @@ import libcst as cst
 
 from gradlint.analysis.model import Block, BlockKind, FileModel, Kind
 from gradlint.analysis.names import dotted_name, last_segment
-from gradlint.analysis.walk import walk
 from gradlint.analysis.steps import Context, Occurrence, contexts, resolve_helper
+from gradlint.analysis.walk import walk
 
 # Names that hold a recurrent state. Anything else passed in and returned (metrics, augmented
 # inputs) is not reported: a carried dict of metrics is not a graph through time.

@@ -15,7 +15,15 @@ from typing import Iterator
 import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
-from gradlint.analysis.model import Block, BlockKind, ClassInfo, Event, FileModel, Function, Kind
+from gradlint.analysis.model import (
+    Block,
+    BlockKind,
+    ClassInfo,
+    Event,
+    FileModel,
+    Function,
+    Kind,
+)
 from gradlint.analysis.names import last_segment
 
 MAX_INLINE_DEPTH = 4

@@ -12,6 +12,10 @@ for _module in ("torch.nn.utils", "torch.nn.utils.clip_grad"):
     CLIP_FUNCTIONS[f"{_module}.clip_grads_with_norm_"] = (1, "max_norm")
     CLIP_FUNCTIONS[f"{_module}.clip_grad_value_"] = (1, "clip_value")
 
+# timm's helper clips by norm, value or AGC: `dispatch_clip_grad(parameters, value, mode="norm")`.
+for _module in ("timm.utils", "timm.utils.clip_grad"):
+    CLIP_FUNCTIONS[f"{_module}.dispatch_clip_grad"] = (1, "value")
+
 CLIP_METHODS = {"clip_grad_norm_", "clip_grad_value_", "clip_gradients", "clip_grad_norm"}
 
 RECURRENT_LAYERS = {

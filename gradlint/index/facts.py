@@ -163,6 +163,10 @@ class Facts:
         if event.via_scaler and isinstance(event.node, cst.Call) and event.node.args:
             optimizer = dotted_name(event.node.args[0].value) or optimizer
         context, model = step.context, step.context.model
+        if _from_lightning_optimizers(context, optimizer, step.step.index):
+            # Lightning manual optimization: `opt = self.optimizers()` trains the module itself.
+            owner = _owner(context.function, model)
+            return self.of_class(self.project.class_symbol(path, owner)) if owner is not None else None
         constructor = context.binding(optimizer, step.step.index)
         if constructor is None and optimizer.startswith("self."):
             owner = _owner(context.function, model)
@@ -187,6 +191,23 @@ class Facts:
         while isinstance(holder, cst.Attribute) and dotted_name(holder) and not dotted_name(holder).startswith("self."):
             holder = holder.value  # `model.encoder.parameters()` trains part of `model`
         return self.of_expression(holder, path, model, context, step.step.index, context.function)
+
+
+def _from_lightning_optimizers(context: Context, name: str, before: int) -> bool:
+    """`opt = self.optimizers()`, `g_opt, d_opt = self.optimizers()` or `self.optimizers()[0]`."""
+    for occ in reversed(context.occurrences[:before]):
+        event = occ.event
+        if event.kind is Kind.ASSIGN and name in event.targets:
+            value = event.value
+            if isinstance(value, cst.Subscript):
+                value = value.value
+            return (
+                isinstance(value, cst.Call)
+                and isinstance(value.func, cst.Attribute)
+                and value.func.attr.value == "optimizers"
+                and dotted_name(value.func.value) == "self"
+            )
+    return False
 
 
 def _in_class(function: Function | None, info: ClassInfo) -> bool:

@@ -51,6 +51,7 @@ class ProjectIndex:
         self.sources: dict[Path, SourceFile] = {source.path: source for source in sources}
         self._loaded: dict[Path, tuple[FileModel, _LazyPositions] | None] = {}
         self._roots = [Path(root) for root in roots]
+        self._call_sites: dict[int, list[tuple[Path, CallSite]]] = {}
 
     # ------------------------------------------------------------------ files
 
@@ -213,7 +214,11 @@ class ProjectIndex:
         Files the pre-filter did not parse are parsed here, but only those whose text
         mentions the name: a `main.py` that only builds the model still counts.
         """
-        found = []
+        cached = self._call_sites.get(id(symbol.target))
+        if cached is not None:
+            return cached
+        found: list[tuple[Path, CallSite]] = []
+        self._call_sites[id(symbol.target)] = found
         needle = f"{symbol.name}("
         for path, source in self.sources.items():
             if source.text is None or needle not in source.text:

@@ -171,17 +171,19 @@ class Resolver:
         param = _param(function, name)
         if param is None:
             return None
+        passed_unknown = False
         for site_path, call, caller in self._call_sites(function, scope):
             argument = _bind(function, param, call)
             if argument is None:
                 continue
             site_model = self.project.model(site_path)
-            if site_model is None:
-                continue
-            resolved = self.resolve(argument, Scope(site_path, site_model, caller), depth)
+            resolved = None if site_model is None else self.resolve(argument, Scope(site_path, site_model, caller), depth)
             if resolved is not None:
                 origin = resolved.origin or f"passed at {self.project.where(site_path, call)}"
                 return replace(resolved, origin=origin)
+            passed_unknown = True
+        if passed_unknown:
+            return None  # a caller passes a value we cannot see: the default would be a guess
         if param.default is not None:
             resolved = self.resolve(param.default, Scope(scope.path, scope.model, function.parent), depth)
             if resolved is not None and not resolved.origin:

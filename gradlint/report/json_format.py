@@ -32,6 +32,7 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         ],
         "fix_safety": finding.fix_safety,
         "fingerprint": finding.fingerprint(),
+        "data": finding.data,
     }
 
 

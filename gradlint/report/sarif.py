@@ -141,6 +141,8 @@ def _result(finding: Finding, rule_index: int, report: Report) -> dict[str, Any]
             for number, related in enumerate(finding.related, start=1)
         ]
     result["partialFingerprints"] = {FINGERPRINT_KEY: finding.fingerprint()}
+    if finding.data is not None:
+        result["properties"] = {"gradlint": finding.data}
     return result
 
 

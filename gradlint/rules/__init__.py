@@ -10,13 +10,24 @@ from gradlint.rules.clip_exhausted_iterator import ClipExhaustedIterator
 from gradlint.rules.clipping_before_unscale import ClippingBeforeUnscale
 from gradlint.rules.clipping_inside_accumulation import ClippingInsideAccumulation
 from gradlint.rules.clipping_misplaced import ClippingMisplaced
+from gradlint.rules.conflicting_clip_config import ConflictingClipConfig
+from gradlint.rules.deep_unnormalized_stack import DeepUnnormalizedStack
+from gradlint.rules.deep_vanilla_rnn import DeepVanillaRnn
+from gradlint.rules.framework_clipping_disabled import FrameworkClippingDisabled
+from gradlint.rules.fsdp_local_clipping import FsdpLocalClipping
 from gradlint.rules.gradients_never_cleared import GradientsNeverCleared
+from gradlint.rules.high_lr_without_clipping import HighLrWithoutClipping
 from gradlint.rules.ineffective_clip_threshold import IneffectiveClipThreshold
+from gradlint.rules.large_weight_init import LargeWeightInit
+from gradlint.rules.long_unrolled_vanilla_rnn import LongUnrolledVanillaRnn
 from gradlint.rules.meta_parse_error import ParseError
 from gradlint.rules.meta_unused_suppression import UnusedSuppression
 from gradlint.rules.missing_gradient_clipping import MissingGradientClipping
+from gradlint.rules.no_weight_regularization import NoWeightRegularization
+from gradlint.rules.relu_recurrence import ReluRecurrence
 from gradlint.rules.retain_graph_carried_state import RetainGraphCarriedState
 from gradlint.rules.sum_reduction_loss import SumReductionLoss
+from gradlint.rules.unscaled_random_parameter import UnscaledRandomParameter
 
 ALL_RULES: tuple[type[Rule], ...] = (
     ParseError,
@@ -26,11 +37,22 @@ ALL_RULES: tuple[type[Rule], ...] = (
     ClippingBeforeUnscale,
     IneffectiveClipThreshold,
     ClipExhaustedIterator,
+    FrameworkClippingDisabled,
     GradientsNeverCleared,
     BpttHiddenNotDetached,
     SumReductionLoss,
     ClippingInsideAccumulation,
     RetainGraphCarriedState,
+    FsdpLocalClipping,
+    ConflictingClipConfig,
+    DeepVanillaRnn,
+    ReluRecurrence,
+    LongUnrolledVanillaRnn,
+    DeepUnnormalizedStack,
+    LargeWeightInit,
+    UnscaledRandomParameter,
+    HighLrWithoutClipping,
+    NoWeightRegularization,
 )
 
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}

@@ -43,6 +43,8 @@ class Diagnostic:
     severity: Severity | None = None
     """Overrides the rule's default severity (e.g. GL101 without a risk factor is info)."""
     fix_safety: str | None = None
+    data: dict | None = None
+    """The resolved configuration behind the finding (JSON `data`, SARIF `properties.gradlint`)."""
 
 
 @dataclass

@@ -7,9 +7,13 @@ from typing import Iterator
 from gradlint.analysis.model import FileModel
 from gradlint.analysis.steps import step_instances
 from gradlint.findings import Severity
-from gradlint.analysis import vocabulary as vocab
-from gradlint.analysis.model import _argument
-from gradlint.rules._helpers import optimizer_constructor, optimizer_name, scaler_name, text, trained_model_name
+from gradlint.rules._helpers import (
+    high_learning_rate,
+    optimizer_name,
+    scaler_name,
+    text,
+    trained_model_name,
+)
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
 
@@ -82,25 +86,3 @@ class MissingGradientClipping(Rule):
         if facts is not None:
             return f" (the trained model `{facts.name}` has no recurrent layer and the learning rate is moderate, so this is informational)"
         return " (no recurrent layer or high learning rate found nearby, so this is informational)"
-
-
-def high_learning_rate(step, ctx: RuleContext) -> str | None:
-    """`a learning rate of 0.1 for Adam (argparse default of --lr (train.py:12))` when above range."""
-    from gradlint.index.values import Scope
-
-    constructor = optimizer_constructor(step)
-    if constructor is None:
-        return None
-    qualified = step.context.model.qualify_call(constructor)
-    if not vocab.is_optimizer_class(qualified):
-        return None
-    family = (qualified or "").rsplit(".", 1)[-1]
-    limit = vocab.LR_LIMITS.get(family)
-    lr = _argument(constructor, 1, "lr")
-    if limit is None or lr is None:
-        return None
-    resolved = ctx.project.resolver.resolve(lr, Scope(ctx.source.path, step.context.model, step.context.function))
-    if resolved is None or not isinstance(resolved.value, (int, float)) or resolved.value <= limit:
-        return None
-    origin = f" ({resolved.origin})" if resolved.origin else ""
-    return f"the learning rate is {resolved.value:g} for {family}{origin}, above its usual range (<= {limit:g})"

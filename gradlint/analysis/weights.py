@@ -1,0 +1,851 @@
+"""Weights and their initialization: which matrix an init call targets, and how big it is.
+
+GL301 and GL302 ask two questions of a weight expression such as `self.rnn.weight_hh_l0`:
+
+- what it is: the recurrent matrix of an `nn.RNN/LSTM/GRU` (or `*Cell`) attribute, the weight
+  of a square `nn.Linear(n, n)`, or a square `nn.Parameter(torch.empty(n, n))`;
+- its size n (the recurrent gain concerns the hidden size h, also for the (4h, h) LSTM and (3h, h)
+  GRU `weight_hh`), resolved through the project index in the scope of the function that builds
+  the layer, so constructor parameters resolve through call sites and argparse defaults.
+
+A loop `for name, p in self.rnn.named_parameters(): if "weight_hh" in name: init(p)` targets the
+RNN's recurrent matrices too.
+
+`init_ops` lists, per function, the operations that set or rescale a tensor in place
+(`nn.init.normal_(w, std=s)`, `w.data.mul_(k)`, `w *= k`, `self.W = nn.Parameter(...)`) in
+program order, with the loops and branches around them. It walks only the functions whose calls
+(from the FileModel) or augmented assignments show such an operation.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from gradlint.analysis import vocabulary as vocab
+from gradlint.analysis.model import (
+    ClassInfo,
+    FileModel,
+    Function,
+    Kind,
+    _argument,
+    _keyword,
+    iter_calls,
+)
+from gradlint.analysis.names import dotted_name
+from gradlint.analysis.values import string_value
+
+if TYPE_CHECKING:
+    from gradlint.index.project import ProjectIndex
+    from gradlint.index.values import Scope
+
+MAX_DEPTH = 6
+
+PARAMETER_CLASSES = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
+LINEAR_CLASSES = {"torch.nn.Linear", "torch.nn.modules.linear.Linear"}
+TENSOR_FACTORIES = {
+    "empty", "zeros", "ones", "randn", "rand", "eye", "full", "Tensor", "FloatTensor", "DoubleTensor",
+    "HalfTensor", "BFloat16Tensor", "tensor",
+}
+"""`torch.<name>(...)` calls that build a tensor of a given shape (`tensor` only for its data)."""
+_TENSOR_KEYWORDS = {"dtype", "device", "requires_grad", "layout", "pin_memory", "generator", "out", "memory_format"}
+_MOVES = {"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "contiguous", "requires_grad_", "clone", "detach"}
+_WRAPPERS = {"DataParallel", "DistributedDataParallel", "DDP", "compile"}
+_WEIGHT_HH = re.compile(r"^weight_hh(_l\d+)?(_reverse)?$")
+
+# Names of the init functions (`torch.nn.init.<name>`) and tensor methods that set a tensor.
+INIT_FUNCTIONS = {
+    "normal_", "normal", "uniform_", "uniform", "trunc_normal_", "orthogonal_", "orthogonal", "eye_", "eye",
+    "constant_", "constant", "ones_", "zeros_", "xavier_normal_", "xavier_uniform_", "xavier_normal",
+    "xavier_uniform", "kaiming_normal_", "kaiming_uniform_", "kaiming_normal", "kaiming_uniform",
+    "sparse_", "sparse", "dirac_", "dirac",
+}
+TENSOR_METHODS = {"normal_", "uniform_", "fill_", "mul_", "div_", "zero_", "copy_"}
+_CANDIDATE_NAMES = INIT_FUNCTIONS | TENSOR_METHODS | {"Parameter"}
+_AUGMENTED = {"MultiplyAssign": "*", "DivideAssign": "/"}
+
+
+# --------------------------------------------------------------------------- values and scopes
+
+
+def make_scope(path: Path, model: FileModel, function: Function | None) -> Scope:
+    """A resolver scope (imported here, not at module level: gradlint.index imports the rules)."""
+    from gradlint.index.values import Scope
+
+    return Scope(path, model, function)
+
+
+def _assignment_in(function: Function, name: str) -> cst.BaseExpression | None:
+    from gradlint.index.values import _assignment_in as assignment_in
+
+    return assignment_in(function, name)
+
+
+def owner_class(function: Function | None, model: FileModel) -> ClassInfo | None:
+    """The class whose method (or a function nested in it) `function` is."""
+    while function is not None and function.class_name is None:
+        function = function.parent
+    if function is None or function.class_name is None:
+        return None
+    info = model.classes.get(function.class_name)
+    return info if info is not None and info.methods.get(function.name) is function else None
+
+
+def qualified(model: FileModel, node: cst.BaseExpression) -> str | None:
+    return model.imports.qualify_expr(node)
+
+
+def strip_data(node: cst.BaseExpression) -> cst.BaseExpression:
+    """`w.data` / `w.detach()` -> `w`: the same storage."""
+    while True:
+        if isinstance(node, cst.Attribute) and node.attr.value == "data":
+            node = node.value
+        elif (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value == "detach"
+            and not node.args
+        ):
+            node = node.func.value
+        else:
+            return node
+
+
+@dataclass(frozen=True)
+class Bound:
+    """An expression with the file and function it is evaluated in."""
+
+    value: cst.BaseExpression
+    path: Path
+    model: FileModel
+    function: Function | None
+
+    @property
+    def scope(self) -> Scope:
+        return make_scope(self.path, self.model, self.function)
+
+
+def bind_name(name: str, scope: Scope) -> Bound | None:
+    """The expression a bare name is assigned from: in its function (or an enclosing one), else at module level."""
+    function = scope.function
+    while function is not None:
+        assigned = _assignment_in(function, name)
+        if assigned is not None:
+            return Bound(assigned, scope.path, scope.model, function)
+        if name in function.params:
+            return None
+        function = function.parent
+    value = scope.model.constants.get(name)
+    return Bound(value, scope.path, scope.model, None) if value is not None else None
+
+
+def unwrap_module(bound: Bound, depth: int = 0) -> Bound:
+    """`RNN(...).to(device)`, `DataParallel(model)` -> the module construction, following names."""
+    while depth < MAX_DEPTH:
+        depth += 1
+        value = bound.value
+        if isinstance(value, cst.Call):
+            func = value.func
+            if isinstance(func, cst.Attribute) and func.attr.value in _MOVES:
+                bound = Bound(func.value, bound.path, bound.model, bound.function)
+                continue
+            name = dotted_name(func) or ""
+            if name.rsplit(".", 1)[-1] in _WRAPPERS and value.args:
+                bound = Bound(value.args[0].value, bound.path, bound.model, bound.function)
+                continue
+            return bound
+        if isinstance(value, cst.Name):
+            inner = bind_name(value.value, bound.scope)
+            if inner is None:
+                return bound
+            bound = inner
+            continue
+        if isinstance(value, cst.Attribute) and dotted_name(value) and dotted_name(value).startswith("self."):
+            parts = dotted_name(value).split(".")
+            if len(parts) == 2:
+                info = owner_class(bound.function, bound.model)
+                if info is not None and parts[1] in info.attribute_values:
+                    bound = Bound(
+                        info.attribute_values[parts[1]], bound.path, bound.model, info.attribute_functions.get(parts[1])
+                    )
+                    continue
+        return bound
+    return bound
+
+
+@dataclass(frozen=True)
+class ModuleRef:
+    """What a dotted module path (`self.rnn`, `model.encoder.rnn`) was built by."""
+
+    bound: Bound
+    """The construction call (`nn.RNN(...)`, `RNNModel(...)`) or other value."""
+    rest: tuple[str, ...]
+    """Attribute names left after the last module that could be followed (`weight_hh_l0`)."""
+    owner: ClassInfo | None = None
+    """For `self` (or an instance of a project class): the class."""
+    owner_path: Path | None = None
+    owner_model: FileModel | None = None
+
+
+def resolve_path(parts: list[str], scope: Scope, project: ProjectIndex) -> ModuleRef | None:
+    """Follow `self.rnn.weight_hh_l0` / `model.rnn.weight_hh_l0` to the layer call and what is left."""
+    if not parts:
+        return None
+    head = parts[0]
+    if head == "self":
+        info = owner_class(scope.function, scope.model)
+        if info is None:
+            return None
+        if len(parts) == 1:
+            return ModuleRef(
+                Bound(cst.Name("self"), scope.path, scope.model, scope.function), (), info, scope.path, scope.model
+            )
+        return _follow_class(info, scope.path, scope.model, parts[1:], project, 0)
+    bound = bind_name(head, scope)
+    if bound is None:
+        return None
+    return _follow(bound, parts[1:], project, 0)
+
+
+def _follow(bound: Bound, rest: list[str], project: ProjectIndex, depth: int) -> ModuleRef | None:
+    bound = unwrap_module(bound)
+    value = bound.value
+    if not isinstance(value, cst.Call):
+        return ModuleRef(bound, tuple(rest)) if not rest else None
+    callee = dotted_name(value.func) or ""
+    name = qualified(bound.model, value.func)
+    if name is not None and name.startswith("torch."):
+        return ModuleRef(bound, tuple(rest))
+    if depth >= MAX_DEPTH or not callee:
+        return None
+    symbol = project.resolve_callee(bound.path, callee)
+    if symbol is None or symbol.kind != "class" or not isinstance(symbol.target, ClassInfo):
+        return None
+    if not rest:
+        return ModuleRef(bound, (), symbol.target, symbol.path, symbol.model)
+    return _follow_class(symbol.target, symbol.path, symbol.model, rest, project, depth + 1)
+
+
+def _follow_class(
+    info: ClassInfo, path: Path, model: FileModel, rest: list[str], project: ProjectIndex, depth: int
+) -> ModuleRef | None:
+    attribute = rest[0]
+    if attribute not in info.attribute_values:
+        return None
+    bound = Bound(info.attribute_values[attribute], path, model, info.attribute_functions.get(attribute))
+    return _follow(bound, rest[1:], project, depth)
+
+
+def resolve_number(project: ProjectIndex, node: cst.BaseExpression | None, scope: Scope):
+    """(value, origin) of a number, or (None, "") when it does not resolve."""
+    if node is None:
+        return None, ""
+    resolved = project.resolver.resolve(node, scope)
+    if resolved is None or isinstance(resolved.value, bool) or not isinstance(resolved.value, (int, float)):
+        return None, ""
+    return resolved.value, resolved.origin
+
+
+def resolve_size(project: ProjectIndex, node: cst.BaseExpression | None, scope: Scope):
+    """(n, origin) for a dimension: a positive integer (or integral float), else (None, "")."""
+    value, origin = resolve_number(project, node, scope)
+    if value is None or not math.isfinite(value) or value <= 0 or value != int(value):
+        return None, ""
+    return int(value), origin
+
+
+def code(model: FileModel, node: cst.CSTNode) -> str:
+    return " ".join(model.module.code_for_node(node).split())
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def recurrent_layer(model: FileModel, call: cst.CSTNode) -> str | None:
+    """`LSTM` when `call` builds `nn.LSTM(...)` (any import spelling), else None."""
+    if not isinstance(call, cst.Call):
+        return None
+    name = qualified(model, call.func)
+    return name.rsplit(".", 1)[-1] if name in vocab.RECURRENT_LAYERS else None
+
+
+def tensor_shape(model: FileModel, call: cst.Call) -> tuple[str, list[cst.BaseExpression]] | None:
+    """(`randn`, [dims]) for `torch.randn(a, b)` / `torch.empty((a, b))` / `torch.zeros(size=(a, b))`."""
+    name = qualified(model, call.func)
+    if name is None or not name.startswith("torch."):
+        return None
+    factory = name.rsplit(".", 1)[-1]
+    if factory not in TENSOR_FACTORIES or factory == "tensor":
+        return None
+    positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
+    if any(arg.star for arg in call.args):
+        return None
+    size = _keyword(call, "size")
+    if size is not None:
+        positional = [size]
+    if factory == "full":
+        positional = positional[:1]
+    if len(positional) == 1 and isinstance(positional[0], (cst.Tuple, cst.List)):
+        positional = [element.value for element in positional[0].elements]
+    if factory == "eye":
+        if len(positional) == 1:
+            positional = [positional[0], positional[0]]
+        elif _keyword(call, "m") is not None:
+            positional = [positional[0], _keyword(call, "m")]  # type: ignore[list-item]
+    if not positional or any(isinstance(dim, (cst.SimpleString, cst.Tuple, cst.List)) for dim in positional):
+        return None
+    return factory, positional
+
+
+def square_size(
+    project: ProjectIndex, model: FileModel, dims: list[cst.BaseExpression], scope: Scope
+) -> tuple[bool, int | None, str]:
+    """Whether the last two dimensions are equal, and n with its origin (n None when unresolved)."""
+    if len(dims) < 2:
+        return False, None, ""
+    first, second = dims[-2], dims[-1]
+    a, origin_a = resolve_size(project, first, scope)
+    b, origin_b = resolve_size(project, second, scope)
+    if a is not None and b is not None:
+        return a == b, (a if a == b else None), origin_a or origin_b
+    if first.deep_equals(second):
+        return True, None, ""
+    return False, None, ""
+
+
+# --------------------------------------------------------------------------- weight targets
+
+
+@dataclass
+class WeightTarget:
+    """A weight matrix that an init operation sets."""
+
+    name: str
+    """For messages and data: `rnn.weight_hh_l0`, `fc.weight`, `W`."""
+    kind: str
+    """'recurrent' (an RNN's weight_hh), 'linear' (square nn.Linear weight) or 'parameter' (square tensor)."""
+    n: int | None = None
+    built_by: str = ""
+    """What builds it, without the place: `hidden_size=256 of nn.RNN`, `nn.Linear(n, n)`."""
+    site: tuple[Path, cst.CSTNode] | None = None
+    """The construction call, for `at model.py:30` (positions are computed only when a finding needs them)."""
+    value_origin: str = ""
+    """Where n comes from (`argparse default of --nhid (train.py:12)`)."""
+    layer: dict | None = None
+    unresolved: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> str:
+        return f"{self.n} x {self.n}" if self.n is not None else "n x n"
+
+    def origin(self, project: ProjectIndex) -> str:
+        """`hidden_size=256 of nn.RNN at model.py:30, argparse default of --nhid (train.py:12)`."""
+        text = self.built_by
+        if self.site is not None:
+            text += f" at {project.where(*self.site)}"
+        return text + (f", {self.value_origin}" if self.value_origin else "")
+
+    def layer_data(self, project: ProjectIndex) -> dict | None:
+        """The layer's resolved configuration (`gradlint.analysis.layers`), with where it is built."""
+        if self.layer is None:
+            return None
+        data = dict(self.layer)
+        if self.site is not None:
+            data["where"] = project.where(*self.site)
+        return data
+
+
+def weight_target(
+    node: cst.BaseExpression, scope: Scope, project: ProjectIndex, stack: tuple = ()
+) -> WeightTarget | None:
+    """What an init operation's tensor argument is, when it is a recurrent or square weight."""
+    node = strip_data(node)
+    if isinstance(node, cst.Name):
+        looped = _loop_target(node.value, scope, project, stack)
+        if looped is not None:
+            return looped
+    name = dotted_name(node)
+    if name is None or _subscripted(node):
+        return None
+    parts = name.split(".")
+    ref = resolve_path(parts, scope, project)
+    if ref is None:
+        return None
+    return _target_of(ref, parts, project)
+
+
+def _subscripted(node: cst.BaseExpression) -> bool:
+    while isinstance(node, (cst.Attribute, cst.Subscript)):
+        if isinstance(node, cst.Subscript):
+            return True
+        node = node.value
+    return False
+
+
+def _display(parts: list[str]) -> str:
+    return ".".join(parts[1:] if parts[0] == "self" and len(parts) > 1 else parts)
+
+
+def _target_of(ref: ModuleRef, parts: list[str], project: ProjectIndex) -> WeightTarget | None:
+    bound = ref.bound
+    value = bound.value
+    if not isinstance(value, cst.Call):
+        return None
+    display = _display(parts)
+    layer = recurrent_layer(bound.model, value)
+    if layer is not None:
+        if len(ref.rest) != 1 or not _WEIGHT_HH.match(ref.rest[0]):
+            return None
+        return _recurrent_target(display, bound, project)
+    name = qualified(bound.model, value.func)
+    if name in LINEAR_CLASSES:
+        if ref.rest != ("weight",):
+            return None
+        fan_in, fan_out = _argument(value, 0, "in_features"), _argument(value, 1, "out_features")
+        if fan_in is None or fan_out is None:
+            return None
+        square, n, origin = square_size(project, bound.model, [fan_out, fan_in], bound.scope)
+        if not square:
+            return None
+        built_by = f"nn.Linear({code(bound.model, fan_in)}, {code(bound.model, fan_out)})"
+        return WeightTarget(
+            display, "linear", n, built_by, (bound.path, value), origin, unresolved=[] if n is not None else ["n"]
+        )
+    if ref.rest:
+        return None
+    tensor = _parameter_tensor(bound)
+    if tensor is None:
+        return None
+    shape = tensor_shape(bound.model, tensor)
+    if shape is None:
+        return None
+    square, n, origin = square_size(project, bound.model, shape[1], bound.scope)
+    if not square:
+        return None
+    built_by = f"`{_short(code(bound.model, value))}`"
+    return WeightTarget(
+        display, "parameter", n, built_by, (bound.path, value), origin, unresolved=[] if n is not None else ["n"]
+    )
+
+
+def _short(text: str, limit: int = 50) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _parameter_tensor(bound: Bound) -> cst.Call | None:
+    """The tensor construction inside `nn.Parameter(torch.empty(n, n))` (or a requires_grad tensor)."""
+    value = bound.value
+    if not isinstance(value, cst.Call):
+        return None
+    name = qualified(bound.model, value.func)
+    if name in PARAMETER_CLASSES:
+        inner = _argument(value, 0, "data")
+        return tensor_call(inner) if inner is not None else None
+    tensor = unwrap_tensor(value)
+    if isinstance(tensor, cst.Call) and _requires_grad(value):
+        return tensor
+    return None
+
+
+def tensor_call(node: cst.BaseExpression, depth: int = 0) -> cst.Call | None:
+    """The tensor construction in `torch.eye(n) * k`, `torch.randn(n, n).to(device) / d` (for its shape)."""
+    node = unwrap_tensor(node)
+    if isinstance(node, cst.Call):
+        return node
+    if depth < 4 and isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Multiply, cst.Divide)):
+        return tensor_call(node.left, depth + 1) or (
+            tensor_call(node.right, depth + 1) if isinstance(node.operator, cst.Multiply) else None
+        )
+    return None
+
+
+def _requires_grad(call: cst.BaseExpression) -> bool:
+    for node in [call, unwrap_tensor(call)]:
+        if isinstance(node, cst.Call):
+            flag = _keyword(node, "requires_grad")
+            if isinstance(flag, cst.Name) and flag.value == "True":
+                return True
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value == "requires_grad_":
+                return True
+    return False
+
+
+def unwrap_tensor(node: cst.BaseExpression) -> cst.BaseExpression:
+    """`torch.randn(n, n).to(device).requires_grad_()` -> `torch.randn(n, n)` (moves keep the values)."""
+    while (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value in _MOVES
+        and isinstance(node.func.value, cst.Call)
+    ):
+        node = node.func.value
+    return node
+
+
+def _recurrent_target(display: str, bound: Bound, project: ProjectIndex) -> WeightTarget | None:
+    from gradlint.analysis.layers import resolve_layer
+
+    call = bound.value
+    assert isinstance(call, cst.Call)
+    layer = recurrent_layer(bound.model, call) or ""
+    config = resolve_layer(project, bound.path, bound.model, call, layer, bound.function)
+    if config.get("proj_size") or "proj_size" in config.unresolved:
+        return None  # with projections the recurrence goes through an (h, proj_size) matrix
+    n = config.integer("hidden_size")
+    n = n if n is not None and n > 0 else None
+    origin = config.origins.get("hidden_size", "") if n is not None else ""
+    hidden = _argument(call, 1, "hidden_size")
+    text = f"hidden_size={n if n is not None else code(bound.model, hidden) if hidden is not None else '?'}"
+    unresolved = [] if n is not None else ["hidden_size"]
+    return WeightTarget(
+        display, "recurrent", n, f"{text} of nn.{layer}", (bound.path, call), origin, config.data(), unresolved
+    )
+
+
+def _loop_target(name: str, scope: Scope, project: ProjectIndex, stack: tuple) -> WeightTarget | None:
+    """`p` in `for name, p in self.rnn.named_parameters(): if "weight_hh" in name: ...`."""
+    for index in range(len(stack) - 1, -1, -1):
+        entry = stack[index]
+        if entry[0] != "for":
+            continue
+        loop: cst.For = entry[1]
+        target = loop.target
+        if isinstance(target, cst.Name):
+            if target.value != name:
+                continue
+            return _listed_target(loop.iter, scope, project)
+        if not isinstance(target, cst.Tuple) or len(target.elements) != 2:
+            continue
+        names = [element.value.value if isinstance(element.value, cst.Name) else None for element in target.elements]
+        if names[1] != name:
+            continue
+        iterator = loop.iter
+        if isinstance(iterator, cst.Call) and dotted_name(iterator.func) == "list" and iterator.args:
+            iterator = iterator.args[0].value
+        if not (
+            isinstance(iterator, cst.Call)
+            and isinstance(iterator.func, cst.Attribute)
+            and iterator.func.attr.value == "named_parameters"
+        ):
+            return None
+        if names[0] is None or not any(
+            entry[0] == "if" and _selects_weight_hh(entry[1], names[0]) for entry in stack[index + 1 :]
+        ):
+            return None
+        owner = dotted_name(iterator.func.value)
+        if owner is None:
+            return None
+        ref = resolve_path(owner.split("."), scope, project)
+        if ref is None:
+            return None
+        label = f"{_display(owner.split('.'))}.weight_hh" if owner != "self" else "weight_hh"
+        if recurrent_layer(ref.bound.model, ref.bound.value) is not None and not ref.rest:
+            return _recurrent_target(label, ref.bound, project)
+        if ref.owner is not None and ref.owner_path is not None and ref.owner_model is not None and not ref.rest:
+            return _class_recurrent_target(ref.owner, ref.owner_path, ref.owner_model, project, label)
+        return None
+    return None
+
+
+def _listed_target(iterator: cst.BaseExpression, scope: Scope, project: ProjectIndex) -> WeightTarget | None:
+    """`for w in (self.rnn.weight_hh_l0, self.rnn.weight_hh_l1):` -> the common target."""
+    if not isinstance(iterator, (cst.List, cst.Tuple)) or not iterator.elements:
+        return None
+    targets = [weight_target(element.value, scope, project) for element in iterator.elements]
+    if any(target is None for target in targets):
+        return None
+    first = targets[0]
+    assert first is not None
+    if any(target.kind != first.kind or target.n != first.n for target in targets if target is not None):
+        return None
+    return first
+
+
+def _class_recurrent_target(
+    info: ClassInfo, path: Path, symbol_model: FileModel, project: ProjectIndex, label: str
+) -> WeightTarget | None:
+    """`self.named_parameters()` filtered to weight_hh: the class's recurrent layers, when they agree on h."""
+    found: list[WeightTarget] = []
+    for attribute, value in info.attribute_values.items():
+        layer_bound = unwrap_module(Bound(value, path, symbol_model, info.attribute_functions.get(attribute)))
+        if recurrent_layer(layer_bound.model, layer_bound.value) is None:
+            continue
+        target = _recurrent_target(f"{attribute}.weight_hh", layer_bound, project)
+        if target is None:
+            return None
+        found.append(target)
+    if not found or any(target.n != found[0].n for target in found):
+        return None
+    found[0].name = label
+    return found[0]
+
+
+def _selects_weight_hh(test: cst.BaseExpression, name: str) -> bool:
+    """`"weight_hh" in name`, `name.startswith("weight_hh")`, `"hh" in name and "weight" in name`."""
+    mentions_hh = False
+    for node in _conjuncts(test):
+        if isinstance(node, cst.UnaryOperation):
+            return False
+        if isinstance(node, cst.Comparison) and len(node.comparisons) == 1:
+            target = node.comparisons[0]
+            if isinstance(target.operator, cst.NotIn):
+                continue
+            if not isinstance(target.operator, cst.In):
+                continue
+            literal = string_value(node.left)
+            if literal is None or not (isinstance(target.comparator, cst.Name) and target.comparator.value == name):
+                continue
+            if "bias" in literal or "ih" in literal.replace("weight", ""):
+                return False
+            mentions_hh |= "hh" in literal
+        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            if dotted_name(node.func.value) != name or node.func.attr.value not in ("startswith", "endswith"):
+                continue
+            literal = string_value(node.args[0].value) if node.args else None
+            if literal is None or "bias" in literal:
+                return False
+            mentions_hh |= "hh" in literal
+    return mentions_hh
+
+
+def _conjuncts(test: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(test, cst.BooleanOperation):
+        if isinstance(test.operator, cst.Or):
+            return [test]  # an `or` may select other parameters too
+        return _conjuncts(test.left) + _conjuncts(test.right)
+    return [test]
+
+
+# --------------------------------------------------------------------------- init operations
+
+
+@dataclass(eq=False)
+class InitOp:
+    """One statement-level operation that sets or rescales a tensor, in program order."""
+
+    node: cst.CSTNode
+    """The call (`nn.init.normal_(...)`, `w.mul_(k)`), the augmented assignment, or the assigned value."""
+    op: str
+    """`normal_`, `uniform_`, ..., `mul_` / `div_` (scaling), `assign` (a new value), `call` (a self method)."""
+    tensor: cst.BaseExpression | None
+    """The tensor operated on, `.data` stripped (None for `call`)."""
+    call: cst.Call | None = None
+    factor: cst.BaseExpression | None = None
+    """For scaling: the factor (`k` in `w *= k`)."""
+    value: cst.BaseExpression | None = None
+    """For `assign`/`copy_`: the new value."""
+    method: str | None = None
+    """For `call`: the method of the class that runs here (`self.reset_parameters()`)."""
+    tensor_method: bool = False
+    """`w.normal_(0, s)` (a Tensor method: no tensor argument) rather than `nn.init.normal_(w, 0, s)`."""
+    stack: tuple = ()
+    """Enclosing `("for", For)` and `("if", test)` entries inside the function, outermost first."""
+
+    @property
+    def key(self) -> str | None:
+        """The dotted tensor name the op acts on (loop variables qualified by their loop)."""
+        if self.tensor is None:
+            return None
+        name = dotted_name(self.tensor)
+        if name is None:
+            return None
+        if "." not in name:
+            for entry in reversed(self.stack):
+                if entry[0] == "for" and name in _loop_names(entry[1].target):
+                    return f"{name}@{id(entry[1])}"
+        return name
+
+
+def _loop_names(target: cst.BaseExpression) -> set[str]:
+    if isinstance(target, cst.Name):
+        return {target.value}
+    if isinstance(target, (cst.Tuple, cst.List)):
+        names: set[str] = set()
+        for element in target.elements:
+            names |= _loop_names(element.value)
+        return names
+    return set()
+
+
+def init_ops(model: FileModel, function: Function | None) -> list[InitOp]:
+    """The init operations of a function (None: the module body), computed once per function."""
+    cache = model.derived.setdefault("weights.init_ops", {})
+    key = id(function)
+    if key not in cache:
+        cache[key] = _collect(model, function) if _may_init(model, function) else []
+    return cache[key]
+
+
+def functions_with_init_ops(model: FileModel) -> list[Function | None]:
+    return [function for function in [None, *model.all_functions] if init_ops(model, function)]
+
+
+def _may_init(model: FileModel, function: Function | None) -> bool:
+    candidates = model.derived.get("weights.candidates")
+    if candidates is None:
+        candidates = set()
+        for site in model.calls:
+            if site.callee.rsplit(".", 1)[-1] in _CANDIDATE_NAMES or _keyword(site.node, "requires_grad") is not None:
+                candidates.add(id(site.function))
+        for owner in model.all_functions:
+            if any(
+                event.kind is Kind.ASSIGN and event.augmented in _AUGMENTED for event in owner.body.events()
+            ) or any(_assigns_parameter(event) for event in owner.body.events()):
+                candidates.add(id(owner))
+        if any(event.kind is Kind.ASSIGN and event.augmented in _AUGMENTED for event in model.body.events()):
+            candidates.add(id(None))
+        model.derived["weights.candidates"] = candidates
+    return id(function) in candidates
+
+
+def _assigns_parameter(event) -> bool:
+    return event.kind is Kind.ASSIGN and any(target.endswith(".data") for target in event.targets)
+
+
+def _collect(model: FileModel, function: Function | None) -> list[InitOp]:
+    ops: list[InitOp] = []
+    if function is None:
+        _statements(model, model.module.body, (), ops, top=True)
+    else:
+        body = function.node.body
+        statements = body.body if isinstance(body, cst.IndentedBlock) else ()
+        if isinstance(body, cst.SimpleStatementSuite):
+            for small in body.body:
+                _small(model, small, (), ops)
+        _statements(model, statements, (), ops, top=False)
+    return ops
+
+
+def _statements(model: FileModel, statements, stack: tuple, ops: list[InitOp], top: bool) -> None:
+    for statement in statements:
+        if isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                _small(model, small, stack, ops)
+        elif isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        elif isinstance(statement, cst.For):
+            _expression(model, statement.iter, stack, ops)
+            _suite(model, statement.body, stack + (("for", statement),), ops)
+            if statement.orelse is not None:
+                _suite(model, statement.orelse.body, stack, ops)
+        elif isinstance(statement, cst.While):
+            _suite(model, statement.body, stack + (("while", statement),), ops)
+        elif isinstance(statement, cst.If):
+            _if(model, statement, stack, ops)
+        elif isinstance(statement, cst.With):
+            for item in statement.items:
+                _expression(model, item.item, stack, ops)
+            _suite(model, statement.body, stack, ops)
+        elif isinstance(statement, cst.Try) or type(statement).__name__ == "TryStar":
+            _suite(model, statement.body, stack, ops)
+            for handler in statement.handlers:
+                _suite(model, handler.body, stack + (("else", handler),), ops)
+            if statement.orelse is not None:
+                _suite(model, statement.orelse.body, stack, ops)
+            if statement.finalbody is not None:
+                _suite(model, statement.finalbody.body, stack, ops)
+
+
+def _suite(model: FileModel, suite: cst.BaseSuite, stack: tuple, ops: list[InitOp]) -> None:
+    if isinstance(suite, cst.IndentedBlock):
+        _statements(model, suite.body, stack, ops, top=False)
+    elif isinstance(suite, cst.SimpleStatementSuite):
+        for small in suite.body:
+            _small(model, small, stack, ops)
+
+
+def _if(model: FileModel, statement: cst.If, stack: tuple, ops: list[InitOp]) -> None:
+    _expression(model, statement.test, stack, ops)
+    _suite(model, statement.body, stack + (("if", statement.test),), ops)
+    orelse = statement.orelse
+    if isinstance(orelse, cst.If):
+        _if(model, orelse, stack + (("else", statement.test),), ops)
+    elif isinstance(orelse, cst.Else):
+        _suite(model, orelse.body, stack + (("else", statement.test),), ops)
+
+
+def _small(model: FileModel, small: cst.BaseSmallStatement, stack: tuple, ops: list[InitOp]) -> None:
+    if isinstance(small, cst.AugAssign):
+        _expression(model, small.value, stack, ops)
+        operator = _AUGMENTED.get(type(small.operator).__name__)
+        if operator is not None:
+            ops.append(
+                InitOp(small, "mul_" if operator == "*" else "div_", strip_data(small.target), factor=small.value, stack=stack)
+            )
+        return
+    if isinstance(small, (cst.Assign, cst.AnnAssign)):
+        if small.value is None:
+            return
+        _expression(model, small.value, stack, ops)
+        targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+        for target in targets:
+            name = dotted_name(target) if not isinstance(target, (cst.Tuple, cst.List, cst.Subscript)) else None
+            if name is None:
+                continue
+            if name.endswith(".data") or _builds_tensor(model, small.value, name):
+                ops.append(InitOp(small.value, "assign", strip_data(target), value=small.value, stack=stack))
+        return
+    if isinstance(small, cst.Expr):
+        _expression(model, small.value, stack, ops)
+
+
+def _builds_tensor(model: FileModel, value: cst.BaseExpression, target: str) -> bool:
+    """An assigned value that sets a weight: `nn.Parameter(...)`, or a requires_grad tensor kept as a
+    module attribute (a local requires_grad tensor is usually a test input, not a weight)."""
+    if not isinstance(value, cst.Call):
+        return False
+    if qualified(model, value.func) in PARAMETER_CLASSES:
+        return True
+    return target.startswith("self.") and target.count(".") == 1 and _requires_grad(value)
+
+
+def _expression(model: FileModel, expression: cst.BaseExpression, stack: tuple, ops: list[InitOp]) -> None:
+    for call in iter_calls(expression):
+        if isinstance(call, cst.Call):
+            op = _call_op(model, call, stack)
+            if op is not None:
+                ops.append(op)
+
+
+def _call_op(model: FileModel, call: cst.Call, stack: tuple) -> InitOp | None:
+    func = call.func
+    name = qualified(model, func)
+    if name is not None and (name.startswith("torch.nn.init.") or name.endswith(".trunc_normal_")):
+        op = name.rsplit(".", 1)[-1]
+        if op not in INIT_FUNCTIONS:
+            return None
+        tensor = _argument(call, 0, "tensor")
+        if tensor is None:
+            return None
+        return InitOp(call, op.rstrip("_") + "_", strip_data(tensor), call=call, stack=stack)
+    if not isinstance(func, cst.Attribute):
+        return None
+    attr = func.attr.value
+    receiver = func.value
+    if attr in TENSOR_METHODS and name is None:  # `w.normal_(...)`, not `some_module.normal_(w, ...)`
+        if isinstance(receiver, cst.Call):
+            inner = qualified(model, receiver.func) or ""
+            if inner.startswith("torch.nn.init."):
+                tensor = _argument(receiver, 0, "tensor")  # `nn.init.eye_(w).mul_(k)`
+                if tensor is None:
+                    return None
+                receiver = tensor
+            else:
+                return None
+        if dotted_name(receiver) is None:
+            return None
+        tensor = strip_data(receiver)
+        if attr in ("mul_", "div_"):
+            factor = _argument(call, 0, "other")
+            return InitOp(call, attr, tensor, call=call, factor=factor, stack=stack) if factor is not None else None
+        if attr == "copy_":
+            return InitOp(call, "assign", tensor, call=call, value=_argument(call, 0, "src"), stack=stack)
+        return InitOp(call, attr, tensor, call=call, stack=stack, tensor_method=True)
+    if isinstance(receiver, cst.Name) and receiver.value == "self":
+        return InitOp(call, "call", None, call=call, method=attr, stack=stack)
+    return None

@@ -1,0 +1,69 @@
+"""The dynamic probe: rebuild the module a finding describes and measure its gradient growth.
+
+Importing this package does not import torch (the static path never does): the torch-free
+pieces (`ProbeConfig`, `ProbeOptions`, `ProbeResult`, the JSON helpers) live in
+`gradlint.probe.config`; `probe` / `probe_finding` import `gradlint.probe.measure` (and with
+it torch) on first use. Check `torch_available()` first and print `InstallHint` when it is
+False.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from gradlint.probe.config import (
+    CAPS,
+    DEFAULTS,
+    ProbeConfig,
+    ProbeOptions,
+    ProbeResult,
+    RegimeResult,
+    UnsupportedModule,
+    from_json_number,
+    json_number,
+)
+
+InstallHint = "pip install 'gradlint[probe]'"
+"""What to tell the user when torch is missing."""
+
+INSTALL_HINT = InstallHint
+
+__all__ = [
+    "CAPS", "DEFAULTS", "INSTALL_HINT", "InstallHint", "ProbeConfig", "ProbeOptions", "ProbeResult",
+    "ProbeUnavailable", "RegimeResult", "UnsupportedModule", "from_json_number", "json_number", "probe", "probe_finding",
+    "torch_available",
+]
+
+
+class ProbeUnavailable(RuntimeError):
+    """torch is not installed; the message says how to install the probe extra."""
+
+    def __init__(self) -> None:
+        super().__init__(f"the probe needs torch: {InstallHint}")
+
+
+def torch_available() -> bool:
+    """True when torch can be imported (looked up, not imported)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _measure():
+    if not torch_available():
+        raise ProbeUnavailable()
+    from gradlint.probe import measure
+
+    return measure
+
+
+def probe(config: ProbeConfig | dict, options: ProbeOptions | None = None) -> ProbeResult:
+    """See `gradlint.probe.measure.probe` (imports torch on first call)."""
+    return _measure().probe(config, options)
+
+
+def probe_finding(data: dict | None, options: ProbeOptions | None = None, **overrides: Any) -> ProbeResult:
+    """See `gradlint.probe.measure.probe_finding` (imports torch on first call)."""
+    return _measure().probe_finding(data, options, **overrides)

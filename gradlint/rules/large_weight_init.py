@@ -1,0 +1,463 @@
+"""GL301 large-weight-init: A weight initialization gives a recurrent or square weight an expected gain above 1."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import libcst as cst
+
+from gradlint.analysis.model import FileModel, Function, _argument
+from gradlint.analysis.weights import (
+    PARAMETER_CLASSES,
+    InitOp,
+    WeightTarget,
+    functions_with_init_ops,
+    init_ops,
+    make_scope,
+    owner_class,
+    qualified,
+    resolve_number,
+    square_size,
+    tensor_shape,
+    unwrap_tensor,
+    weight_target,
+)
+from gradlint.findings import Severity
+from gradlint.rules.base import Diagnostic, Rule, RuleContext
+
+# (position, keyword, default) of the numbers each form reads; method forms drop the tensor.
+_FUNCTION_ARGS = {
+    "normal_": (("mean", 1, 0.0), ("std", 2, 1.0)),
+    "uniform_": (("a", 1, 0.0), ("b", 2, 1.0)),
+    "trunc_normal_": (("mean", 1, 0.0), ("std", 2, 1.0), ("a", 3, -2.0), ("b", 4, 2.0)),
+    "orthogonal_": (("gain", 1, 1.0),),
+    "constant_": (("val", 1, None),),
+    "xavier_normal_": (("gain", 1, 1.0),),
+    "xavier_uniform_": (("gain", 1, 1.0),),
+}
+_METHOD_ARGS = {
+    "normal_": (("mean", 0, 0.0), ("std", 1, 1.0)),
+    "uniform_": (("from", 0, 0.0), ("to", 1, 1.0)),
+    "fill_": (("value", 0, None),),
+}
+_GAIN_FORMS = {
+    "assign", "eye_", "orthogonal_", "xavier_normal_", "xavier_uniform_", "ones_", "constant_", "fill_",
+    "normal_", "uniform_", "trunc_normal_",
+}
+"""The forms whose gain can be known (kaiming_*, sparse_, dirac_ and unknown re-inits cannot)."""
+_WHY = {
+    "recurrent": "the recurrence multiplies the hidden state and its gradient by about that much at every time step, "
+    "so gradients explode over long sequences",
+    "linear": "every pass through the layer multiplies activations and gradients by about that much",
+    "parameter": "every application multiplies activations and gradients by about that much",
+}
+
+
+def fmt(value: float) -> str:
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
+        return str(int(value)) if isinstance(value, int) else f"{value:.1f}"
+    return f"{value:.3g}" if abs(value) < 0.01 else str(round(value, 2))
+
+
+@dataclass
+class Link:
+    """One operation on a weight and the expected gain after it (None: unknown)."""
+
+    op: InitOp | None
+    gain: float | None
+    formula: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    unscaled_random: bool = False
+    """An unscaled `torch.randn/rand` creation: GL302 reports it on its own."""
+    assumed_prior: bool = False
+    path: tuple = ()
+
+
+class LargeWeightInit(Rule):
+    code = "GL301"
+    name = "large-weight-init"
+    severity = Severity.WARNING
+    summary = "A weight initialization gives a recurrent or square weight an expected gain above 1."
+    triggers = (
+        "init.", "normal_", "uniform_", "orthogonal", "eye_", "constant_", "ones_", "fill_", "mul_", "div_",
+        "copy_", "*=", "/=", "eye(", "randn", "rand(",
+    )
+
+    def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
+        reported: set[int] = set()
+        for function in functions_with_init_ops(model):
+            for diagnostic in _Checker(model, function, ctx).run():
+                if id(diagnostic.node) not in reported:
+                    reported.add(id(diagnostic.node))
+                    yield diagnostic
+
+
+class _Checker:
+    def __init__(self, model: FileModel, function: Function | None, ctx: RuleContext) -> None:
+        self.model = model
+        self.function = function
+        self.ctx = ctx
+        self.project = ctx.project
+        self.scope = make_scope(ctx.source.path, model, function)
+        self._targets: dict[tuple, WeightTarget | None] = {}
+
+    # ------------------------------------------------------------------ chains
+
+    def run(self) -> Iterator[Diagnostic]:
+        chains: dict[str, list[tuple[InitOp, tuple]]] = {}
+        for op in self._expanded(init_ops(self.model, self.function)):
+            key = op.key
+            if key is None:
+                continue
+            chains.setdefault(key, []).append((op, _branch_path(op)))
+        for key, ops in chains.items():
+            yield from self._chain(key, ops)
+
+    def _expanded(self, ops: list[InitOp]) -> Iterator[InitOp]:
+        """`self.reset_parameters()` stands for an unknown op on every weight that method sets."""
+        info = owner_class(self.function, self.model)
+        for op in ops:
+            if op.op != "call":
+                yield op
+                continue
+            method = info.methods.get(op.method or "") if info is not None else None
+            if method is None or method is self.function:
+                continue
+            for inner in init_ops(self.model, method):
+                if inner.key and inner.key.startswith("self.") and inner.op != "call":
+                    yield InitOp(op.node, "unknown", inner.tensor, stack=op.stack)
+
+    def _chain(self, key: str, ops: list[tuple[InitOp, tuple]]) -> Iterator[Diagnostic]:
+        scenarios = {path for _, path in ops}
+        verdicts: dict[int, list[tuple[bool, list[Link], int]]] = {}
+        for scenario in scenarios:
+            chain = [op for op, path in ops if scenario[: len(path)] == path]
+            links = self._links(chain)
+            start = _start(links)
+            for index, link in enumerate(links):
+                if link.op is None:
+                    continue
+                ok = start is not None and index == start
+                verdicts.setdefault(id(link.op), []).append((ok, links, index))
+        for op, path in ops:
+            results = verdicts.get(id(op), [])
+            if not results or not all(ok for ok, _, _ in results):
+                continue
+            _, links, index = results[0]
+            link = links[index]
+            if link.unscaled_random and index == len(links) - 1:
+                continue  # GL302's finding
+            yield self._diagnostic(key, links, index)
+
+    def _links(self, chain: list[InitOp]) -> list[Link]:
+        links: list[Link] = []
+        prior: Link | None = None
+        for op in chain:
+            link = self._link(op, prior)
+            links.append(link)
+            prior = link
+        return links
+
+    # ------------------------------------------------------------------ gains
+
+    def target(self, op: InitOp) -> WeightTarget | None:
+        key = (op.key or "", _branch_path(op))
+        if key not in self._targets:
+            self._targets[key] = weight_target(op.tensor, self.scope, self.project, op.stack) if op.tensor else None
+        return self._targets[key]
+
+    def number(self, node: cst.BaseExpression | None):
+        return resolve_number(self.project, node, self.scope)
+
+    def _args(self, op: InitOp, table: dict) -> dict[str, Any] | None:
+        """The numbers an init form reads (defaults filled in), None when one does not resolve.
+
+        Where a number comes from (`argparse default of --init-std (train.py:20)`) is kept under
+        `origins` for the message."""
+        spec = table.get(op.op)
+        if spec is None or op.call is None:
+            return None
+        values: dict[str, Any] = {}
+        origins: dict[str, str] = {}
+        for name, position, default in spec:
+            node = _argument(op.call, position, name)
+            if node is None:
+                if default is None:
+                    return None
+                values[name] = default
+                continue
+            value, origin = self.number(node)
+            if value is None:
+                return None
+            values[name] = value
+            if origin:
+                origins[name] = origin
+        self._origins = origins
+        return values
+
+    def _from(self, name: str) -> str:
+        origin = getattr(self, "_origins", {}).get(name)
+        return f" ({origin})" if origin else ""
+
+    def _link(self, op: InitOp, prior: Link | None) -> Link:
+        # Cheap syntactic checks first: sizing a target and resolving numbers costs far more.
+        if op.op in ("mul_", "div_"):
+            return self._scale(op, prior)
+        name = op.op
+        if name in ("zeros_", "zero_"):
+            return Link(op, 0.0, "zeros (gain 0)", {"init": name})
+        if name not in _GAIN_FORMS or (name == "assign" and not self._may_gain(op.value)):
+            return Link(op, None)
+        target = self.target(op)
+        if target is None:
+            return Link(op, None)
+        n = target.n
+        method = op.tensor_method
+        if name == "assign":
+            return self._assigned(op, target)
+        if name == "eye_":
+            return Link(op, 1.0, "identity (gain 1)", {"init": "eye_"})
+        if name in ("orthogonal_", "xavier_normal_", "xavier_uniform_") and not method:
+            if name.startswith("xavier") and target.kind != "recurrent":
+                return Link(op, None)
+            values = self._args(op, _FUNCTION_ARGS)
+            if values is None:
+                return Link(op, None)
+            gain = abs(values["gain"])
+            note = "" if name == "orthogonal_" else " (xavier on an n x n matrix: std = gain / sqrt(n))"
+            return Link(
+                op, gain, f"gain={fmt(values['gain'])}{self._from('gain')}{note}", {"init": name, "gain_argument": values["gain"]}
+            )
+        if n is None:
+            return Link(op, None)
+        if name == "ones_":
+            return Link(op, float(n), f"1 * n={n} = {fmt(float(n))}", {"init": name, "value": 1})
+        values = self._args(op, _METHOD_ARGS if method else _FUNCTION_ARGS)
+        if values is None:
+            return Link(op, None)
+        if name in ("constant_", "fill_"):
+            value = values.get("val", values.get("value"))
+            gain = abs(value) * n
+            origin = self._from("val") or self._from("value")
+            return Link(op, gain, f"|{fmt(value)}|{origin} * n={n} = {fmt(gain)}", {"init": name, "value": value})
+        if name == "normal_":
+            label = f"std={fmt(values['std'])}{self._from('std')}"
+            return self._moments(op, n, values["mean"], abs(values["std"]), label, values)
+        if name == "uniform_":
+            low, high = (values["a"], values["b"]) if "a" in values else (values["from"], values["to"])
+            if high < low:
+                return Link(op, None)
+            data = {"init": name, "a": low, "b": high}
+            if low == -high:
+                gain = high * math.sqrt(n / 3)
+                origin = self._from("b") or self._from("a") or self._from("to") or self._from("from")
+                return Link(op, gain, f"a={fmt(high)}{origin} * sqrt({n}/3) = {fmt(gain)}", {**data, "n": n})
+            return self._moments(op, n, (low + high) / 2, (high - low) / math.sqrt(12), "std=(b-a)/sqrt(12)", data)
+        if name == "trunc_normal_":
+            std = _truncated_std(values["mean"], abs(values["std"]), values["a"], values["b"])
+            if std is None:
+                return Link(op, None)
+            label = f"std={fmt(values['std'])}" + ("" if std == abs(values["std"]) else f" (truncated: {fmt(std)})")
+            return self._moments(op, n, values["mean"], std, label, values)
+        return Link(op, None)  # kaiming_*, sparse_, dirac_, or an unresolved argument
+
+    def _moments(self, op: InitOp, n: int, mean: float, std: float, label: str, values: dict) -> Link:
+        """Entries of mean m and std s: bulk radius s*sqrt(n), plus an outlier eigenvalue of about m*n."""
+        spread = std * math.sqrt(n)
+        shift = abs(mean) * n
+        data = {"init": op.op, **{k: v for k, v in values.items() if k not in ("init",)}, "n": n}
+        data.setdefault("std", std)
+        if shift > spread:
+            return Link(op, shift, f"mean={fmt(mean)} * n={n} = {fmt(shift)}", data)
+        return Link(op, spread, f"{label} * sqrt({n}) = {fmt(spread)}", data)
+
+    def _scale(self, op: InitOp, prior: Link | None) -> Link:
+        if (prior is None or prior.gain is None) and not self._weight_like(op):
+            return Link(op, None)
+        raw, origin = self.number(op.factor)
+        if raw is None or raw == 0:
+            return Link(op, None)
+        factor = abs(raw) if op.op == "mul_" else 1 / abs(raw)
+        shown = fmt(abs(raw)) + (f" ({origin})" if origin else "")
+        symbol = "*" if op.op == "mul_" else "/"
+        if prior is not None and prior.gain is not None:
+            gain = prior.gain * factor
+            return Link(op, gain, f"{prior.formula}, then {symbol} {shown} = {fmt(gain)}", {**prior.data, "scale": factor})
+        if factor <= 1 or not self._weight_like(op):
+            return Link(op, None)
+        return Link(
+            op, factor, f"{symbol} {shown} on top of an init of unknown gain (taken as 1) = {fmt(factor)}",
+            {"init": op.op, "scale": factor}, assumed_prior=True,
+        )
+
+    def _weight_like(self, op: InitOp) -> bool:
+        """Scaling alone is judged on a recurrent or square weight only (not any `module.weight`:
+        a conv kernel or a LayerNorm scale has no such gain)."""
+        return self.target(op) is not None
+
+    def _may_gain(self, value: cst.BaseExpression | None, depth: int = 0) -> bool:
+        """Whether an assigned value can have a known gain: an eye/randn/rand draw, maybe scaled."""
+        if value is None or depth > 4:
+            return False
+        if isinstance(value, cst.Call) and qualified(self.model, value.func) in PARAMETER_CLASSES:
+            return self._may_gain(_argument(value, 0, "data"), depth + 1)
+        value = unwrap_tensor(value)
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.Multiply, cst.Divide)):
+            return self._may_gain(value.left, depth + 1) or self._may_gain(value.right, depth + 1)
+        if isinstance(value, cst.Call):
+            name = qualified(self.model, value.func) or ""
+            return name.rsplit(".", 1)[-1] in ("eye", "randn", "rand") and name.startswith("torch.")
+        return False
+
+    def _assigned(self, op: InitOp, target: WeightTarget | None) -> Link:
+        value = op.value
+        if isinstance(value, cst.Call) and qualified(self.model, value.func) in PARAMETER_CLASSES:
+            value = _argument(value, 0, "data")
+        if value is None:
+            return Link(op, None)
+        return self._value_gain(op, value, 0)
+
+    def _value_gain(self, op: InitOp, value: cst.BaseExpression, depth: int) -> Link:
+        """The gain of a tensor expression: `torch.eye(n) * k`, `torch.randn(n, n) / math.sqrt(n)`."""
+        if depth > 4:
+            return Link(op, None)
+        value = unwrap_tensor(value)
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.Multiply, cst.Divide)):
+            right, _ = self.number(value.right)
+            left, _ = self.number(value.left) if isinstance(value.operator, cst.Multiply) else (None, "")
+            if right is not None and right != 0:
+                inner = self._value_gain(op, value.left, depth + 1)
+                factor = abs(right) if isinstance(value.operator, cst.Multiply) else 1 / abs(right)
+                symbol = "*" if isinstance(value.operator, cst.Multiply) else "/"
+            elif left is not None:
+                inner = self._value_gain(op, value.right, depth + 1)
+                factor, symbol = abs(left), "*"
+                right = left
+            else:
+                return Link(op, None)
+            if inner.gain is None:
+                return Link(op, None)
+            gain = inner.gain * factor
+            return Link(op, gain, f"{inner.formula} {symbol} {fmt(abs(right))} = {fmt(gain)}", {**inner.data, "scale": factor})
+        if not isinstance(value, cst.Call):
+            return Link(op, None)
+        shape = tensor_shape(self.model, value)
+        if shape is None:
+            return Link(op, None)
+        factory, dims = shape
+        if factory == "eye":
+            return Link(op, 1.0, "torch.eye (gain 1)", {"init": "eye"})
+        if factory == "zeros":
+            return Link(op, 0.0, "zeros (gain 0)", {"init": "zeros"})
+        square, n, _ = square_size(self.project, self.model, dims, self.scope)
+        if not square or n is None:
+            return Link(op, None)
+        if factory == "randn":
+            gain = math.sqrt(n)
+            return Link(op, gain, f"torch.randn: sqrt({n}) = {fmt(gain)}", {"init": "randn", "n": n}, unscaled_random=True)
+        if factory == "rand":
+            gain = max(0.5 * n, math.sqrt(n / 12))
+            return Link(op, gain, f"torch.rand: mean=0.5 * n={n} = {fmt(gain)}", {"init": "rand", "n": n}, unscaled_random=True)
+        return Link(op, None)
+
+    # ------------------------------------------------------------------ report
+
+    def _diagnostic(self, key: str, links: list[Link], index: int) -> Diagnostic:
+        link = links[index]
+        final = links[-1]
+        op = link.op
+        assert op is not None and final.gain is not None
+        target = self.target(op) or self._target_of_chain(links)
+        node = op.node
+        gain = final.gain
+        text = _snippet(self.model, node)
+        if target is not None:
+            what = {"recurrent": "the recurrent weight", "linear": "the square weight", "parameter": "the square weight"}[
+                target.kind
+            ]
+            origin = target.origin(self.project)
+            size = f"{target.shape}; {origin}" if origin else target.shape
+            described = f"{what} `{target.name}` ({size})"
+            why = _WHY[target.kind]
+        else:
+            described = f"`{key.split('@', 1)[0]}`"
+            why = _WHY["parameter"]
+        later = ""
+        if final is not link:
+            later = f" (after the later {', '.join(f'`{_snippet(self.model, l.op.node)}`' for l in links[index + 1 :] if l.op is not None)})"
+        message = (
+            f"`{text}` gives {described} an expected gain of {fmt(gain)}{later}: {final.formula}; "
+            f"{why}."
+        )
+        data: dict[str, Any] = {**final.data, "gain": round(gain, 4)}
+        data["target"] = target.name if target is not None else key.split("@", 1)[0]
+        data["n"] = target.n if target is not None else data.get("n")
+        if target is not None and target.layer is not None:
+            data["layer"] = target.layer_data(self.project)
+        unresolved = list(target.unresolved) if target is not None else []
+        if link.assumed_prior or final.assumed_prior:
+            unresolved.append("prior init")
+        if unresolved:
+            data["unresolved"] = unresolved
+        limit = ""
+        if target is not None and target.n:
+            limit = f" (for n={target.n}: std <= {fmt(1 / math.sqrt(target.n))}, uniform bound <= {fmt(math.sqrt(3 / target.n))})"
+        hint = (
+            "Keep the expected gain at or below 1: `nn.init.orthogonal_(w)` (gain 1), the identity without a scale "
+            f"above 1, or entries with std <= 1/sqrt(n){limit}."
+        )
+        related = tuple(
+            (l.op.node, f"the gain is {fmt(l.gain)} after this" if l.gain is not None else "")
+            for l in links[index + 1 :]
+            if l.op is not None and l.gain is not None
+        )
+        return Diagnostic(node, message, hint=hint, related=related, data=data)
+
+    def _target_of_chain(self, links: list[Link]) -> WeightTarget | None:
+        for link in links:
+            if link.op is not None:
+                target = self.target(link.op)
+                if target is not None:
+                    return target
+        return None
+
+
+def _branch_path(op: InitOp) -> tuple:
+    return tuple((kind, id(node)) for kind, node in op.stack if kind in ("if", "else"))
+
+
+def _start(links: list[Link]) -> int | None:
+    """The op from which the gain stays known and above 1 to the end of the chain.
+
+    Ops before the last one that sets the values (an init, a new value) do not matter any more.
+    """
+    start = None
+    for index in range(len(links) - 1, -1, -1):
+        link = links[index]
+        if link.gain is None or link.gain <= 1 + 1e-9:
+            break
+        start = index
+        if link.op is not None and link.op.op not in ("mul_", "div_"):
+            break
+    return start
+
+
+def _truncated_std(mean: float, std: float, low: float, high: float) -> float | None:
+    """The std of N(mean, std) truncated to [low, high] (symmetric around the mean only)."""
+    if std == 0:
+        return 0.0
+    if not math.isclose(mean - low, high - mean):
+        return None
+    c = (high - mean) / std
+    if c >= 6:
+        return std
+    phi = math.exp(-c * c / 2) / math.sqrt(2 * math.pi)
+    mass = math.erf(c / math.sqrt(2))
+    return std * math.sqrt(max(0.0, 1 - 2 * c * phi / mass))
+
+
+def _snippet(model: FileModel, node: cst.CSTNode, limit: int = 70) -> str:
+    text = " ".join(model.module.code_for_node(node).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,272 @@
+"""GL203 long-unrolled-vanilla-rnn: A vanilla RNN is trained on long sequences, so its gradient is a product of a hundred or more Jacobians."""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
+
+from gradlint.analysis.layers import (
+    VANILLA_KINDS,
+    Layer,
+    json_value,
+    layers,
+    owner_class,
+    resolve_layer,
+)
+from gradlint.analysis.model import FileModel, Function, Kind
+from gradlint.analysis.steps import training_steps
+from gradlint.analysis.values import string_value
+from gradlint.findings import Severity
+from gradlint.rules.base import Diagnostic, Option, Rule, RuleContext
+
+# The names a training sequence length goes by, most specific first.
+_NAMES = (
+    re.compile(r"^(train_|max_)?bptt(_len)?$", re.IGNORECASE),
+    re.compile(r"^(train_|max_)?(seq_len|seq_length|sequence_length)$", re.IGNORECASE),
+    re.compile(r"^block_size$", re.IGNORECASE),
+    re.compile(r"^T$"),
+    re.compile(r"^window$", re.IGNORECASE),
+    re.compile(r"^(max_len|max_length)$", re.IGNORECASE),
+)
+_CONFIG_FILE = re.compile(
+    r"^(\w+_)?(config|configs|conf|cfg|settings|hparams|hyperparams|hyperparameters|params|defaults|constants|options)"
+    r"(_\w+)?$",
+    re.IGNORECASE,
+)
+_CONFIG_FOLDER = re.compile(r"^(config|configs|conf|cfg|settings|hparams)$", re.IGNORECASE)
+
+_TRAINED: weakref.WeakKeyDictionary[Any, dict[int, list[tuple[Path, FileModel, Function | None]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass
+class Length:
+    value: Any
+    name: str
+    origin: str
+
+
+class LongUnrolledVanillaRnn(Rule):
+    code = "GL203"
+    name = "long-unrolled-vanilla-rnn"
+    severity = Severity.WARNING
+    summary = "A vanilla RNN is trained on long sequences, so its gradient is a product of a hundred or more Jacobians."
+    options = (
+        Option("min-length", 100, "Report vanilla RNNs trained on sequences at least this long."),
+    )
+    triggers = ("RNN",)
+
+    def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
+        minimum = ctx.options["min-length"]
+        path = ctx.source.path
+        cells_seen: set[Any] = set()
+        for layer in layers(model):
+            if layer.kind not in VANILLA_KINDS:
+                continue
+            if layer.kind == "RNNCell":
+                # One finding per model for a stack of cells.
+                key = layer.owner or id(layer.function)
+                if key in cells_seen:
+                    continue
+                cells_seen.add(key)
+            length = sequence_length(ctx, model, layer)
+            if length is None:
+                continue
+            value = length.value
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < minimum:
+                continue
+            config = resolve_layer(ctx.project, path, model, layer.node, layer.kind, layer.function)
+            nonlinearity = config.get("nonlinearity")
+            activation = f"{nonlinearity} " if isinstance(nonlinearity, str) else ""
+            steps = f"{value:g}"
+            yield Diagnostic(
+                layer.node,
+                f"This vanilla {activation}`nn.{layer.kind}` is trained on sequences of {steps} steps "
+                f"(`{length.name}`: {length.origin}): backpropagation through time multiplies {steps} "
+                f"recurrent Jacobians, so the gradient explodes or vanishes exponentially with the length.",
+                hint=(
+                    f"Use a gated `nn.LSTM`/`nn.GRU`, or truncate backpropagation to shorter chunks "
+                    f"(`{length.name}` of 35-50 and detach the hidden state between chunks), and clip gradients "
+                    f"with `torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)`."
+                ),
+                data=config.data(seq_len=json_value(value), seq_len_name=length.name, seq_len_origin=length.origin),
+            )
+
+
+# ---------------------------------------------------------------------- where to look
+
+
+def sequence_length(ctx: RuleContext, model: FileModel, layer: Layer) -> Length | None:
+    """The sequence length the layer is trained on: from the training script that trains it,
+    else the model's own module, else a config module of the project. The first file that
+    names a sequence length decides (unresolved there: None)."""
+    project = ctx.project
+    path = ctx.source.path
+    trainers = trained_in(project, path, model, layer)
+    sources: list[tuple[Path, FileModel, list[Function | None]]] = []
+    for train_path, train_model, function in trainers:
+        for known in sources:
+            if known[0] == train_path:
+                known[2].append(function)
+                break
+        else:
+            sources.append((train_path, train_model, [function]))
+    if not any(source[0] == path for source in sources):
+        sources.append((path, model, []))
+    anchors = [source[0] for source in sources]
+    for config_path in _config_files(project, anchors):
+        config_model = project.model(config_path)
+        if config_model is not None:
+            sources.append((config_path, config_model, []))
+    for source_path, source_model, functions in sources:
+        found = _named_length(project, source_path, source_model, functions)
+        if found is not None:
+            return found if found.value is not None else None
+    return None
+
+
+def trained_in(project: Any, path: Path, model: FileModel, layer: Layer) -> list[tuple[Path, FileModel, Function | None]]:
+    """The files (and step functions) whose training steps train the model holding `layer`:
+    the optimizer's model resolves to it, or (when no step resolves) the file constructs its
+    class and has a training step."""
+    table = _TRAINED.get(project)
+    if table is None:
+        table = {}
+        for step_path, step_model in project.models():
+            for step in training_steps(step_model):
+                facts = project.facts.trained_by(step, step_path)
+                if facts is None:
+                    continue
+                for site in facts.recurrent:
+                    entry = (step_path, step_model, step.context.function)
+                    found = table.setdefault(id(site.node), [])
+                    if entry not in found:
+                        found.append(entry)
+        _TRAINED[project] = table
+    found = list(table.get(id(layer.node), []))
+    if found:
+        return found
+    info = owner_class(model, layer.function)
+    if info is None:
+        return []
+    for site_path, site in project.call_sites(project.class_symbol(path, info)):
+        site_model = project.model(site_path)
+        if site_model is not None and training_steps(site_model):
+            found.append((site_path, site_model, site.function))
+    return found
+
+
+def _config_files(project: Any, anchors: list[Path]) -> list[Path]:
+    """Files of the run named like configuration (`config.py`, `configs/rnn.py`, `hparams.py`)
+    in the folder of a training or model file or above it (or in a config folder there)."""
+    folders = {folder for anchor in anchors for folder in (anchor.parent, *anchor.parent.parents)}
+    found = []
+    for candidate in sorted(project.sources):
+        if candidate in anchors or candidate.suffix != ".py":
+            continue
+        named = _CONFIG_FILE.match(candidate.stem)
+        in_config_folder = _CONFIG_FOLDER.match(candidate.parent.name) and candidate.parent.parent in folders
+        if (named and candidate.parent in folders) or in_config_folder:
+            found.append(candidate)
+    return found
+
+
+def _matches(identifier: str) -> int | None:
+    for rank, pattern in enumerate(_NAMES):
+        if pattern.match(identifier):
+            return rank
+    return None
+
+
+def _named_length(project: Any, path: Path, model: FileModel, functions: list[Function | None]) -> Length | None:
+    """The best-ranked sequence-length name this file defines, resolved (value None when not)."""
+    from gradlint.index.values import Scope
+
+    candidates: list[tuple[int, int, str, Any]] = []  # (name rank, kind rank, name, how to resolve)
+
+    def add(identifier: str, kind: int, how: Any) -> None:
+        rank = _matches(identifier)
+        if rank is not None:
+            candidates.append((rank, kind, identifier, how))
+
+    for dest, argument in model.argparse.items():
+        add(dest, 0, ("argparse", argument))
+    for name in model.constants:
+        add(name, 1, ("name", name))
+    for name in model.imports.aliases:
+        if name not in model.constants:
+            add(name, 1, ("imported", name))
+    for info in model.classes.values():
+        for name, value in info.class_values.items():
+            add(name, 2, ("class", info.name, name, value))
+    for constant, value in model.constants.items():
+        if isinstance(value, cst.Dict):
+            for element in value.elements:
+                if isinstance(element, cst.DictElement):
+                    key = string_value(element.key)
+                    if key:
+                        add(key, 3, ("dict", constant, key, element.value))
+    for function in functions:
+        if function is None:
+            continue
+        for name in _local_names(function):
+            add(name, 4, ("local", function, name))
+    module_scope = Scope(path, model)
+    for _, _, identifier, how in sorted(candidates, key=lambda c: (c[0], c[1])):
+        found = _resolve_length(project, path, model, module_scope, identifier, how)
+        if found is None:
+            continue  # an import that is not a value of the project (`import torch as T`)
+        return found
+    return None
+
+
+def _resolve_length(project: Any, path: Path, model: FileModel, module_scope: Any, identifier: str, how: Any) -> Length | None:
+    """The candidate's value and where it comes from (value None: defined but unresolved)."""
+    from gradlint.index.values import Scope
+
+    resolver = project.resolver
+    if how[0] == "argparse":
+        argument = how[1]
+        where = project.where(path, argument.node)
+        origin = f"argparse default of {argument.option} ({where})"
+        if argument.default is None:
+            return Length(argument.implicit_default, identifier, origin)
+        resolved = resolver.resolve(argument.default, module_scope)
+        return Length(None if resolved is None else resolved.value, identifier, origin)
+    if how[0] in ("name", "imported"):
+        resolved = resolver.resolve(cst.Name(how[1]), module_scope)
+        if resolved is None:
+            return None if how[0] == "imported" else Length(None, identifier, "")
+        return Length(resolved.value, identifier, resolved.origin or f"{identifier} in {project.display(path)}")
+    if how[0] == "class":
+        _, owner, name, value = how
+        resolved = resolver.resolve(value, module_scope)
+        origin = f"{owner}.{name} ({project.where(path, value)})"
+        return Length(None if resolved is None else resolved.value, identifier, origin)
+    if how[0] == "dict":
+        _, constant, key, value = how
+        resolved = resolver.resolve(value, module_scope)
+        origin = f"{constant}[{key!r}] ({project.where(path, value)})"
+        return Length(None if resolved is None else resolved.value, identifier, origin)
+    _, function, name = how
+    resolved = resolver.resolve(cst.Name(name), Scope(path, model, function))
+    if resolved is None:
+        return Length(None, identifier, "")
+    origin = resolved.origin or f"`{name}` in `{function.name}()` ({project.where(path, function.node)})"
+    return Length(resolved.value, identifier, origin)
+
+
+def _local_names(function: Function) -> list[str]:
+    """The step function's parameters and plain local assignments."""
+    names = list(function.params)
+    for event in function.body.events():
+        if event.kind is Kind.ASSIGN and event.augmented is None and len(event.targets) == 1:
+            names.append(event.targets[0])
+    return names

@@ -1,0 +1,174 @@
+"""GL402 no-weight-regularization: The optimizer of a recurrent model has no weight decay and its step has no gradient clipping."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import libcst as cst
+
+from gradlint.analysis.model import FileModel, _argument
+from gradlint.analysis.names import dotted_name
+from gradlint.analysis.steps import step_instances
+from gradlint.analysis.values import string_value
+from gradlint.findings import Severity
+from gradlint.rules._helpers import (
+    OptimizerSite,
+    optimizer_site,
+    origin_text,
+    text,
+    trained_model_name,
+    unclipped,
+)
+from gradlint.rules.base import Diagnostic, Rule, RuleContext
+from gradlint.rules.large_weight_init import fmt
+
+# torch.optim's default weight_decay per optimizer, and the position of the argument
+# (None: the optimizer has no weight_decay argument).
+TORCH_DEFAULTS: dict[str, tuple[float, int] | None] = {
+    "SGD": (0.0, 4),
+    "Adam": (0.0, 4),
+    "AdamW": (0.01, 4),
+    "RMSprop": (0.0, 4),
+    "Adagrad": (0.0, 3),
+    "Adadelta": (0.0, 4),
+    "Adamax": (0.0, 4),
+    "NAdam": (0.0, 4),
+    "RAdam": (0.0, 4),
+    "ASGD": (0.0, 5),
+    "LBFGS": None,
+    "Rprop": None,
+    "SparseAdam": None,
+}
+OTHER_DEFAULTS = {"transformers.AdamW": (0.0, 4), "transformers.optimization.AdamW": (0.0, 4)}
+
+
+class NoWeightRegularization(Rule):
+    code = "GL402"
+    name = "no-weight-regularization"
+    severity = Severity.INFO
+    summary = "The optimizer of a recurrent model has no weight decay and its step has no gradient clipping."
+    triggers = ("backward",)
+
+    def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
+        path = ctx.source.path
+        project = ctx.project
+        reported: set[int] = set()
+        for instances in step_instances(model):
+            if not unclipped(instances):
+                continue
+            site = next((s for s in (optimizer_site(step, project, path) for step in instances) if s), None)
+            if site is None:
+                continue
+            facts = next((f for f in (project.facts.trained_by(step, path) for step in instances) if f), None)
+            if facts is None:
+                facts = _facts_of_site(site, project)
+            if facts is None or not facts.recurrent:
+                continue
+            decay = _weight_decay(site, project)
+            if decay is None:
+                continue
+            how = decay[1]
+            step = instances[0]
+            optimizer_step = step.step.event
+            here = site.path == path
+            node = site.call if here else optimizer_step.node
+            if id(node) in reported:
+                continue
+            reported.add(id(node))
+            layer = facts.recurrent[0]
+            where_layer = project.where(layer.path, layer.node)
+            built = "" if here else f" (built at {project.where(site.path, site.call)})"
+            message = (
+                f"`{site.family}`{built} trains `{facts.name}`, which has a recurrent layer (nn.{layer.layer} at "
+                f"{where_layer}), with {how}, and its step ({text(model, optimizer_step)} at line "
+                f"{ctx.line_of(optimizer_step.node)}) has no gradient clipping: nothing bounds the growth of the "
+                "recurrent weights, whose gain sets how fast gradients grow over time."
+            )
+            params = f"{trained_model_name(step)}.parameters()"
+            hint = (
+                f"Clip between backward and step (`torch.nn.utils.clip_grad_norm_({params}, max_norm=1.0)`), "
+                f"or add a small `weight_decay` (e.g. 1e-5) to `{site.family}(...)`"
+                + (" or use `torch.optim.AdamW`." if site.family == "Adam" else ".")
+            )
+            related = ((optimizer_step.node, "the unclipped optimizer step"),) if here else ()
+            yield Diagnostic(node, message, hint=hint, related=related)
+
+
+def _weight_decay(site: OptimizerSite, project) -> tuple[float, str] | None:
+    """(0, "weight_decay=0 (...)") when the optimizer applies no weight decay; None when it does or is unknown."""
+    qualified = site.qualified
+    if qualified.startswith("torch.optim."):
+        defaults = TORCH_DEFAULTS.get(site.family, ())
+    else:
+        defaults = OTHER_DEFAULTS.get(qualified, ())
+    if defaults is None:
+        return None  # no weight_decay argument at all (LBFGS, Rprop, SparseAdam)
+    position = defaults[1] if defaults else -1
+    node = _argument(site.call, position, "weight_decay") if position >= 0 else _keyword(site.call, "weight_decay")
+    if node is not None:
+        resolved = project.resolver.resolve(node, site.scope)
+        if resolved is None or isinstance(resolved.value, bool) or not isinstance(resolved.value, (int, float)):
+            return None
+        if resolved.value != 0:
+            return None
+        origin = f" ({origin_text(resolved.origin)})" if resolved.origin else ""
+        return 0.0, f"`weight_decay={fmt(resolved.value)}`{origin}"
+    if _groups_decay(site, project):
+        return None
+    if not defaults or defaults[0] != 0:
+        return None  # unknown default, or a decaying one (torch's AdamW: 0.01)
+    return 0.0, "no `weight_decay` (the default is 0)"
+
+
+def _groups_decay(site: OptimizerSite, project) -> bool:
+    """Parameter groups (`[{"params": ..., "weight_decay": 0.01}, ...]`) that set a weight decay (or may)."""
+    params = _argument(site.call, 0, "params")
+    if isinstance(params, cst.Name):
+        from gradlint.analysis.weights import bind_name
+
+        bound = bind_name(params.value, site.scope)
+        params = bound.value if bound is not None else params
+    if not isinstance(params, (cst.List, cst.Tuple)):
+        return False
+    for element in params.elements:
+        group = element.value
+        if not isinstance(group, cst.Dict):
+            continue
+        for entry in group.elements:
+            if isinstance(entry, cst.DictElement) and string_value(entry.key) == "weight_decay":
+                resolved = project.resolver.resolve(entry.value, site.scope)
+                if resolved is None or resolved.value != 0:
+                    return True
+    return False
+
+
+def _facts_of_site(site: OptimizerSite, project):
+    """The model whose `.parameters()` the constructor receives, evaluated where the constructor is."""
+    params = _argument(site.call, 0, "params")
+    if isinstance(params, (cst.List, cst.Tuple)) and params.elements:
+        first = params.elements[0].value
+        if isinstance(first, cst.Dict):
+            params = next(
+                (e.value for e in first.elements if isinstance(e, cst.DictElement) and string_value(e.key) == "params"),
+                None,
+            )
+    if isinstance(params, cst.Name) and site.function is not None:
+        from gradlint.analysis.weights import bind_name
+
+        bound = bind_name(params.value, site.scope)
+        params = bound.value if bound is not None else None
+    if not (isinstance(params, cst.Call) and isinstance(params.func, cst.Attribute)):
+        return None
+    if params.func.attr.value not in ("parameters", "named_parameters"):
+        return None
+    holder = params.func.value
+    while isinstance(holder, cst.Attribute) and dotted_name(holder) and not dotted_name(holder).startswith("self."):
+        holder = holder.value
+    return project.facts.of_expression(holder, site.path, site.model, None, 0, site.function)
+
+
+def _keyword(call: cst.Call, name: str):
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg.value
+    return None
