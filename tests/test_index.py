@@ -376,3 +376,17 @@ def test_lightning_manual_optimization_trains_the_module_itself():
     (finding,) = lint(textwrap.dedent(code), "GL101", extra={"lstm_demo.py": neighbour})
     assert finding.severity is Severity.INFO
     assert "`ManualModel` has no recurrent layer" in finding.message
+
+
+def test_tuple_unpacking_binds_element_wise():
+    assert probe("width", "width, d_in = 256, 32\n") == 256
+    assert probe("width", "width, d_in = make_sizes()\n") is None
+
+
+def test_origin_names_where_a_value_came_from():
+    files = {"config.py": "BPTT = 200\n", "train.py": "from config import BPTT\nprobe(BPTT)\n"}
+    project, sources = project_of(files)
+    model = project.model(ROOT / "train.py")
+    site = next(site for site in model.calls if site.callee == "probe")
+    resolved = project.resolver.resolve(site.node.args[0].value, Scope(ROOT / "train.py", model, None))
+    assert resolved.value == 200 and str(resolved.origin) == "BPTT = ... (config.py:1)"

@@ -203,6 +203,7 @@ def test_data_is_json_and_names_the_layer_configuration():
     assert data["target"] == "rnn.weight_hh_l0"
     assert data["layer"]["nonlinearity"] == "relu" and data["layer"]["num_layers"] == 2
     assert data["layer"]["where"] == "train.py:9"
+    assert data["unresolved"] == []
 
 
 # =========================================================================== GL301 negatives
@@ -432,7 +433,7 @@ def test_an_unscaled_square_random_weight_is_reported(weight, gain, words):
     finding = only(lint(code, "GL302"), "GL302")
     assert finding.line == at(code, "self.W_hh =")
     assert finding.data["n"] == 64 and finding.data["gain"] == pytest.approx(gain)
-    assert finding.data["target"] == "W_hh"
+    assert finding.data["target"] == "W_hh" and finding.data["unresolved"] == []
     assert words in finding.message
 
 

@@ -231,6 +231,26 @@ def _target_names(node: cst.BaseExpression) -> list[str]:
     return [name] if name and not isinstance(node, cst.Subscript) else []
 
 
+def _unpacked(
+    raw_targets: list[cst.BaseExpression], targets: list[str], value: cst.BaseExpression
+) -> dict[str, cst.BaseExpression]:
+    """`a = b = 1` binds both to 1; `w, d = 256, 32` binds element-wise; `w, d = f()` binds nothing."""
+    bound: dict[str, cst.BaseExpression] = {}
+    for raw in raw_targets:
+        if isinstance(raw, (cst.Tuple, cst.List)):
+            elements = [element.value for element in raw.elements]
+            if isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(elements):
+                for target, element in zip(elements, value.elements):
+                    name = dotted_name(target) if isinstance(target, (cst.Name, cst.Attribute)) else None
+                    if name:
+                        bound[name] = element.value
+        else:
+            name = dotted_name(raw) if isinstance(raw, (cst.Name, cst.Attribute)) else None
+            if name:
+                bound[name] = value
+    return bound
+
+
 def _argument(call: cst.Call, position: int, keyword: str) -> cst.BaseExpression | None:
     positional = 0
     for arg in call.args:
@@ -526,10 +546,11 @@ class _Builder:
         )
         if value is None:
             return
+        values = _unpacked(raw_targets, targets, value)
         if not self._function_stack and not self._class_stack and augmented is None:
-            for target in targets:
+            for target, target_value in values.items():
                 if "." not in target:
-                    self.constants[target] = value
+                    self.constants[target] = target_value
         if self._class_stack and self._function_stack:
             info = self._class_stack[-1]
             for target in targets:
@@ -537,9 +558,9 @@ class _Builder:
                     info.attribute_values[target[5:]] = value
                     info.attribute_functions[target[5:]] = self._function_stack[-1]
         elif self._class_stack and augmented is None:
-            for target in targets:
+            for target, target_value in values.items():
                 if "." not in target:
-                    self._class_stack[-1].class_values[target] = value
+                    self._class_stack[-1].class_values[target] = target_value
 
     def _expression(self, expression: cst.BaseExpression, block: Block) -> None:
         if not isinstance(expression, cst.CSTNode):

@@ -60,10 +60,47 @@ class Scope:
     function: Function | None = None
 
 
+class Origin:
+    """Where a value came from, written only when a message needs it.
+
+    Naming the line of a value in another file means computing that file's positions,
+    which costs about as much as parsing it; most resolved values never reach a message.
+    """
+
+    def __init__(self, describe: Callable[[], str]) -> None:
+        self._describe = describe
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = self._describe()
+        return self._text
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __contains__(self, part: str) -> bool:
+        return part in str(self)
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+
 @dataclass(frozen=True)
 class Resolved:
     value: Any
-    origin: str = ""
+    source: "str | Origin" = ""
+    """Where the value came from; `origin` writes it out on first use."""
+
+    @property
+    def origin(self) -> str:
+        return str(self.source)
     """How the value was found, for messages: `argparse default of --nlayers (train.py:14)`."""
 
 
@@ -109,7 +146,7 @@ class Resolver:
             left, right = self.resolve(node.left, scope, depth), self.resolve(node.right, scope, depth)
             if op is None or left is None or right is None:
                 return None
-            return Resolved(op(left.value, right.value), left.origin or right.origin)
+            return Resolved(op(left.value, right.value), left.source or right.source)
         if isinstance(node, (cst.Tuple, cst.List)):
             values = [self.resolve(element.value, scope, depth) for element in node.elements]
             if any(value is None for value in values):
@@ -160,9 +197,9 @@ class Resolver:
         symbol = self.project.resolve(scope.path, name)
         if symbol is not None and symbol.kind == "value" and isinstance(symbol.target, cst.BaseExpression):
             resolved = self.resolve(symbol.target, Scope(symbol.path, symbol.model), depth)
-            if resolved is not None and not resolved.origin:
-                origin = f"{symbol.name} = ... ({self.project.where(symbol.path, symbol.target)})"
-                return replace(resolved, origin=origin)
+            if resolved is not None and not resolved.source:
+                origin = Origin(lambda: f"{symbol.name} = ... ({self.project.where(symbol.path, symbol.target)})")
+                return replace(resolved, source=origin)
             return resolved
         return None
 
@@ -179,16 +216,16 @@ class Resolver:
             site_model = self.project.model(site_path)
             resolved = None if site_model is None else self.resolve(argument, Scope(site_path, site_model, caller), depth)
             if resolved is not None:
-                origin = resolved.origin or f"passed at {self.project.where(site_path, call)}"
-                return replace(resolved, origin=origin)
+                origin = resolved.source or Origin(lambda: f"passed at {self.project.where(site_path, call)}")
+                return replace(resolved, source=origin)
             passed_unknown = True
         if passed_unknown:
             return None  # a caller passes a value we cannot see: the default would be a guess
         if param.default is not None:
             resolved = self.resolve(param.default, Scope(scope.path, scope.model, function.parent), depth)
-            if resolved is not None and not resolved.origin:
-                origin = f"default of {name} ({self.project.where(scope.path, param.default)})"
-                return replace(resolved, origin=origin)
+            if resolved is not None and not resolved.source:
+                origin = Origin(lambda: f"default of {name} ({self.project.where(scope.path, param.default)})")
+                return replace(resolved, source=origin)
             return resolved
         return None
 
@@ -268,8 +305,8 @@ class Resolver:
             return None
         value = info.class_values[attribute]
         resolved = self.resolve(value, Scope(path, model), depth)
-        if resolved is not None and not resolved.origin:
-            return replace(resolved, origin=f"{info.name}.{attribute} ({self.project.where(path, value)})")
+        if resolved is not None and not resolved.source:
+            return replace(resolved, source=Origin(lambda: f"{info.name}.{attribute} ({self.project.where(path, value)})"))
         return resolved
 
     def _argparse(self, dest: str, scope: Scope, depth: int) -> Resolved | None:
@@ -282,13 +319,17 @@ class Resolver:
             argument = model.argparse.get(dest)
             if argument is None:
                 continue
-            where = self.project.where(path, argument.node)
+            origin = Origin(
+                lambda path=path, argument=argument: (
+                    f"argparse default of {argument.option} ({self.project.where(path, argument.node)})"
+                )
+            )
             if argument.default is None:
-                return Resolved(argument.implicit_default, f"argparse default of {argument.option} ({where})")
+                return Resolved(argument.implicit_default, origin)
             resolved = self.resolve(argument.default, Scope(path, model), depth)
             if resolved is None:
                 return None
-            return Resolved(resolved.value, f"argparse default of {argument.option} ({where})")
+            return Resolved(resolved.value, origin)
         return None
 
     def _binding(self, base: cst.BaseExpression, scope: Scope) -> cst.BaseExpression | None:
@@ -318,7 +359,7 @@ class Resolver:
             value = container.value[key.value]
         except (KeyError, IndexError, TypeError):
             return None
-        return self._settle(value, container.origin, depth)
+        return self._settle(value, container.source, depth)
 
     def _call(self, node: cst.Call, scope: Scope, depth: int) -> Resolved | None:
         callee = dotted_name(node.func) or ""
@@ -339,7 +380,7 @@ class Resolver:
             if container is None or key is None or not isinstance(container.value, dict):
                 return None
             if key.value in container.value:
-                return self._settle(container.value[key.value], container.origin, depth)
+                return self._settle(container.value[key.value], container.source, depth)
             return self.resolve(positional[1], scope, depth) if len(positional) > 1 else Resolved(None)
         if callee == "dict" and not positional:
             values = {}
@@ -359,7 +400,7 @@ class Resolver:
             return None
         return Resolved(function(*(value.value for value in values if value is not None)))
 
-    def _settle(self, value: Any, origin: str, depth: int) -> Resolved | None:
+    def _settle(self, value: Any, origin: "str | Origin", depth: int) -> Resolved | None:
         if isinstance(value, _Unresolved):
             return self.resolve(value.node, value.scope, depth)
         return Resolved(value, origin)

@@ -399,8 +399,7 @@ class _Checker:
         unresolved = list(target.unresolved) if target is not None else []
         if link.assumed_prior or final.assumed_prior:
             unresolved.append("prior init")
-        if unresolved:
-            data["unresolved"] = unresolved
+        data["unresolved"] = unresolved
         limit = ""
         if target is not None and target.n:
             limit = f" (for n={target.n}: std <= {fmt(1 / math.sqrt(target.n))}, uniform bound <= {fmt(math.sqrt(3 / target.n))})"

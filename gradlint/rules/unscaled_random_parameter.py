@@ -96,8 +96,7 @@ class UnscaledRandomParameter(Rule):
             "and initialize it with `nn.init.orthogonal_` (or `nn.init.xavier_uniform_`)."
         )
         data = {"init": factory, "n": n, "gain": round(gain, 4) if gain is not None else None, "target": name}
-        if n is None:
-            data["unresolved"] = ["n"]
+        data["unresolved"] = ["n"] if n is None else []
         return Diagnostic(node, message, hint=hint, data=data)
 
 
