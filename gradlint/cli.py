@@ -86,6 +86,18 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, one line each, with no summary.")
 @click.option("--statistics", is_flag=True, help="Print the number of findings per rule instead of the findings.")
 @click.option("--report-unused-ignores", is_flag=True, help="Report suppression comments that suppress nothing (GL001).")
+@click.option(
+    "--probe",
+    is_flag=True,
+    help="Confirm model/init findings by measuring gradient growth with torch (needs gradlint[probe]).",
+)
+@click.option(
+    "--probe-threshold",
+    type=click.FloatRange(min=1.0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Total gradient growth G over the sequence at which the probe calls a finding confirmed.",
+)
 def check(
     paths: tuple[Path, ...],
     output_format: str,
@@ -101,6 +113,8 @@ def check(
     quiet: bool,
     statistics: bool,
     report_unused_ignores: bool,
+    probe: bool,
+    probe_threshold: float,
 ) -> None:
     """Check PATHS (files or directories, default: the current directory)."""
     from gradlint.api import lint_paths
@@ -125,6 +139,7 @@ def check(
     except Exception as error:  # the last line of defence: never a bare traceback
         raise _fail(f"internal error: {type(error).__name__}: {error} (please report this)") from None
 
+    probe_error = _run_probe(report, probe_threshold, quiet=quiet) if probe else None
     _print_problems(report)
     try:
         if output is not None:
@@ -138,7 +153,37 @@ def check(
     except OSError as error:
         raise _fail(f"cannot write the report to {output}: {error.strerror or error}") from None
 
+    if probe_error is not None:
+        raise _fail(probe_error)
     raise click.exceptions.Exit(exit_code(report, config.fail_on, exit_zero))
+
+
+def _run_probe(report: Report, threshold: float, *, quiet: bool) -> str | None:
+    """Probe the report's findings in place; the error to print after the report, if any.
+
+    Imported here so that the static path never imports the probe's measurement (nor torch).
+    """
+    from gradlint.probe import InstallHint, ProbeOptions, ProbeUnavailable
+    from gradlint.probe.confirm import confirm_report
+
+    try:
+        summary = confirm_report(report, ProbeOptions(explode_threshold=threshold))
+    except ProbeUnavailable:
+        return f"--probe needs torch: {InstallHint}"
+    except Exception as error:  # never a bare traceback
+        return f"internal error in the probe: {type(error).__name__}: {error} (please report this)"
+    console = _stderr()
+    for problem in summary.errors:
+        console.print(f"[yellow]warning:[/] probe: {escape(problem)}", emoji=False, highlight=False)
+    if not quiet:
+        console.print(
+            f"probe: {summary.probed} findings probed ({summary.confirmed} confirmed, {summary.not_confirmed} not "
+            f"confirmed, {summary.not_probed} not probed; {summary.measurements} measurements) in "
+            f"{summary.probe_seconds:.2f} s (torch import {summary.import_seconds:.2f} s)",
+            emoji=False,
+            highlight=False,
+        )
+    return None
 
 
 def exit_code(report: Report, fail_on: Severity | None, exit_zero: bool = False) -> int:

@@ -61,6 +61,9 @@ class Finding:
     """'safe' or 'unsafe' when a fix exists (autofix issue), else None."""
     data: dict | None = None
     """The resolved configuration the finding rests on (sizes, layers, init, sequence length)."""
+    probe: dict | None = None
+    """What `gradlint check --probe` measured for this finding (JSON-safe; see
+    gradlint.probe.confirm and docs/json-schema.md); None when the probe did not look at it."""
 
     def sort_key(self) -> tuple:
         return (self.display_path, self.line, self.column, self.code)

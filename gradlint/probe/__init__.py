@@ -31,7 +31,8 @@ INSTALL_HINT = InstallHint
 
 __all__ = [
     "CAPS", "DEFAULTS", "INSTALL_HINT", "InstallHint", "ProbeConfig", "ProbeOptions", "ProbeResult",
-    "ProbeUnavailable", "RegimeResult", "UnsupportedModule", "from_json_number", "json_number", "probe", "probe_finding",
+    "ProbeUnavailable", "RegimeResult", "UnsupportedModule", "from_json_number", "json_number", "load_measure", "probe",
+    "probe_finding",
     "torch_available",
 ]
 
@@ -44,19 +45,34 @@ class ProbeUnavailable(RuntimeError):
 
 
 def torch_available() -> bool:
-    """True when torch can be imported (looked up, not imported)."""
+    """True when torch can be found (looked up, not imported: cheap, and the static path stays
+    torch-free). A module that is found can still fail to import (a broken install, a stub that
+    raises ImportError): `load_measure()` tries the import and turns that into
+    `ProbeUnavailable`, so callers that are about to probe should use it, not this."""
     try:
         return importlib.util.find_spec("torch") is not None
     except (ImportError, ValueError):
         return False
 
 
-def _measure():
+def load_measure():
+    """Import `gradlint.probe.measure` (and torch, once per process); `ProbeUnavailable` when
+    torch is missing or cannot be imported."""
     if not torch_available():
         raise ProbeUnavailable()
-    from gradlint.probe import measure
+    import warnings
 
+    try:
+        with warnings.catch_warnings():
+            # torch warns at import when numpy is absent; the probe does not use numpy.
+            warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+            from gradlint.probe import measure
+    except ImportError as error:
+        raise ProbeUnavailable() from error
     return measure
+
+
+_measure = load_measure
 
 
 def probe(config: ProbeConfig | dict, options: ProbeOptions | None = None) -> ProbeResult:

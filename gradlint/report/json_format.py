@@ -15,7 +15,7 @@ JSON_VERSION = 1
 
 
 def finding_to_dict(finding: Finding) -> dict[str, Any]:
-    return {
+    out = {
         "code": finding.code,
         "name": finding.name,
         "severity": finding.severity.label,
@@ -34,6 +34,9 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "fingerprint": finding.fingerprint(),
         "data": finding.data,
     }
+    if finding.probe is not None:  # only on findings `gradlint check --probe` looked at
+        out["probe"] = finding.probe
+    return out
 
 
 def report_to_dict(report: Report) -> dict[str, Any]:

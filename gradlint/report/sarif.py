@@ -141,8 +141,13 @@ def _result(finding: Finding, rule_index: int, report: Report) -> dict[str, Any]
             for number, related in enumerate(finding.related, start=1)
         ]
     result["partialFingerprints"] = {FINGERPRINT_KEY: finding.fingerprint()}
+    properties: dict[str, Any] = {}
     if finding.data is not None:
-        result["properties"] = {"gradlint": finding.data}
+        properties["gradlint"] = finding.data
+    if finding.probe is not None:  # the same object as the json format's `probe`
+        properties["probe"] = finding.probe
+    if properties:
+        result["properties"] = properties
     return result
 
 

@@ -6,6 +6,7 @@ finding texts such as `[error]`, `[bold]` or `:fire:` are printed literally.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import TextIO
 
@@ -190,6 +191,117 @@ def _print_full(console: Console, finding: Finding) -> None:
         note.append(f" {clean(finding.display_path)}:{related.line}: ")
         note.append(clean(related.message))
         console.print(note)
+    if finding.probe is not None:
+        for line in probe_lines(finding.probe, unicode=_unicode(console)):
+            console.print(line)
+
+
+# -- the probe's evidence (`check --probe`) --------------------------------------------------
+
+_SPARK = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"
+_SPARK_ASCII = "_.-=+*#@"
+_CHART_WIDTH = 50
+_STATUS_STYLE = {"confirmed": "red", "not-confirmed": "green", "not-probed": "dim"}
+
+
+def _unicode(console: Console) -> bool:
+    encoding = (getattr(console.file, "encoding", None) or "").lower().replace("-", "")
+    return encoding.startswith("utf")
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def sparkline(values: list, *, width: int = _CHART_WIDTH, unicode: bool = True) -> str:
+    """One character per bucket of `values` (log10 norms: numbers, or "inf"/"-inf"/"nan"),
+    scaled between their finite minimum and maximum; ' ' for an exact zero (-inf), '!' for
+    inf/nan."""
+    if not values:
+        return ""
+    marks = _SPARK if unicode else _SPARK_ASCII
+    size = max(1, -(-len(values) // width))
+    buckets = [values[i : i + size] for i in range(0, len(values), size)]
+    finite = [v for v in (_finite(x) for x in values) if v is not None]
+    low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
+    out = []
+    for bucket in buckets:
+        if any(x in ("inf", "nan") for x in bucket):
+            out.append("!")
+            continue
+        numbers = [v for v in (_finite(x) for x in bucket) if v is not None]
+        if not numbers:
+            out.append(" ")
+            continue
+        mean = sum(numbers) / len(numbers)
+        level = (len(marks) - 1) // 2 if high <= low else round((mean - low) / (high - low) * (len(marks) - 1))
+        out.append(marks[level])
+    return "".join(out)
+
+
+def _k(value: object) -> str:
+    return f"x{value:.2f}" if _finite(value) is not None else f"x{value}"
+
+
+def _total(probe: dict) -> str:
+    log10 = probe.get("log10_total_growth")
+    if _finite(log10) is not None:
+        return f"10^{log10:.1f}"
+    return {"inf": "inf", "-inf": "0"}.get(log10, "nan") if isinstance(log10, str) else "nan"
+
+
+def probe_lines(probe: dict, *, unicode: bool = True) -> list[Text]:
+    """The probe's evidence under a finding: the verdict line, a sparkline of log10 ||dL/dx_t||
+    over the probed steps, the regimes, and the defaults, caps and notes that shaped it."""
+    status = str(probe.get("status"))
+    style = _STATUS_STYLE.get(status, "")
+    head = Text("  ")
+    head.append("probe:", style="bold magenta")
+    head.append(" ")
+    if status == "not-probed":
+        head.append("not probed", style=style)
+        head.append(f" - {clean(str(probe.get('reason')))}")
+        return [head]
+    head.append(status.replace("-", " "), style=f"bold {style}")
+    steps = probe.get("steps")
+    window = probe.get("window")
+    over = f"over {steps} steps" if window in (None, steps) else f"over {steps} steps, extrapolated from {window}"
+    head.append(
+        f" - {probe.get('verdict')}, {_k(probe.get('growth_per_step'))}/step, {_total(probe)} {over} "
+        f"({probe.get('regime')})"
+    )
+    compare = probe.get("compare") or {}
+    cells = [f"{name.upper()} {_k(compare[name].get('growth_per_step'))} {compare[name].get('verdict')}"
+             for name in ("lstm", "gru") if name in compare]
+    if cells:
+        head.append("; " + ", ".join(cells))
+    lines = [head]
+    norms = list(probe.get("norms") or [])
+    if norms:
+        chart = Text("    ")
+        first, last = _finite(norms[0]), _finite(norms[-1])
+        chart.append("t=0 ")
+        chart.append(sparkline(norms, unicode=unicode), style=style)
+        chart.append(f" t={len(norms) - 1}")
+        ends = f"{first:.1f} .. {last:.1f}" if first is not None and last is not None else "non-finite values"
+        chart.append(f"  log10 |dL/dx_t|: {ends}", style="dim")
+        lines.append(chart)
+    regimes = probe.get("regimes") or []
+    if len(regimes) > 1:
+        text = ", ".join(f"{r.get('regime')} {_k(r.get('growth_per_step'))} {r.get('verdict')}" for r in regimes)
+        lines.append(Text(f"    regimes: {text}", style="dim"))
+    severity = probe.get("static_severity")
+    for label, key in (("defaults", "defaults_applied"), ("caps", "caps_applied")):
+        items = [clean(str(item)).replace("(default: ", "(") for item in probe.get(key) or ()]
+        if items:
+            lines.append(Text(f"    {label}: " + "; ".join(items), style="dim"))
+    for note in probe.get("notes") or ():
+        lines.append(Text(f"    note: {clean(str(note))}", style="dim"))
+    if severity:
+        lines.append(Text(f"    severity before the probe: {severity}", style="dim"))
+    return lines
 
 
 # -- the two formats ------------------------------------------------------------------------
