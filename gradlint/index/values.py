@@ -216,7 +216,7 @@ class Resolver:
             site_model = self.project.model(site_path)
             resolved = None if site_model is None else self.resolve(argument, Scope(site_path, site_model, caller), depth)
             if resolved is not None:
-                origin = resolved.source or Origin(lambda: f"passed at {self.project.where(site_path, call)}")
+                origin = resolved.source or Origin(lambda path=site_path, call=call: f"passed at {self.project.where(path, call)}")
                 return replace(resolved, source=origin)
             passed_unknown = True
         if passed_unknown:

@@ -141,7 +141,7 @@ class _Checker:
                     continue
                 ok = start is not None and index == start
                 verdicts.setdefault(id(link.op), []).append((ok, links, index))
-        for op, path in ops:
+        for op, _path in ops:
             results = verdicts.get(id(op), [])
             if not results or not all(ok for ok, _, _ in results):
                 continue
