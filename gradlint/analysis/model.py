@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
+from gradlint.analysis.calls import arg_value, kwarg_value
 from gradlint.analysis.names import ImportMap, dotted_name, last_segment
 from gradlint.analysis.values import evaluate_number, is_true, string_value
 from gradlint.analysis.walk import children, walk
@@ -251,26 +252,6 @@ def _unpacked(
     return bound
 
 
-def _argument(call: cst.Call, position: int, keyword: str) -> cst.BaseExpression | None:
-    positional = 0
-    for arg in call.args:
-        if arg.keyword is not None:
-            if arg.keyword.value == keyword:
-                return arg.value
-            continue
-        if arg.star:
-            return None
-        if positional == position:
-            return arg.value
-        positional += 1
-    return None
-
-
-def _keyword(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == keyword:
-            return arg.value
-    return None
 
 
 def iter_calls(expression: cst.CSTNode) -> list[cst.Call | cst.CompFor]:
@@ -417,7 +398,7 @@ class _Builder:
             if isinstance(item.item, cst.Call):
                 qualified = self.imports.qualify_expr(item.item.func)
                 if qualified in vocab.NO_GRAD_CONTEXTS:
-                    enabled = _argument(item.item, 0, "mode")
+                    enabled = arg_value(item.item, 0, "mode")
                     if qualified != "torch.set_grad_enabled" or (
                         isinstance(enabled, cst.Name) and enabled.value == "False"
                     ):
@@ -593,15 +574,15 @@ class _Builder:
 
         if qualified in vocab.CLIP_FUNCTIONS:
             position, keyword = vocab.CLIP_FUNCTIONS[qualified]
-            self._clip(call, block, "torch", receiver, _argument(call, 0, "parameters"), position, keyword)
+            self._clip(call, block, "torch", receiver, arg_value(call, 0, "parameters"), position, keyword)
             return
         if qualified == "torch.autograd.backward":
             block.items.append(
                 Event(
                     Kind.BACKWARD,
                     call,
-                    tensor=_argument(call, 0, "tensors"),
-                    retain_graph=is_true(_keyword(call, "retain_graph")),
+                    tensor=arg_value(call, 0, "tensors"),
+                    retain_graph=is_true(kwarg_value(call, "retain_graph")),
                 )
             )
             return
@@ -622,7 +603,7 @@ class _Builder:
             self._backward(call, func, receiver, block)
         elif attr == "manual_backward":
             block.items.append(
-                Event(Kind.BACKWARD, call, receiver=receiver, owner=True, tensor=_argument(call, 0, "loss"))
+                Event(Kind.BACKWARD, call, receiver=receiver, owner=True, tensor=arg_value(call, 0, "loss"))
             )
         elif attr == "step":
             self._step(call, receiver, block)
@@ -648,13 +629,13 @@ class _Builder:
         flags = [flag for flag in flags if flag]
         if not flags:
             return
-        dest_arg = string_value(_keyword(call, "dest"))
+        dest_arg = string_value(kwarg_value(call, "dest"))
         long = next((flag for flag in flags if flag.startswith("--")), None)
         option = long or flags[0]
         dest = dest_arg or option.lstrip("-").replace("-", "_")
-        action = string_value(_keyword(call, "action"))
+        action = string_value(kwarg_value(call, "action"))
         implicit = {"store_true": False, "store_false": True}.get(action or "")
-        self.argparse[dest] = ArgparseArgument(call, dest, option, _keyword(call, "default"), implicit)
+        self.argparse[dest] = ArgparseArgument(call, dest, option, kwarg_value(call, "default"), implicit)
 
     def _is_local_callable(self, receiver: str) -> bool:
         return receiver in self.classes
@@ -686,7 +667,7 @@ class _Builder:
             tensor = positional[0].value
         elif scaled:
             assert isinstance(inner, cst.Call)
-            tensor = _argument(inner, 0, "outputs")
+            tensor = arg_value(inner, 0, "outputs")
         else:
             tensor = inner
         block.items.append(
@@ -695,7 +676,7 @@ class _Builder:
                 call,
                 receiver=receiver,
                 scaled=scaled,
-                retain_graph=is_true(_keyword(call, "retain_graph")),
+                retain_graph=is_true(kwarg_value(call, "retain_graph")),
                 owner=owner,
                 tensor=tensor,
             )
@@ -718,7 +699,7 @@ class _Builder:
         if vocab.looks_like_scheduler(segment):
             block.items.append(Event(Kind.SCHEDULER_STEP, call, receiver=receiver))
             return
-        closure_arg = _argument(call, 0, "closure")
+        closure_arg = arg_value(call, 0, "closure")
         closure = closure_arg.value if isinstance(closure_arg, cst.Name) else None
         if positional and closure is None:
             return
@@ -728,15 +709,15 @@ class _Builder:
         segment = last_segment(receiver).lower()
         if "accelerator" in segment:
             keyword = "clip_value" if attr == "clip_grad_value_" else "max_norm"
-            self._clip(call, block, "accelerate", receiver, _argument(call, 0, "parameters"), 1, keyword)
+            self._clip(call, block, "accelerate", receiver, arg_value(call, 0, "parameters"), 1, keyword)
         elif attr == "clip_gradients" and receiver == "self":
-            threshold = _argument(call, 1, "gradient_clip_val")
+            threshold = arg_value(call, 1, "gradient_clip_val")
             self._clip(call, block, "lightning", receiver, None, -1, "gradient_clip_val", threshold)
         elif attr == "clip_gradients":
-            threshold = _keyword(call, "max_norm")
+            threshold = kwarg_value(call, "max_norm")
             keyword = "max_norm"
             if threshold is None:
-                threshold, keyword = _keyword(call, "clip_val"), "clip_val"
+                threshold, keyword = kwarg_value(call, "clip_val"), "clip_val"
             self._clip(call, block, "fabric", receiver, None, -1, keyword, threshold)
         elif attr == "clip_grad_norm_":
             self._clip(call, block, "fsdp", receiver, None, 0, "max_norm")
@@ -753,7 +734,7 @@ class _Builder:
         threshold: cst.BaseExpression | None = None,
     ) -> None:
         if threshold is None and position >= 0:
-            threshold = _argument(call, position, keyword)
+            threshold = arg_value(call, position, keyword)
         event = Event(
             Kind.CLIP,
             call,
@@ -773,7 +754,7 @@ class _Builder:
             return
         if qualified in vocab.RECURRENT_LAYERS:
             layer = qualified.rsplit(".", 1)[-1]
-            nonlinearity = string_value(_keyword(call, "nonlinearity"))
+            nonlinearity = string_value(kwarg_value(call, "nonlinearity"))
             detail = f"nn.{layer}"
             if nonlinearity == "relu":
                 detail += " with nonlinearity='relu'"
@@ -782,7 +763,7 @@ class _Builder:
         if vocab.is_optimizer_class(qualified):
             family = qualified.rsplit(".", 1)[-1]
             limit = vocab.LR_LIMITS.get(family)
-            lr = _argument(call, 1, "lr")
+            lr = arg_value(call, 1, "lr")
             value = evaluate_number(lr, self.imports, self.constants) if lr is not None else None
             if limit is not None and value is not None and value > limit:
                 self.risk_factors.append(

@@ -28,13 +28,12 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
+from gradlint.analysis.calls import arg_value, kwarg_value
 from gradlint.analysis.model import (
     ClassInfo,
     FileModel,
     Function,
     Kind,
-    _argument,
-    _keyword,
     iter_calls,
 )
 from gradlint.analysis.names import dotted_name
@@ -285,7 +284,7 @@ def tensor_shape(model: FileModel, call: cst.Call) -> tuple[str, list[cst.BaseEx
     positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
     if any(arg.star for arg in call.args):
         return None
-    size = _keyword(call, "size")
+    size = kwarg_value(call, "size")
     if size is not None:
         positional = [size]
     if factory == "full":
@@ -295,8 +294,8 @@ def tensor_shape(model: FileModel, call: cst.Call) -> tuple[str, list[cst.BaseEx
     if factory == "eye":
         if len(positional) == 1:
             positional = [positional[0], positional[0]]
-        elif _keyword(call, "m") is not None:
-            positional = [positional[0], _keyword(call, "m")]  # type: ignore[list-item]
+        elif kwarg_value(call, "m") is not None:
+            positional = [positional[0], kwarg_value(call, "m")]  # type: ignore[list-item]
     if not positional or any(isinstance(dim, (cst.SimpleString, cst.Tuple, cst.List)) for dim in positional):
         return None
     return factory, positional
@@ -406,7 +405,7 @@ def _target_of(ref: ModuleRef, parts: list[str], project: ProjectIndex) -> Weigh
     if name in LINEAR_CLASSES:
         if ref.rest != ("weight",):
             return None
-        fan_in, fan_out = _argument(value, 0, "in_features"), _argument(value, 1, "out_features")
+        fan_in, fan_out = arg_value(value, 0, "in_features"), arg_value(value, 1, "out_features")
         if fan_in is None or fan_out is None:
             return None
         square, n, origin = square_size(project, bound.model, [fan_out, fan_in], bound.scope)
@@ -444,7 +443,7 @@ def _parameter_tensor(bound: Bound) -> cst.Call | None:
         return None
     name = qualified(bound.model, value.func)
     if name in PARAMETER_CLASSES:
-        inner = _argument(value, 0, "data")
+        inner = arg_value(value, 0, "data")
         return tensor_call(inner) if inner is not None else None
     tensor = unwrap_tensor(value)
     if isinstance(tensor, cst.Call) and _requires_grad(value):
@@ -467,7 +466,7 @@ def tensor_call(node: cst.BaseExpression, depth: int = 0) -> cst.Call | None:
 def _requires_grad(call: cst.BaseExpression) -> bool:
     for node in [call, unwrap_tensor(call)]:
         if isinstance(node, cst.Call):
-            flag = _keyword(node, "requires_grad")
+            flag = kwarg_value(node, "requires_grad")
             if isinstance(flag, cst.Name) and flag.value == "True":
                 return True
             if isinstance(node.func, cst.Attribute) and node.func.attr.value == "requires_grad_":
@@ -499,7 +498,7 @@ def _recurrent_target(display: str, bound: Bound, project: ProjectIndex) -> Weig
     n = config.integer("hidden_size")
     n = n if n is not None and n > 0 else None
     origin = config.origins.get("hidden_size", "") if n is not None else ""
-    hidden = _argument(call, 1, "hidden_size")
+    hidden = arg_value(call, 1, "hidden_size")
     text = f"hidden_size={n if n is not None else code(bound.model, hidden) if hidden is not None else '?'}"
     unresolved = [] if n is not None else ["hidden_size"]
     return WeightTarget(
@@ -690,7 +689,7 @@ def _may_init(model: FileModel, function: Function | None) -> bool:
     if candidates is None:
         candidates = set()
         for site in model.calls:
-            if site.callee.rsplit(".", 1)[-1] in _CANDIDATE_NAMES or _keyword(site.node, "requires_grad") is not None:
+            if site.callee.rsplit(".", 1)[-1] in _CANDIDATE_NAMES or kwarg_value(site.node, "requires_grad") is not None:
                 candidates.add(id(site.function))
         for owner in model.all_functions:
             if any(
@@ -819,7 +818,7 @@ def _call_op(model: FileModel, call: cst.Call, stack: tuple) -> InitOp | None:
         op = name.rsplit(".", 1)[-1]
         if op not in INIT_FUNCTIONS:
             return None
-        tensor = _argument(call, 0, "tensor")
+        tensor = arg_value(call, 0, "tensor")
         if tensor is None:
             return None
         return InitOp(call, op.rstrip("_") + "_", strip_data(tensor), call=call, stack=stack)
@@ -831,7 +830,7 @@ def _call_op(model: FileModel, call: cst.Call, stack: tuple) -> InitOp | None:
         if isinstance(receiver, cst.Call):
             inner = qualified(model, receiver.func) or ""
             if inner.startswith("torch.nn.init."):
-                tensor = _argument(receiver, 0, "tensor")  # `nn.init.eye_(w).mul_(k)`
+                tensor = arg_value(receiver, 0, "tensor")  # `nn.init.eye_(w).mul_(k)`
                 if tensor is None:
                     return None
                 receiver = tensor
@@ -841,10 +840,10 @@ def _call_op(model: FileModel, call: cst.Call, stack: tuple) -> InitOp | None:
             return None
         tensor = strip_data(receiver)
         if attr in ("mul_", "div_"):
-            factor = _argument(call, 0, "other")
+            factor = arg_value(call, 0, "other")
             return InitOp(call, attr, tensor, call=call, factor=factor, stack=stack) if factor is not None else None
         if attr == "copy_":
-            return InitOp(call, "assign", tensor, call=call, value=_argument(call, 0, "src"), stack=stack)
+            return InitOp(call, "assign", tensor, call=call, value=arg_value(call, 0, "src"), stack=stack)
         return InitOp(call, attr, tensor, call=call, stack=stack, tensor_method=True)
     if isinstance(receiver, cst.Name) and receiver.value == "self":
         return InitOp(call, "call", None, call=call, method=attr, stack=stack)

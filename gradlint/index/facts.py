@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
+from gradlint.analysis.calls import arg_value, kwarg_value
 from gradlint.analysis.model import ClassInfo, FileModel, Function, Kind
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, TrainingStep
@@ -83,7 +84,7 @@ class Facts:
             if not _in_class(site.function, info):
                 continue
             if site.qualified in vocab.RECURRENT_LAYERS:
-                nonlinearity = string_value(_keyword(site.node, "nonlinearity"))
+                nonlinearity = string_value(kwarg_value(site.node, "nonlinearity"))
                 facts.recurrent.append(LayerSite(symbol.path, site.node, site.qualified.rsplit(".", 1)[-1], nonlinearity))
             elif depth < MAX_DEPTH and not (site.qualified or "").startswith(("torch.", "numpy.", "math.")):
                 inner = self.project.resolve_callee(symbol.path, site.callee)
@@ -131,7 +132,7 @@ class Facts:
             qualified = model.imports.qualify(callee)
             if qualified in vocab.RECURRENT_LAYERS:
                 layer = qualified.rsplit(".", 1)[-1]
-                nonlinearity = string_value(_keyword(expression, "nonlinearity"))
+                nonlinearity = string_value(kwarg_value(expression, "nonlinearity"))
                 return ModelFacts(f"nn.{layer}", path, recurrent=[LayerSite(path, expression, layer, nonlinearity)])
             if callee.rsplit(".", 1)[-1] in _WRAPPERS and expression.args:
                 return recurse(expression.args[0].value)
@@ -173,7 +174,7 @@ class Facts:
             constructor = owner.attribute_values.get(optimizer[5:]) if owner else None
         if not isinstance(constructor, cst.Call):
             return None
-        params = _argument(constructor, 0, "params")
+        params = arg_value(constructor, 0, "params")
         if isinstance(params, cst.Name):
             params = context.binding(params.value, step.step.index) or model.constants.get(params.value)
         if isinstance(params, (cst.List, cst.Tuple)) and params.elements:
@@ -232,23 +233,3 @@ def _assigned(function: Function, name: str) -> cst.BaseExpression | None:
     return found
 
 
-def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg.value
-    return None
-
-
-def _argument(call: cst.Call, position: int, keyword: str) -> cst.BaseExpression | None:
-    index = 0
-    for arg in call.args:
-        if arg.keyword is not None:
-            if arg.keyword.value == keyword:
-                return arg.value
-            continue
-        if arg.star:
-            return None
-        if index == position:
-            return arg.value
-        index += 1
-    return None

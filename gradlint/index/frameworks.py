@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
+from gradlint.analysis.calls import arg_value, kwarg_value
 from gradlint.analysis.model import CallSite, FileModel, Function, Kind, snippet
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, contexts
@@ -324,7 +325,7 @@ class _Finder:
             trainer = by_call.get(id(receiver)) if isinstance(receiver, cst.Call) else None
             if trainer is None:
                 continue
-            argument = _argument(site.node, 0, "model")
+            argument = arg_value(site.node, 0, "model")
             module = None
             if argument is not None:
                 module = self.project.facts.of_expression(
@@ -361,11 +362,11 @@ class _Finder:
                 continue
             context = context_of(self.model, site.function)
             before = index_of(context, site.node) if context is not None else 0
-            bound = bound_value(_argument(site.node, 1, "args"), self.model, context, before)
+            bound = bound_value(arg_value(site.node, 1, "args"), self.model, context, before)
             arguments = by_call.get(id(bound)) if isinstance(bound, cst.Call) else None
             if arguments is None:
                 continue
-            argument = _argument(site.node, 0, "model")
+            argument = arg_value(site.node, 0, "model")
             facts = None
             if argument is not None:
                 facts = self.project.facts.of_expression(
@@ -381,14 +382,14 @@ class _Finder:
         for site in self.model.calls:
             if site.qualified not in DEEPSPEED_INITIALIZE:
                 continue
-            argument = _keyword(site.node, "config")
+            argument = kwarg_value(site.node, "config")
             if argument is None:
-                argument = _keyword(site.node, "config_params")
+                argument = kwarg_value(site.node, "config_params")
             config = self._deepspeed_config(argument, site) if argument is not None else None
             context = context_of(self.model, site.function)
             before = index_of(context, site.node) if context is not None else 0
             facts = None
-            engine_model = _argument(site.node, 1, "model")
+            engine_model = arg_value(site.node, 1, "model")
             if engine_model is not None:
                 facts = self.project.facts.of_expression(
                     engine_model, self.path, self.model, context, before, site.function
@@ -548,24 +549,6 @@ def _keyword_arg(call: cst.Call, keyword: str) -> cst.Arg | None:
     return None
 
 
-def _keyword(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
-    arg = _keyword_arg(call, keyword)
-    return arg.value if arg is not None else None
-
-
-def _argument(call: cst.Call, position: int, keyword: str) -> cst.BaseExpression | None:
-    index = 0
-    for arg in call.args:
-        if arg.keyword is not None:
-            if arg.keyword.value == keyword:
-                return arg.value
-            continue
-        if arg.star:
-            return None
-        if index == position:
-            return arg.value
-        index += 1
-    return None
 
 
 def clip_events_of(facts: ModelFacts, skip: tuple[str, ...] = ()) -> list:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import libcst as cst
 
+from gradlint.analysis.calls import kwarg_value
 from gradlint.analysis.model import ClassInfo, FileModel, Function, Kind
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.values import _INF_NAMES, _NAN_NAMES
@@ -276,7 +277,7 @@ class Resolver:
                 return None
             symbol = self.project.resolve_callee(scope.path, callee) if callee else None
             if symbol is not None and symbol.kind == "class":
-                passed = _keyword(bound, attribute)
+                passed = kwarg_value(bound, attribute)
                 if passed is not None:
                     return self.resolve(passed, scope, depth)
                 return self._class_value(symbol.target, attribute, symbol.path, depth)  # type: ignore[arg-type]
@@ -433,7 +434,7 @@ def _param(function: Function, name: str) -> cst.Param | None:
 
 def _bind(function: Function, param: cst.Param, call: cst.Call) -> cst.BaseExpression | None:
     """The argument a call passes for `param` (keyword or position), None when it passes none."""
-    keyword = _keyword(call, param.name.value)
+    keyword = kwarg_value(call, param.name.value)
     if keyword is not None:
         return keyword
     params = function.node.params
@@ -452,9 +453,3 @@ def _bind(function: Function, param: cst.Param, call: cst.Call) -> cst.BaseExpre
         positional.append(arg.value)
     return positional[position] if position < len(positional) else None
 
-
-def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg.value
-    return None

@@ -9,13 +9,13 @@ from pathlib import Path
 import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
+from gradlint.analysis.calls import arg_value
 from gradlint.analysis.model import (
     ClassInfo,
     Event,
     FileModel,
     Function,
     Kind,
-    _argument,
 )
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, Occurrence, TrainingStep
@@ -247,7 +247,7 @@ def learning_rate(step: TrainingStep, project, path: Path) -> LearningRate | Non
     site = optimizer_site(step, project, path)
     if site is None:
         return None
-    node = _argument(site.call, 1, "lr")
+    node = arg_value(site.call, 1, "lr")
     if node is None:
         return None
     resolved = project.resolver.resolve(node, site.scope)

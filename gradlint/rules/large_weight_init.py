@@ -8,7 +8,8 @@ from typing import Any, Iterator
 
 import libcst as cst
 
-from gradlint.analysis.model import FileModel, Function, _argument
+from gradlint.analysis.calls import arg_value
+from gradlint.analysis.model import FileModel, Function
 from gradlint.analysis.weights import (
     PARAMETER_CLASSES,
     InitOp,
@@ -182,7 +183,7 @@ class _Checker:
         values: dict[str, Any] = {}
         origins: dict[str, str] = {}
         for name, position, default in spec:
-            node = _argument(op.call, position, name)
+            node = arg_value(op.call, position, name)
             if node is None:
                 if default is None:
                     return None
@@ -302,7 +303,7 @@ class _Checker:
         if value is None or depth > 4:
             return False
         if isinstance(value, cst.Call) and qualified(self.model, value.func) in PARAMETER_CLASSES:
-            return self._may_gain(_argument(value, 0, "data"), depth + 1)
+            return self._may_gain(arg_value(value, 0, "data"), depth + 1)
         value = unwrap_tensor(value)
         if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.Multiply, cst.Divide)):
             return self._may_gain(value.left, depth + 1) or self._may_gain(value.right, depth + 1)
@@ -314,7 +315,7 @@ class _Checker:
     def _assigned(self, op: InitOp, target: WeightTarget | None) -> Link:
         value = op.value
         if isinstance(value, cst.Call) and qualified(self.model, value.func) in PARAMETER_CLASSES:
-            value = _argument(value, 0, "data")
+            value = arg_value(value, 0, "data")
         if value is None:
             return Link(op, None)
         return self._value_gain(op, value, 0)

@@ -6,7 +6,8 @@ from typing import Iterator
 
 import libcst as cst
 
-from gradlint.analysis.model import FileModel, _argument
+from gradlint.analysis.calls import arg_value, kwarg_value
+from gradlint.analysis.model import FileModel
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import step_instances
 from gradlint.analysis.values import string_value
@@ -104,7 +105,7 @@ def _weight_decay(site: OptimizerSite, project) -> tuple[float, str] | None:
     if defaults is None:
         return None  # no weight_decay argument at all (LBFGS, Rprop, SparseAdam)
     position = defaults[1] if defaults else -1
-    node = _argument(site.call, position, "weight_decay") if position >= 0 else _keyword(site.call, "weight_decay")
+    node = arg_value(site.call, position, "weight_decay") if position >= 0 else kwarg_value(site.call, "weight_decay")
     if node is not None:
         resolved = project.resolver.resolve(node, site.scope)
         if resolved is None or isinstance(resolved.value, bool) or not isinstance(resolved.value, (int, float)):
@@ -122,7 +123,7 @@ def _weight_decay(site: OptimizerSite, project) -> tuple[float, str] | None:
 
 def _groups_decay(site: OptimizerSite, project) -> bool:
     """Parameter groups (`[{"params": ..., "weight_decay": 0.01}, ...]`) that set a weight decay (or may)."""
-    params = _argument(site.call, 0, "params")
+    params = arg_value(site.call, 0, "params")
     if isinstance(params, cst.Name):
         from gradlint.analysis.weights import bind_name
 
@@ -144,7 +145,7 @@ def _groups_decay(site: OptimizerSite, project) -> bool:
 
 def _facts_of_site(site: OptimizerSite, project):
     """The model whose `.parameters()` the constructor receives, evaluated where the constructor is."""
-    params = _argument(site.call, 0, "params")
+    params = arg_value(site.call, 0, "params")
     if isinstance(params, (cst.List, cst.Tuple)) and params.elements:
         first = params.elements[0].value
         if isinstance(first, cst.Dict):
@@ -166,9 +167,3 @@ def _facts_of_site(site: OptimizerSite, project):
         holder = holder.value
     return project.facts.of_expression(holder, site.path, site.model, None, 0, site.function)
 
-
-def _keyword(call: cst.Call, name: str):
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg.value
-    return None

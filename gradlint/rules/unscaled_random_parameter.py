@@ -7,7 +7,8 @@ from typing import Iterator
 
 import libcst as cst
 
-from gradlint.analysis.model import FileModel, Function, Kind, _argument, _keyword
+from gradlint.analysis.calls import arg_value, kwarg_value
+from gradlint.analysis.model import FileModel, Function, Kind
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.weights import (
     PARAMETER_CLASSES,
@@ -40,12 +41,12 @@ class UnscaledRandomParameter(Rule):
         for site in model.calls:
             call = site.node
             if qualified(model, call.func) in PARAMETER_CLASSES:
-                data = _argument(call, 0, "data")
+                data = arg_value(call, 0, "data")
                 if data is None:
                     continue
                 drawn = _unscaled_draw(model, data)
                 report_at = call
-            elif _keyword(call, "requires_grad") is not None or (
+            elif kwarg_value(call, "requires_grad") is not None or (
                 isinstance(call.func, cst.Attribute) and call.func.attr.value == "requires_grad_"
             ):
                 drawn = _unscaled_draw(model, call) if _trained_tensor(call) else None
@@ -120,7 +121,7 @@ def _unscaled_draw(model: FileModel, value: cst.BaseExpression):
 
 
 def _trained_tensor(call: cst.Call) -> bool:
-    flag = _keyword(call, "requires_grad")
+    flag = kwarg_value(call, "requires_grad")
     if isinstance(flag, cst.Name) and flag.value == "True":
         return True
     return isinstance(call.func, cst.Attribute) and call.func.attr.value == "requires_grad_"
@@ -147,7 +148,7 @@ def _is_weight_variable(model: FileModel, target: str | None, function: Function
     for site in model.calls:
         if site.function is not function or not (qualified(model, site.node.func) or "").startswith("torch.optim."):
             continue
-        params = _argument(site.node, 0, "params")
+        params = arg_value(site.node, 0, "params")
         if isinstance(params, (cst.List, cst.Tuple)) and any(
             isinstance(element.value, cst.Name) and element.value.value == target for element in params.elements
         ):
