@@ -266,7 +266,7 @@ def high_learning_rate(step: TrainingStep, ctx) -> str | None:
     """`the learning rate is 0.1 for Adam (argparse default of --lr (train.py:12)), above its usual
     range (<= 0.01)` when the step's lr is above its family's range (GL101's risk factor)."""
     lr = learning_rate(step, ctx.project, ctx.source.path)
-    if lr is None or lr.limit is None or lr.value <= lr.limit:
+    if lr is None or lr.limit is None or lr.value < lr.limit:
         return None
     origin = f" ({lr.origin})" if lr.origin else ""
-    return f"the learning rate is {lr.value:g} for {lr.site.family}{origin}, above its usual range (<= {lr.limit:g})"
+    return f"the learning rate is {lr.value:g} for {lr.site.family}{origin}, outside its usual range (< {lr.limit:g})"
