@@ -257,5 +257,9 @@ def rule_command(code: str) -> None:
     _explain(code)
 
 
+from gradlint.probe.command import probe_command  # noqa: E402 - torch-free; runs user code only in a subprocess
+main.add_command(probe_command, "probe")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main(sys.argv[1:])
