@@ -1501,3 +1501,28 @@ def test_step_in_module_level_loop_without_zero_grad_is_reported():
         """
     )
     assert lines(lint(code, "GL107"), "GL107") == [at(code, "loss.backward()")]
+
+
+@pytest.mark.parametrize(
+    "owner, backward, expected",
+    [
+        ("accelerator", "accelerator.backward(loss)", "accelerator.clip_grad_norm_(model.parameters(), max_norm=1.0)"),
+        ("fabric", "fabric.backward(loss)", "fabric.clip_gradients(model, optimizer, max_norm=1.0)"),
+    ],
+)
+def test_missing_clipping_hint_uses_the_framework_that_owns_backward(owner, backward, expected):
+    code = dedent(
+        f"""\
+        import torch
+
+
+        def train({owner}, model, optimizer, loader):
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = torch.nn.functional.mse_loss(model(x), y)
+                {backward}
+                optimizer.step()
+        """
+    )
+    finding = only(lint(code, "GL101"), "GL101")
+    assert expected in finding.hint

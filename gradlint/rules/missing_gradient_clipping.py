@@ -31,7 +31,18 @@ class MissingGradientClipping(Rule):
             step = instances[0]
             backward, optimizer_step = step.backward.event, step.step.event
             params = f"{trained_model_name(step)}.parameters()"
-            if backward.scaled:
+            owner = (backward.receiver or "") if backward.owner else ""
+            if "accelerator" in owner.lower():
+                hint = (
+                    f"Clip with Accelerate, which unscales first: `{owner}.clip_grad_norm_({params}, max_norm=1.0)` "
+                    "between backward and step (under `if accelerator.sync_gradients:` when accumulating)."
+                )
+            elif "fabric" in owner.lower():
+                hint = (
+                    f"Clip with Fabric, which unscales first: `{owner}.clip_gradients({trained_model_name(step)}, "
+                    f"{optimizer_name(step)}, max_norm=1.0)` between backward and step."
+                )
+            elif backward.scaled:
                 hint = (
                     f"After {text(model, backward)}, call `{scaler_name(backward)}.unscale_({optimizer_name(step)})` "
                     f"then `torch.nn.utils.clip_grad_norm_({params}, max_norm=1.0)` before the step."
