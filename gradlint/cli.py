@@ -92,6 +92,18 @@ def main() -> None:
     help="Confirm model/init findings by measuring gradient growth with torch (needs gradlint[probe]).",
 )
 @click.option(
+    "--baseline",
+    "baseline_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Report only findings not recorded in this baseline (see `gradlint baseline create`).",
+)
+@click.option(
+    "--changed-since",
+    metavar="REV",
+    help="Report only findings on lines changed since the git revision REV (committed, staged, "
+    "unstaged or untracked).",
+)
+@click.option(
     "--probe-threshold",
     type=click.FloatRange(min=1.0, min_open=True),
     default=10.0,
@@ -114,30 +126,42 @@ def check(
     statistics: bool,
     report_unused_ignores: bool,
     probe: bool,
+    baseline_file: Path | None,
+    changed_since: str | None,
     probe_threshold: float,
 ) -> None:
     """Check PATHS (files or directories, default: the current directory)."""
     from gradlint.api import lint_paths
 
     targets = list(paths) or [Path(".")]
-    try:
-        config = load_config(targets, config_file)
-        config = apply_overrides(
-            config,
-            select=_split(select),
-            extend_select=_split(extend_select),
-            ignore=_split(ignore),
-            exclude=_split(exclude),
-            extend_exclude=_split(extend_exclude),
-            fail_on=fail_on,
-        )
-    except ConfigError as error:
-        raise _fail(str(error)) from None
+    config = _load_config(targets, config_file, select, extend_select, ignore, exclude, extend_exclude, fail_on)
+
+    baseline = None
+    if baseline_file is not None:
+        from gradlint.baseline import BaselineError, load
+
+        try:
+            baseline = load(baseline_file)
+        except BaselineError as error:
+            raise _fail(str(error)) from None
+    changed = None
+    if changed_since is not None:
+        from gradlint.changes import ChangesError, changed_lines
+
+        try:
+            changed = changed_lines(targets, changed_since)
+        except ChangesError as error:
+            raise _fail(str(error)) from None
 
     try:
         report = lint_paths(targets, config, report_unused_ignores=report_unused_ignores)
     except Exception as error:  # the last line of defence: never a bare traceback
         raise _fail(f"internal error: {type(error).__name__}: {error} (please report this)") from None
+
+    if baseline is not None:  # before --changed-since: every finding may match an entry
+        _apply_baseline(report, baseline, baseline_file, targets, config, quiet=quiet)
+    if changed is not None:  # only reporting is filtered: the check saw the whole project
+        report.findings = changed.filter(report.findings)
 
     probe_error = _run_probe(report, probe_threshold, quiet=quiet) if probe else None
     _print_problems(report)
@@ -156,6 +180,60 @@ def check(
     if probe_error is not None:
         raise _fail(probe_error)
     raise click.exceptions.Exit(exit_code(report, config.fail_on, exit_zero))
+
+
+def _load_config(
+    targets: list[Path],
+    config_file: Path | None,
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    exclude: tuple[str, ...],
+    extend_exclude: tuple[str, ...],
+    fail_on: str | None = None,
+):
+    try:
+        config = load_config(targets, config_file)
+        return apply_overrides(
+            config,
+            select=_split(select),
+            extend_select=_split(extend_select),
+            ignore=_split(ignore),
+            exclude=_split(exclude),
+            extend_exclude=_split(extend_exclude),
+            fail_on=fail_on,
+        )
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+
+
+def _apply_baseline(report: Report, baseline, baseline_file: Path, targets: list[Path], config, *, quiet: bool) -> None:
+    """Drop the baselined findings; warn on stderr about entries that matched nothing."""
+    from gradlint.baseline import apply, scope
+    from gradlint.discovery import discover
+
+    checked = discover(targets, config).files
+    result = apply(baseline, report, in_scope=scope(report.root, checked, targets, config.enabled_codes()))
+    report.findings = result.findings
+    report.baselined = result.baselined
+    report.stale_baseline = result.stale_count
+    if result.stale_count:
+        console = _stderr()
+        entries = "entry" if result.stale_count == 1 else "entries"
+        console.print(
+            f"[yellow]warning:[/] {result.stale_count} stale baseline {entries} in {escape(str(baseline_file))} "
+            f"matched no finding (fixed or changed code); refresh it with `gradlint baseline create`",
+            emoji=False,
+            highlight=False,
+        )
+        if not quiet:
+            for entry in result.stale:
+                times = f" (x{entry.count})" if entry.count > 1 else ""
+                console.print(
+                    f"  stale: {escape(entry.path)}: {entry.code}{times} {escape(entry.message)}",
+                    emoji=False,
+                    highlight=False,
+                )
 
 
 def _run_probe(report: Report, threshold: float, *, quiet: bool) -> str | None:
@@ -255,6 +333,62 @@ def explain(code: str) -> None:
 def rule_command(code: str) -> None:
     """Alias of `explain` (as ruff spells it)."""
     _explain(code)
+
+
+@main.group("baseline")
+def baseline_group() -> None:
+    """Record today's findings so that only new ones are reported (`check --baseline FILE`)."""
+
+
+@baseline_group.command("create")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--select", multiple=True, help="Rules to enable: codes, prefixes (GL1) or ALL. Replaces the config.")
+@click.option("--extend-select", multiple=True, help="Rules to enable on top of the configured selection.")
+@click.option("--ignore", multiple=True, help="Rules to disable.")
+@click.option("--exclude", multiple=True, help="Gitignore-style patterns to exclude (replaces the config).")
+@click.option("--extend-exclude", multiple=True, help="Patterns to exclude on top of the config.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="Use this config file.")
+def baseline_create(
+    file: Path,
+    paths: tuple[Path, ...],
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    exclude: tuple[str, ...],
+    extend_exclude: tuple[str, ...],
+    config_file: Path | None,
+) -> None:
+    """Check PATHS (default: the current directory) and write every finding to FILE.
+
+    Commit FILE; `gradlint check --baseline FILE` then reports only findings it does not hold.
+    """
+    from gradlint.api import lint_paths
+    from gradlint.baseline import build, write
+
+    targets = list(paths) or [Path(".")]
+    config = _load_config(targets, config_file, select, extend_select, ignore, exclude, extend_exclude)
+    try:
+        report = lint_paths(targets, config)
+    except Exception as error:  # never a bare traceback
+        raise _fail(f"internal error: {type(error).__name__}: {error} (please report this)") from None
+    _print_problems(report)
+    if report.errors:
+        raise _fail(f"the check was incomplete; {file} was not written")
+    baseline = build(report)
+    try:
+        write(baseline, file)
+    except OSError as error:
+        raise _fail(f"cannot write the baseline to {file}: {error.strerror or error}") from None
+    entries, findings, files = len(baseline.entries), len(report.findings), report.files_checked
+    _stderr().print(
+        f"Wrote {entries} baseline {'entry' if entries == 1 else 'entries'} ({findings} "
+        f"{'finding' if findings == 1 else 'findings'} in {files} {'file' if files == 1 else 'files'}) "
+        f"to {escape(str(file))}.",
+        emoji=False,
+        highlight=False,
+    )
+    raise click.exceptions.Exit(EXIT_CLEAN)
 
 
 from gradlint.probe.command import probe_command  # noqa: E402 - torch-free; runs user code only in a subprocess

@@ -100,6 +100,10 @@ class Report:
     suppressed: int = 0
     root: Path = field(default_factory=Path.cwd)
     """Repository root: SARIF and GitHub paths are relative to it."""
+    baselined: int | None = None
+    """Findings dropped because the baseline (`check --baseline`) covers them; None without one."""
+    stale_baseline: int | None = None
+    """Baseline entries that matched no finding; None without a baseline."""
 
     def counts(self) -> dict[str, int]:
         counts = {s.label: 0 for s in sorted(Severity, reverse=True)}

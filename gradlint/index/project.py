@@ -70,8 +70,15 @@ class ProjectIndex:
         return loaded[1].start(node)[0] if loaded else 0
 
     def display(self, path: Path) -> str:
+        """As the user should read the path: like the files of the run (relative to the working
+        directory when inside it), also for files the index read from disk on its own."""
         source = self.sources.get(path)
-        return source.display_path if source is not None else path.name
+        if source is not None:
+            return source.display_path
+        try:
+            return path.relative_to(Path.cwd()).as_posix()
+        except ValueError:
+            return path.as_posix()
 
     def where(self, path: Path, node: cst.CSTNode) -> str:
         return f"{self.display(path)}:{self.line_of(path, node)}"

@@ -41,16 +41,20 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
 
 def report_to_dict(report: Report) -> dict[str, Any]:
     counts = report.counts()
+    summary: dict[str, Any] = {
+        "files_checked": report.files_checked,
+        "findings": len(report.findings),
+        "by_severity": {"error": counts["error"], "warning": counts["warning"], "info": counts["info"]},
+        "suppressed": report.suppressed,
+    }
+    if report.baselined is not None:  # only with `gradlint check --baseline`
+        summary["baselined"] = report.baselined
+        summary["stale_baseline"] = report.stale_baseline or 0
     return {
         "version": JSON_VERSION,
         "tool": {"name": "gradlint", "version": gradlint.__version__},
         "findings": [finding_to_dict(f) for f in sorted(report.findings, key=lambda f: f.sort_key())],
-        "summary": {
-            "files_checked": report.files_checked,
-            "findings": len(report.findings),
-            "by_severity": {"error": counts["error"], "warning": counts["warning"], "info": counts["info"]},
-            "suppressed": report.suppressed,
-        },
+        "summary": summary,
         "skipped": [{"path": skipped.path, "reason": skipped.reason} for skipped in report.skipped],
         "errors": [{"path": error.path, "code": error.code, "message": error.message} for error in report.errors],
     }

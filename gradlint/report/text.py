@@ -78,13 +78,18 @@ def summary_line(report: Report) -> str:
     """`Found 3 problems (1 error, 2 warnings, 0 info) in 12 files.` or the all-clear."""
     files = _plural(report.files_checked, "file")
     suppressed = f" ({report.suppressed} suppressed)" if report.suppressed else ""
+    baseline = ""
+    if report.baselined is not None:  # only with `gradlint check --baseline`
+        stale = report.stale_baseline or 0
+        entries = "stale baseline entry" if stale == 1 else "stale baseline entries"
+        baseline = f" {_plural(report.baselined, 'finding')} baselined, {stale} {entries}."
     if not report.findings:
-        return f"All checked: no problems found in {files}{suppressed}."
+        return f"All checked: no problems found in {files}{suppressed}.{baseline}"
     counts = report.counts()
     breakdown = (
         f"{_plural(counts['error'], 'error')}, {_plural(counts['warning'], 'warning')}, {counts['info']} info"
     )
-    return f"Found {_plural(len(report.findings), 'problem')} ({breakdown}) in {files}{suppressed}."
+    return f"Found {_plural(len(report.findings), 'problem')} ({breakdown}) in {files}{suppressed}.{baseline}"
 
 
 def _summary_text(report: Report) -> Text:
