@@ -1,4 +1,4 @@
-"""File discovery: which `.py` files a run looks at.
+"""File discovery: which `.py` files and Jupyter notebooks (`.ipynb`) a run looks at.
 
 Paths given explicitly are always taken (the user asked for them). Directories are walked with
 `os.scandir`, pruning excluded directories before descending: the built-in default excludes, any
@@ -50,6 +50,8 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
 _DEFAULT_NAMES = frozenset(name for name in DEFAULT_EXCLUDES if not name.startswith("*"))
 _DEFAULT_SUFFIXES = tuple(name[1:] for name in DEFAULT_EXCLUDES if name.startswith("*"))
 _VENV_MARKER = "pyvenv.cfg"
+SOURCE_SUFFIXES = (".py", ".ipynb")
+"""What a directory walk takes (`.ipynb_checkpoints` directories are among the default excludes)."""
 
 
 @dataclass
@@ -281,7 +283,7 @@ class _Walker:
                             continue
                         subdirectories.append((path, layers, ancestry + ((stat.st_dev, stat.st_ino),), False))
                 elif is_file:
-                    if not name.endswith(".py"):
+                    if not name.endswith(SOURCE_SUFFIXES):
                         continue
                     if self.excluded_by_config(path, False, exclude) or self.gitignored(path, False, layers):
                         continue
@@ -289,7 +291,7 @@ class _Walker:
                         self.add_file(path, entry.stat(), via_link or is_link)
                     except OSError as exc:
                         self.warn(path, f"cannot inspect: {exc.strerror or exc}")
-                elif is_link and name.endswith(".py") and not name.startswith(".#"):
+                elif is_link and name.endswith(SOURCE_SUFFIXES) and not name.startswith(".#"):
                     self.warn(path, self._link_problem(path))
             # Depth first, in name order.
             subdirectories.sort(key=lambda item: item[0], reverse=True)
@@ -350,4 +352,4 @@ def discover(paths: Sequence[Path], config: Config) -> Discovery:
     return result
 
 
-__all__ = ["DEFAULT_EXCLUDES", "Discovery", "discover"]
+__all__ = ["DEFAULT_EXCLUDES", "SOURCE_SUFFIXES", "Discovery", "discover"]

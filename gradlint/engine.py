@@ -18,6 +18,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from gradlint.analysis.model import FileModel, build_model
 from gradlint.findings import Finding, InternalError, Related, SkippedFile
+from gradlint.notebook import NotebookError, NotebookSource, read_notebook
 from gradlint.rules import RULES_BY_CODE, Diagnostic, Rule, RuleContext
 from gradlint.rules.meta_parse_error import ParseError
 from gradlint.rules.meta_unused_suppression import UnusedSuppression
@@ -49,6 +50,8 @@ class SourceFile:
     early: list[Finding] = field(default_factory=list)
     """Findings known before rules run (GL000)."""
     skipped: SkippedFile | None = None
+    notebook: NotebookSource | None = None
+    """For a `.ipynb` file: its joined code cells (`text`) and the map back to cells."""
 
     @property
     def lines(self) -> list[str]:
@@ -116,6 +119,14 @@ class FileChecker:
     # ------------------------------------------------------------------ phase 1
 
     def load(self, path: Path, display_path: str, ignored_codes: frozenset[str] = frozenset()) -> SourceFile:
+        if path.suffix.lower() == ".ipynb":
+            try:
+                notebook = read_notebook(path)
+            except NotebookError as error:
+                return SourceFile(path, display_path, skipped=SkippedFile(display_path, f"not a valid notebook: {error}"))
+            source = self.load_text(notebook.text, path, display_path, ignored_codes)
+            source.notebook = notebook
+            return source
         try:
             text = read_source(path)
         except SourceError as error:
@@ -158,6 +169,8 @@ class FileChecker:
         if source.model is not None and source.text is not None:
             self._run_rules(source, project, result)
         result.suppressed = self.apply_suppressions(result, source)
+        if source.notebook is not None:
+            _locate_in_cells(result.findings, source.notebook)
         return result
 
     def _run_rules(self, source: SourceFile, project: Any, result: FileResult) -> None:
@@ -268,6 +281,22 @@ class FileChecker:
             fix_safety=diagnostic.fix_safety,
             data=diagnostic.data,
         )
+
+
+def _locate_in_cells(findings: list[Finding], notebook: NotebookSource) -> None:
+    """Give notebook findings their cell and line in the cell (lines stay those of the joined code)."""
+    for finding in findings:
+        location = notebook.locate(finding.line)
+        if location is not None:
+            finding.cell, finding.cell_line = location
+            original = notebook.original_line(finding.line)
+            if original is not None:
+                finding.source_line = original
+        related = []
+        for item in finding.related:
+            where = notebook.locate(item.line)
+            related.append(Related(item.line, item.column, item.message, *where) if where else item)
+        finding.related = tuple(related)
 
 
 def _cpython_syntax_error(text: str) -> tuple[int, int, str] | None:

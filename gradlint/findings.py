@@ -35,6 +35,10 @@ class Related:
     line: int
     column: int
     message: str
+    cell: int | None = None
+    """In a notebook: the 1-based position of the cell among all cells; None for a `.py` file."""
+    cell_line: int | None = None
+    """In a notebook: the line within that cell; None for a `.py` file."""
 
 
 @dataclass
@@ -64,6 +68,11 @@ class Finding:
     probe: dict | None = None
     """What `gradlint check --probe` measured for this finding (JSON-safe; see
     gradlint.probe.confirm and docs/json-schema.md); None when the probe did not look at it."""
+    cell: int | None = None
+    """In a notebook (`.ipynb`): the cell, its 1-based position among ALL cells (markdown included)
+    as the file orders them; `line` stays the line in the notebook's joined code. None for `.py`."""
+    cell_line: int | None = None
+    """In a notebook: the 1-based line within `cell`; None for a `.py` file."""
 
     def sort_key(self) -> tuple:
         return (self.display_path, self.line, self.column, self.code)

@@ -322,7 +322,7 @@ def test_json_has_the_documented_shape_and_key_order(tmp_path):
     finding = data["findings"][2]
     assert list(finding) == [
         "code", "name", "severity", "message", "hint", "path", "line", "column",
-        "end_line", "end_column", "related", "fix_safety", "fingerprint", "data",
+        "end_line", "end_column", "related", "fix_safety", "fingerprint", "data", "cell", "cell_line",
     ]  # fmt: skip
     assert finding == {
         "code": "GL103",
@@ -342,6 +342,8 @@ def test_json_has_the_documented_shape_and_key_order(tmp_path):
         "fix_safety": None,
         "fingerprint": clip_before_unscale(tmp_path).fingerprint(),
         "data": None,
+        "cell": None,
+        "cell_line": None,
     }
     assert data["findings"][0]["hint"] is None and data["findings"][0]["related"] == []
     assert data["summary"] == {

@@ -4,6 +4,9 @@
 
 Escaping follows GitHub's toolkit (`@actions/core`, `command.ts`): the message escapes `%`,
 `\\r` and `\\n`; property values also escape `:` and `,`. Nothing else is printed.
+
+In a notebook, `file` is the `.ipynb` file and `line` the line in its joined code cells (see
+gradlint.notebook); the title names the cell and the line within it, `GL101 name (cell 4, line 3)`.
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ def annotation(finding: Finding, report: Report) -> str:
     properties.append(("endLine", max(finding.end_line, finding.line)))
     if finding.end_line == finding.line:
         properties.append(("endColumn", finding.end_column))
-    properties.append(("title", f"{finding.code} {finding.name}"))
+    title = f"{finding.code} {finding.name}"
+    if finding.cell is not None:  # `line` is the notebook's joined-code line; say which cell it is
+        title += f" (cell {finding.cell}, line {finding.cell_line})"
+    properties.append(("title", title))
     rendered = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties)
     message = finding.message if not finding.hint else f"{finding.message}\nhelp: {finding.hint}"
     return f"::{COMMANDS[finding.severity]} {rendered}::{escape_data(message)}"

@@ -33,6 +33,8 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "fix_safety": finding.fix_safety,
         "fingerprint": finding.fingerprint(),
         "data": finding.data,
+        "cell": finding.cell,
+        "cell_line": finding.cell_line,
     }
     if finding.probe is not None:  # only on findings `gradlint check --probe` looked at
         out["probe"] = finding.probe

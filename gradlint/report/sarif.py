@@ -4,6 +4,14 @@ Every registered rule is described in `tool.driver.rules` (not only those with f
 its document as help when `gradlint.docs` can provide it. Paths are relative to the report's
 root, which is given as `%SRCROOT%` in `originalUriBaseIds`. The output holds no timestamps,
 so the same report always renders the same bytes.
+
+Notebooks: a region in a `.ipynb` file would index its JSON text, where a cell's code sits inside
+escaped strings, so no line/column of the real file is meaningful. The location keeps the
+notebook as its artifact and the region in the notebook's joined code cells (the lines
+gradlint.notebook builds, which is also what the other formats' `line` means), and carries the
+cell on the location as `properties`: `{"cell": 4, "cellLine": 3}` (cell = 1-based position among
+all cells). Viewers that know nothing of notebooks still open the right file; tools that do can
+go to the cell.
 """
 
 from __future__ import annotations
@@ -121,12 +129,15 @@ def region(finding: Finding) -> dict[str, int]:
 def _result(finding: Finding, rule_index: int, report: Report) -> dict[str, Any]:
     artifact = _artifact_for_relative(report.relative_to_root(finding))
     text = finding.message if not finding.hint else f"{finding.message}\nhelp: {finding.hint}"
+    location: dict[str, Any] = {"physicalLocation": {"artifactLocation": artifact, "region": region(finding)}}
+    if finding.cell is not None:
+        location["properties"] = {"cell": finding.cell, "cellLine": finding.cell_line}
     result: dict[str, Any] = {
         "ruleId": finding.code,
         "ruleIndex": rule_index,
         "level": LEVELS[finding.severity],
         "message": {"text": text},
-        "locations": [{"physicalLocation": {"artifactLocation": artifact, "region": region(finding)}}],
+        "locations": [location],
     }
     if finding.related:
         result["relatedLocations"] = [

@@ -103,10 +103,17 @@ def sorted_findings(report: Report) -> list[Finding]:
     return sorted(report.findings, key=lambda finding: finding.sort_key())
 
 
+def location(finding: Finding) -> str:
+    """`path:line:col`, or `notebook.ipynb:cell 4:line 3` for a finding in a notebook cell."""
+    if finding.cell is not None:
+        return f"{clean(finding.display_path)}:cell {finding.cell}:line {finding.cell_line}"
+    return f"{clean(finding.display_path)}:{finding.line}:{finding.column}"
+
+
 def headline(finding: Finding) -> Text:
-    """`path:line:col: GL103 [error] message`."""
+    """`path:line:col: GL103 [error] message` (`notebook.ipynb:cell 4:line 3: ...` in a notebook)."""
     text = Text()
-    text.append(f"{clean(finding.display_path)}:{finding.line}:{finding.column}:", style="bold")
+    text.append(f"{location(finding)}:", style="bold")
     text.append(" ")
     text.append(finding.code, style="bold")
     text.append(" ")
@@ -168,7 +175,7 @@ def code_frame(finding: Finding) -> list[Text]:
     offset = width(start)
     carets = max(1, width(end) - offset)
 
-    number = str(finding.line)
+    number = str(finding.cell_line if finding.cell_line is not None else finding.line)
     style = SEVERITY_STYLE[finding.severity]
     code_line = Text()
     code_line.append(f" {number} | ", style="blue")
@@ -193,7 +200,8 @@ def _print_full(console: Console, finding: Finding) -> None:
     for related in finding.related:
         note = Text("  ")
         note.append("note:", style="bold")
-        note.append(f" {clean(finding.display_path)}:{related.line}: ")
+        where = f"cell {related.cell}:line {related.cell_line}" if related.cell is not None else related.line
+        note.append(f" {clean(finding.display_path)}:{where}: ")
         note.append(clean(related.message))
         console.print(note)
     if finding.probe is not None:
@@ -351,7 +359,8 @@ def write_concise(
     statistics: bool = False,
     quiet: bool = False,
 ) -> None:
-    """One line per finding (`path:line:col: CODE [severity] message`), then the summary."""
+    """One line per finding (`path:line:col: CODE [severity] message`, or
+    `notebook.ipynb:cell 4:line 3: CODE [severity] message` in a notebook), then the summary."""
     console = make_console(stream, color=color)
     if statistics:
         _print_statistics(console, report)
