@@ -110,6 +110,9 @@ def main() -> None:
     show_default=True,
     help="Total gradient growth G over the sequence at which the probe calls a finding confirmed.",
 )
+@click.option("--fix", is_flag=True, help="Apply safe fixes in place, then report what remains.")
+@click.option("--unsafe-fixes", is_flag=True, help="With --fix or --diff: also apply fixes that change training behaviour.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print the fixes as a unified diff and write nothing (exit 1 if any).")
 def check(
     paths: tuple[Path, ...],
     output_format: str,
@@ -129,6 +132,9 @@ def check(
     baseline_file: Path | None,
     changed_since: str | None,
     probe_threshold: float,
+    fix: bool = False,
+    unsafe_fixes: bool = False,
+    show_diff: bool = False,
 ) -> None:
     """Check PATHS (files or directories, default: the current directory)."""
     from gradlint.api import lint_paths
@@ -153,15 +159,24 @@ def check(
         except ChangesError as error:
             raise _fail(str(error)) from None
 
-    try:
-        report = lint_paths(targets, config, report_unused_ignores=report_unused_ignores)
-    except Exception as error:  # the last line of defence: never a bare traceback
-        raise _fail(f"internal error: {type(error).__name__}: {error} (please report this)") from None
+    def run_check(quiet_baseline: bool = False) -> Report:
+        try:
+            report = lint_paths(targets, config, report_unused_ignores=report_unused_ignores)
+        except Exception as error:  # the last line of defence: never a bare traceback
+            raise _fail(f"internal error: {type(error).__name__}: {error} (please report this)") from None
+        if baseline is not None:  # before --changed-since: every finding may match an entry
+            _apply_baseline(report, baseline, baseline_file, targets, config, quiet=quiet or quiet_baseline)
+        if changed is not None:  # only reporting is filtered: the check saw the whole project
+            report.findings = changed.filter(report.findings)
+        return report
 
-    if baseline is not None:  # before --changed-since: every finding may match an entry
-        _apply_baseline(report, baseline, baseline_file, targets, config, quiet=quiet)
-    if changed is not None:  # only reporting is filtered: the check saw the whole project
-        report.findings = changed.filter(report.findings)
+    report = run_check()
+    if show_diff:
+        _print_problems(report)
+        raise click.exceptions.Exit(_show_diff(report, unsafe_fixes))
+    if fix:
+        _autofix(report, unsafe_fixes, quiet=quiet)
+        report = run_check(quiet_baseline=True)
 
     probe_error = _run_probe(report, probe_threshold, quiet=quiet) if probe else None
     _print_problems(report)
@@ -180,6 +195,79 @@ def check(
     if probe_error is not None:
         raise _fail(probe_error)
     raise click.exceptions.Exit(exit_code(report, config.fail_on, exit_zero))
+
+
+def _fixable_files(report: Report, unsafe: bool):
+    """(path, display path, findings with a wanted fix) per file; notebooks are never fixed."""
+    from gradlint.fix import wanted
+
+    by_file: dict[Path, list] = {}
+    names: dict[Path, str] = {}
+    for finding in report.findings:
+        if wanted(finding, unsafe):
+            by_file.setdefault(finding.path, []).append(finding)
+            names[finding.path] = finding.display_path
+    return [(path, names[path], findings) for path, findings in by_file.items()]
+
+
+def _fix_summary(report: Report, unsafe: bool) -> tuple[int, int]:
+    """(unsafe fixes not applied, notebook findings that have a fix kind) for the closing note."""
+    hidden = sum(1 for f in report.findings if f.fix is not None and f.fix.safety != "safe" and not unsafe)
+    notebooks = sum(1 for f in report.findings if f.fix_safety and f.cell is not None)
+    return hidden, notebooks
+
+
+def _show_diff(report: Report, unsafe: bool) -> int:
+    from gradlint.fix import fixed_text, read_text, unified_diff
+
+    changed = 0
+    count = 0
+    for path, name, findings in _fixable_files(report, unsafe):
+        try:
+            before = read_text(path)
+        except Exception as error:
+            _stderr().print(f"[yellow]warning:[/] cannot read {escape(name)}: {escape(str(error))}", emoji=False)
+            continue
+        after, fixed = fixed_text(before, findings, unsafe)
+        if after != before:
+            changed += 1
+            count += len(fixed)
+            sys.stdout.write(unified_diff(before, after, name))
+    _fix_notes(report, unsafe, f"Would fix {count} {'finding' if count == 1 else 'findings'} in {changed} "
+               f"{'file' if changed == 1 else 'files'}." if changed else "No fixes available.")
+    return EXIT_FINDINGS if changed else EXIT_CLEAN
+
+
+def _autofix(report: Report, unsafe: bool, *, quiet: bool) -> None:
+    from gradlint.fix import fixed_text, read_text, write_atomic
+
+    changed = 0
+    count = 0
+    for path, name, findings in _fixable_files(report, unsafe):
+        try:
+            before = read_text(path)
+            after, fixed = fixed_text(before, findings, unsafe)
+            if after != before:
+                write_atomic(path, after)
+                changed += 1
+                count += len(fixed)
+        except Exception as error:  # never a bare traceback; the file is left as it was
+            _stderr().print(f"[yellow]warning:[/] cannot fix {escape(name)}: {escape(str(error))}", emoji=False)
+    if not quiet:
+        _fix_notes(report, unsafe, f"Fixed {count} {'finding' if count == 1 else 'findings'} in {changed} "
+                   f"{'file' if changed == 1 else 'files'}.")
+
+
+def _fix_notes(report: Report, unsafe: bool, headline: str) -> None:
+    console = _stderr()
+    console.print(escape(headline), emoji=False, highlight=False)
+    hidden, notebooks = _fix_summary(report, unsafe)
+    if hidden:
+        console.print(f"{hidden} more {'fix is' if hidden == 1 else 'fixes are'} available with `--unsafe-fixes`.",
+                      emoji=False, highlight=False)
+    if notebooks:
+        console.print(f"{notebooks} {'finding' if notebooks == 1 else 'findings'} in notebooks not fixed "
+                      "(notebooks are never fixed automatically).", emoji=False, highlight=False)
 
 
 def _load_config(

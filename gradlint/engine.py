@@ -196,9 +196,34 @@ class FileChecker:
                 )
                 continue
             for diagnostic in _unique(diagnostics):
-                result.findings.append(
-                    self._finding(rule, diagnostic, source.path, source.display_path, lines, positions)
-                )
+                finding = self._finding(rule, diagnostic, source.path, source.display_path, lines, positions)
+                if diagnostic.fix is not None:
+                    self._attach_fix(finding, diagnostic, source)
+                result.findings.append(finding)
+
+    @staticmethod
+    def _attach_fix(finding: Finding, diagnostic: Diagnostic, source: SourceFile) -> None:
+        """Resolve the rule's fix into line edits; say "no automatic fix" when it cannot be made."""
+        from gradlint.fix import NO_FIX, Resolver
+
+        fix = None
+        reason = "no automatic fix here"
+        if source.notebook is not None:
+            reason = "no automatic fix in notebooks"
+        else:
+            assert source.positions is not None and source.text is not None
+            resolver = source.__dict__.get("_fix_resolver")
+            if resolver is None:
+                resolver = Resolver(source.positions.module, source.text, source.positions.start)
+                source.__dict__["_fix_resolver"] = resolver
+            try:
+                fix = resolver.resolve(diagnostic.fix)
+            except Exception:  # a fix that cannot be computed is not made
+                fix = None
+        finding.fix = fix
+        if fix is None:
+            assert NO_FIX in reason
+            finding.hint = f"{finding.hint} ({reason})" if finding.hint else f"{reason[0].upper()}{reason[1:]}."
 
     def apply_suppressions(self, result: FileResult, source: SourceFile) -> int:
         """Drop suppressed findings; report unused suppressions as GL001. Returns the count dropped."""
@@ -311,12 +336,15 @@ def _cpython_syntax_error(text: str) -> tuple[int, int, str] | None:
 
 
 def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    seen: set[int] = set()
+    seen: dict[int, Diagnostic] = {}
     unique = []
     for diagnostic in diagnostics:
-        if id(diagnostic.node) not in seen:
-            seen.add(id(diagnostic.node))
+        kept = seen.get(id(diagnostic.node))
+        if kept is None:
+            seen[id(diagnostic.node)] = diagnostic
             unique.append(diagnostic)
+        elif kept.fix is None and diagnostic.fix is not None:
+            kept.fix = diagnostic.fix  # the same finding seen from a context where it can be fixed
     return unique
 
 

@@ -73,6 +73,8 @@ class Finding:
     as the file orders them; `line` stays the line in the notebook's joined code. None for `.py`."""
     cell_line: int | None = None
     """In a notebook: the 1-based line within `cell`; None for a `.py` file."""
+    fix: object = field(default=None, repr=False, compare=False)
+    """The resolved `gradlint.fix.Fix` (line edits) when `--fix` can fix this finding; never serialised."""
 
     def sort_key(self) -> tuple:
         return (self.display_path, self.line, self.column, self.code)

@@ -76,6 +76,41 @@ def scaler_name(backward: Event) -> str:
     return "scaler"
 
 
+def resolved_optimizer(step: TrainingStep) -> str | None:
+    """The optimizer's name as written at the step, or None when it cannot be read (for fixes)."""
+    event = step.step.event
+    if event.via_scaler:
+        if isinstance(event.node, cst.Call) and event.node.args:
+            return dotted_name(event.node.args[0].value)
+        return None
+    return event.receiver or None
+
+
+def resolved_scaler(backward: Event) -> str | None:
+    """The GradScaler's name in `scaler.scale(loss).backward()`, or None (for fixes)."""
+    node = backward.node
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        inner = node.func.value
+        if isinstance(inner, cst.Call) and isinstance(inner.func, cst.Attribute):
+            return dotted_name(inner.func.value)
+    return None
+
+
+def resolved_model(step: TrainingStep) -> str | None:
+    """The trained model's name when the optimizer's construction shows it, else None (for fixes)."""
+    name = trained_model_name(step)
+    if name != "model":
+        return name
+    optimizer = resolved_optimizer(step)
+    value = step.context.binding(optimizer, step.step.index) if optimizer else None
+    if isinstance(value, cst.Call) and value.args:
+        params = value.args[0].value
+        if isinstance(params, cst.Call) and isinstance(params.func, cst.Attribute):
+            if params.func.attr.value in ("parameters", "named_parameters") and dotted_name(params.func.value) == "model":
+                return "model"
+    return None
+
+
 def latest_assignment(context: Context, name: str, before: int) -> Occurrence | None:
     for occ in reversed(context.occurrences[:before]):
         if occ.kind is Kind.ASSIGN and name in occ.event.targets:

@@ -45,6 +45,8 @@ class Diagnostic:
     fix_safety: str | None = None
     data: dict | None = None
     """The resolved configuration behind the finding (JSON `data`, SARIF `properties.gradlint`)."""
+    fix: Any = None
+    """A `gradlint.fix.FixSpec` (what `--fix` inserts), or None when the rule has no fix here."""
 
 
 @dataclass

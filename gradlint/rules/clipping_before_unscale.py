@@ -8,6 +8,8 @@ from gradlint.analysis.model import FileModel, Kind
 from gradlint.analysis.steps import training_steps
 from gradlint.findings import Severity
 from gradlint.rules._helpers import optimizer_name, scaler_name, text
+from gradlint.fix import FixSpec, InsertBefore
+from gradlint.rules._helpers import resolved_optimizer, resolved_scaler
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
 # Accelerate, Fabric and Lightning unscale inside their own clipping methods.
@@ -41,4 +43,13 @@ class ClippingBeforeUnscale(Rule):
                     hint=f"Call `{unscale}` right before clipping.",
                     related=((backward.node, "scaled gradients are computed here"),),
                     fix_safety="safe",
+                    fix=self._fix(step, clip),
                 )
+
+    @staticmethod
+    def _fix(step, clip) -> FixSpec | None:
+        scaler, optimizer = resolved_scaler(step.backward.event), resolved_optimizer(step)
+        if scaler is None or optimizer is None or not (clip.via == step.step.via == step.backward.via):
+            return None
+        unscale = f"{scaler}.unscale_({optimizer})"
+        return FixSpec("safe", f"insert `{unscale}` before the clip", (InsertBefore(clip.event.node, (unscale,)),))

@@ -8,6 +8,8 @@ from gradlint.analysis.model import FileModel, Kind
 from gradlint.analysis.steps import training_steps
 from gradlint.findings import Severity
 from gradlint.rules._helpers import optimizer_name, text
+from gradlint.fix import FixSpec, InsertAtBodyStart
+from gradlint.rules._helpers import resolved_optimizer
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
 
@@ -36,4 +38,13 @@ class GradientsNeverCleared(Rule):
                 hint=f"Call `{optimizer_name(step)}.zero_grad(set_to_none=True)` at the start of each step.",
                 related=((optimizer_step.node, "the accumulated gradients are applied here"),),
                 fix_safety="unsafe",
+                fix=self._fix(step),
             )
+
+    @staticmethod
+    def _fix(step) -> FixSpec | None:
+        optimizer = resolved_optimizer(step)
+        if optimizer is None or step.step.via or step.scope is None:
+            return None
+        zero = f"{optimizer}.zero_grad()"
+        return FixSpec("unsafe", f"insert `{zero}` at the start of the loop", (InsertAtBodyStart(step.scope.node, (zero,)),))

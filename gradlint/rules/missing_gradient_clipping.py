@@ -14,6 +14,9 @@ from gradlint.rules._helpers import (
     text,
     trained_model_name,
 )
+from gradlint.analysis.model import Kind
+from gradlint.fix import EnsureImport, FixSpec, InsertBefore
+from gradlint.rules._helpers import resolved_model, resolved_optimizer, resolved_scaler
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
 
@@ -61,7 +64,29 @@ class MissingGradientClipping(Rule):
                 related=((backward.node, "gradients are computed here"),),
                 severity=Severity.WARNING if risk else Severity.INFO,
                 fix_safety="unsafe",
+                fix=None if owner else self._fix(step),
             )
+
+    @staticmethod
+    def _fix(step) -> FixSpec | None:
+        backward, optimizer_step = step.backward.event, step.step.event
+        optimizer, model_name = resolved_optimizer(step), resolved_model(step)
+        if optimizer is None or model_name is None or step.step.via != step.backward.via or optimizer_step.closure:
+            return None
+        lines = []
+        if backward.scaled:
+            scaler = resolved_scaler(backward)
+            if scaler is None:
+                return None
+            if not any(occ.kind is Kind.UNSCALE for occ in step.window):
+                lines.append(f"{scaler}.unscale_({optimizer})")
+        clip = f"torch.nn.utils.clip_grad_norm_({model_name}.parameters(), max_norm=1.0)"
+        lines.append(clip)
+        return FixSpec(
+            "unsafe",
+            f"insert `{clip}` before the step",
+            (InsertBefore(optimizer_step.node, tuple(lines)), EnsureImport("torch")),
+        )
 
     @staticmethod
     def _trained(instances, ctx: RuleContext):
