@@ -76,12 +76,7 @@ def _report(checker: FileChecker, sources: list[SourceFile], root: Path, roots: 
         report.files_checked += 1
         report.suppressed += result.suppressed
         report.errors.extend(result.errors)
-        for finding in result.findings:
-            rule = RULES_BY_CODE.get(finding.code)
-            finalize = getattr(rule, "finalize", None)
-            if finalize is not None:
-                finalize(finding, project)
-            report.findings.append(finding)
+        report.findings.extend(result.findings)
     report.findings.sort(key=Finding.sort_key)
     return report
 

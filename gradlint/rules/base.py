@@ -74,8 +74,6 @@ class Rule:
     def check(self, model: "FileModel", ctx: RuleContext) -> Iterator[Diagnostic]:
         raise NotImplementedError
 
-    # A rule may also define `finalize(finding, project)`: called once every file is checked.
-
     @classmethod
     def default_options(cls) -> dict[str, Any]:
         return {option.name: option.default for option in cls.options}
