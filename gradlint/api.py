@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
+from gradlint.cache import Cache
 from gradlint.config import Config
 from gradlint.discovery import discover
-from gradlint.engine import FileChecker, SourceFile
+from gradlint.engine import FileChecker, FileResult, SourceFile
 from gradlint.findings import Finding, InternalError, Report, SkippedFile
 from gradlint.index import ProjectIndex
+from gradlint.parallel import check_one, check_parallel, worth_parallel
 from gradlint.rules import ALL_RULES, RULES_BY_CODE, expand_selector
 
 
@@ -20,7 +22,12 @@ def lint_paths(
     *,
     report_unused_ignores: bool = False,
     cwd: Path | None = None,
+    jobs: int = 1,
+    cache_dir: Path | None = None,
+    progress: "Progress | None" = None,
 ) -> Report:
+    """Lint files and folders. `jobs`: worker processes; `cache_dir`: the results cache (None:
+    no cache); `progress`: told how many files there are and as each is done."""
     cwd = (cwd or Path.cwd()).resolve()
     discovery = discover(paths, config)
     checker = FileChecker(
@@ -32,7 +39,16 @@ def lint_paths(
         checker.load(path, display_path(path, cwd), frozenset(config.ignored_codes_for(path)))
         for path in discovery.files
     ]
-    report = _report(checker, sources, repository_root(cwd) or config.root, roots=[config.root, cwd])
+    cache = Cache(cache_dir, checker, cwd) if cache_dir is not None else None
+    report = _report(
+        checker,
+        sources,
+        repository_root(cwd) or config.root,
+        roots=[config.root, cwd],
+        jobs=jobs,
+        cache=cache,
+        progress=progress,
+    )
     report.skipped.extend(SkippedFile(path, reason) for path, reason in discovery.warnings)
     report.errors.extend(InternalError(path, "no such file or directory") for path in discovery.missing)
     for finding in report.findings:
@@ -64,11 +80,50 @@ def lint_sources(
     return _report(checker, sources, root, roots=[root]).findings
 
 
-def _report(checker: FileChecker, sources: list[SourceFile], root: Path, roots: Sequence[Path]) -> Report:
-    """Phase 2: with every file loaded, index the project, then run the rules file by file."""
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
+
+def _report(
+    checker: FileChecker,
+    sources: list[SourceFile],
+    root: Path,
+    roots: Sequence[Path],
+    *,
+    jobs: int = 1,
+    cache: Cache | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Phase 2: with every file read, index the project, reuse what the cache still holds,
+    then run the rules on the rest, file by file or over worker processes."""
     project = ProjectIndex(sources, roots=roots)
-    results = [checker.check(source, project) for source in sources]
+    results: list[FileResult] = []
+    pending: list[SourceFile] = []
+    for source in sources:
+        cached = cache.lookup(source, project) if cache is not None else None
+        if cached is not None:
+            results.append(cached)
+        else:
+            pending.append(source)
+    if progress is not None:
+        progress.start(len(pending))
+    if worth_parallel(pending, jobs):
+        advance = progress.advance if progress is not None else None
+        results.extend(check_parallel(checker, sources, pending, list(roots), jobs, cache, advance))
+    else:
+        for source in pending:
+            result = check_one(checker, source, project)
+            if cache is not None:
+                cache.store(source, result, project)
+            results.append(result)
+            if progress is not None:
+                progress.advance(1)
+    order = {source.path: position for position, source in enumerate(sources)}
+    results.sort(key=lambda result: order.get(result.path, len(order)))
     report = Report(root=root)
+    report.from_cache = len(sources) - len(pending)
     for result in results:
         if result.skipped is not None:
             report.skipped.append(result.skipped)

@@ -23,6 +23,7 @@ from gradlint.report import FORMATS, write_report
 from gradlint.rules import ALL_RULES, get_rule
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+DEFAULT_CACHE = ".gradlint_cache"
 
 
 def _split(values: Sequence[str]) -> list[str] | None:
@@ -113,6 +114,18 @@ def main() -> None:
 @click.option("--fix", is_flag=True, help="Apply safe fixes in place, then report what remains.")
 @click.option("--unsafe-fixes", is_flag=True, help="With --fix or --diff: also apply fixes that change training behaviour.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the fixes as a unified diff and write nothing (exit 1 if any).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Worker processes [default: the number of CPUs]. Results are the same for any number.",
+)
+@click.option("--no-cache", is_flag=True, help="Check every file again: do not read or write the cache.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Where the results cache lives [default: {DEFAULT_CACHE} in the project root].",
+)
 def check(
     paths: tuple[Path, ...],
     output_format: str,
@@ -135,12 +148,22 @@ def check(
     fix: bool = False,
     unsafe_fixes: bool = False,
     show_diff: bool = False,
+    jobs: int | None = None,
+    no_cache: bool = False,
+    cache_dir: Path | None = None,
 ) -> None:
     """Check PATHS (files or directories, default: the current directory)."""
     from gradlint.api import lint_paths
+    from gradlint.parallel import default_jobs
+    from gradlint.progress import Bar
 
     targets = list(paths) or [Path(".")]
     config = _load_config(targets, config_file, select, extend_select, ignore, exclude, extend_exclude, fail_on)
+    if no_cache:
+        cache_dir = None
+    elif cache_dir is None:
+        cache_dir = config.root / DEFAULT_CACHE
+    human = output_format in ("text", "concise") and output is None and not quiet
 
     baseline = None
     if baseline_file is not None:
@@ -159,26 +182,35 @@ def check(
         except ChangesError as error:
             raise _fail(str(error)) from None
 
-    def run_check(quiet_baseline: bool = False) -> Report:
+    def run_check(final: bool = True) -> Report:
         try:
-            report = lint_paths(targets, config, report_unused_ignores=report_unused_ignores)
+            with Bar("checking", enabled=human) as bar:
+                report = lint_paths(
+                    targets,
+                    config,
+                    report_unused_ignores=report_unused_ignores,
+                    jobs=jobs or default_jobs(),
+                    cache_dir=cache_dir,
+                    progress=bar,
+                )
         except Exception as error:  # the last line of defence: never a bare traceback
             raise _fail(f"internal error: {type(error).__name__}: {error} (please report this)") from None
         if baseline is not None:  # before --changed-since: every finding may match an entry
-            _apply_baseline(report, baseline, baseline_file, targets, config, quiet=quiet or quiet_baseline)
+            # Stale entries are told once, for the report that is printed.
+            _apply_baseline(report, baseline, baseline_file, targets, config, quiet=quiet, warn=final)
         if changed is not None:  # only reporting is filtered: the check saw the whole project
             report.findings = changed.filter(report.findings)
         return report
 
-    report = run_check()
+    report = run_check(final=not fix)
     if show_diff:
         _print_problems(report)
         raise click.exceptions.Exit(_show_diff(report, unsafe_fixes))
     if fix:
         _autofix(report, unsafe_fixes, quiet=quiet)
-        report = run_check(quiet_baseline=True)
+        report = run_check()
 
-    probe_error = _run_probe(report, probe_threshold, quiet=quiet) if probe else None
+    probe_error = _run_probe(report, probe_threshold, quiet=quiet, progress=human) if probe else None
     _print_problems(report)
     try:
         if output is not None:
@@ -295,7 +327,9 @@ def _load_config(
         raise _fail(str(error)) from None
 
 
-def _apply_baseline(report: Report, baseline, baseline_file: Path, targets: list[Path], config, *, quiet: bool) -> None:
+def _apply_baseline(
+    report: Report, baseline, baseline_file: Path, targets: list[Path], config, *, quiet: bool, warn: bool = True
+) -> None:
     """Drop the baselined findings; warn on stderr about entries that matched nothing."""
     from gradlint.baseline import apply, scope
     from gradlint.discovery import discover
@@ -305,7 +339,7 @@ def _apply_baseline(report: Report, baseline, baseline_file: Path, targets: list
     report.findings = result.findings
     report.baselined = result.baselined
     report.stale_baseline = result.stale_count
-    if result.stale_count:
+    if result.stale_count and warn:
         console = _stderr()
         entries = "entry" if result.stale_count == 1 else "entries"
         console.print(
@@ -324,16 +358,18 @@ def _apply_baseline(report: Report, baseline, baseline_file: Path, targets: list
                 )
 
 
-def _run_probe(report: Report, threshold: float, *, quiet: bool) -> str | None:
+def _run_probe(report: Report, threshold: float, *, quiet: bool, progress: bool = False) -> str | None:
     """Probe the report's findings in place; the error to print after the report, if any.
 
     Imported here so that the static path never imports the probe's measurement (nor torch).
     """
     from gradlint.probe import InstallHint, ProbeOptions, ProbeUnavailable
     from gradlint.probe.confirm import confirm_report
+    from gradlint.progress import Bar
 
     try:
-        summary = confirm_report(report, ProbeOptions(explode_threshold=threshold))
+        with Bar("probing", minimum=5, enabled=progress) as bar:
+            summary = confirm_report(report, ProbeOptions(explode_threshold=threshold), progress=bar)
     except ProbeUnavailable:
         return f"--probe needs torch: {InstallHint}"
     except Exception as error:  # never a bare traceback

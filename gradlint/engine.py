@@ -6,61 +6,26 @@ for files that have something to report.
 
 from __future__ import annotations
 
-import tokenize
 import traceback
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
-
-from gradlint.analysis.model import FileModel, build_model
 from gradlint.findings import Finding, InternalError, Related, SkippedFile
 from gradlint.notebook import NotebookError, NotebookSource, read_notebook
 from gradlint.rules import RULES_BY_CODE, Diagnostic, Rule, RuleContext
 from gradlint.rules.meta_parse_error import ParseError
 from gradlint.rules.meta_unused_suppression import UnusedSuppression
-from gradlint.suppress import Suppressions, parse_suppressions
-
-RISK_TRIGGERS = ("RNN", "LSTM", "GRU", "lr=", "lr =")
-"""Files that may hold a risk factor (for GL101's context) are parsed even without a step."""
-
-
-@dataclass(frozen=True)
-class RiskFactorSite:
-    path: Path
-    display_path: str
-    line: int
-    description: str
-
-
-@dataclass
-class SourceFile:
-    """One file after phase 1: read, suppressions parsed, and (when it can matter) parsed and modelled."""
-
-    path: Path
-    display_path: str
-    text: str | None = None
-    ignored_codes: frozenset[str] = frozenset()
-    model: FileModel | None = None
-    positions: "_LazyPositions | None" = None
-    suppressions: Suppressions | None = None
-    early: list[Finding] = field(default_factory=list)
-    """Findings known before rules run (GL000)."""
-    skipped: SkippedFile | None = None
-    notebook: NotebookSource | None = None
-    """For a `.ipynb` file: its joined code cells (`text`) and the map back to cells."""
-
-    @property
-    def lines(self) -> list[str]:
-        return self.text.splitlines() if self.text is not None else []
-
-    def line_of(self, node: cst.CSTNode) -> int:
-        assert self.positions is not None
-        return self.positions.start(node)[0]
-
+from gradlint.source import (  # noqa: F401  (re-exported: the engine's public names)
+    LazyPositions,
+    Parsed,
+    ParseFailure,
+    RiskFactorSite,
+    SourceError,
+    SourceFile,
+    read_source,
+)
+from gradlint.suppress import parse_suppressions
 
 @dataclass
 class FileResult:
@@ -70,31 +35,8 @@ class FileResult:
     errors: list[InternalError] = field(default_factory=list)
     skipped: SkippedFile | None = None
     suppressed: int = 0
-
-
-class SourceError(Exception):
-    """The file cannot be read as Python source text."""
-
-
-def read_source(path: Path) -> str:
-    """Decode a file like Python does (PEP 263 cookie, else UTF-8); refuse binaries."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise SourceError(f"cannot read file: {error.strerror or error}") from None
-    if b"\0" in data[:8192]:
-        raise SourceError("binary file (contains NUL bytes)")
-    try:
-        encoding, _ = tokenize.detect_encoding(BytesIO(data).readline)
-    except SyntaxError as error:
-        if "missing encoding" in str(error):
-            raise SourceError("not valid UTF-8 text (declare its encoding with a coding comment)") from None
-        raise SourceError(f"invalid encoding declaration: {error}") from None
-    try:
-        text = data.decode(encoding)
-    except (UnicodeDecodeError, LookupError):
-        raise SourceError(f"not valid {encoding} text (declare its encoding with a coding comment)") from None
-    return text[1:] if text.startswith("\ufeff") else text
+    dependencies: set = field(default_factory=set)
+    """The cross-file facts the findings rest on (see gradlint/index/deps.py)."""
 
 
 class FileChecker:
@@ -113,8 +55,7 @@ class FileChecker:
             rule.code: {**rule.default_options(), **(options or {}).get(rule.code, {})} for rule in self.rules
         }
         self.report_unused_ignores = report_unused_ignores
-        triggers = {trigger for rule in self.rules for trigger in rule.triggers}
-        self.triggers = tuple(sorted(triggers | set(RISK_TRIGGERS)))
+        self.triggers = tuple(sorted({trigger for rule in self.rules for trigger in rule.triggers}))
 
     # ------------------------------------------------------------------ phase 1
 
@@ -137,41 +78,51 @@ class FileChecker:
         self, text: str, path: Path, display_path: str, ignored_codes: frozenset[str] = frozenset()
     ) -> SourceFile:
         source = SourceFile(path, display_path, text, ignored_codes)
-        source.suppressions = parse_suppressions(text)
-        if source.suppressions.file_ignored:
-            return source
-        report_parse_errors = ParseError.code in self.enabled_codes and ParseError.code not in ignored_codes
-        if not any(trigger in text for trigger in self.triggers):
-            # Nothing a rule could report, but a syntax error is still worth knowing about:
-            # CPython's C parser checks that at a fraction of libcst's cost.
-            syntax_error = _cpython_syntax_error(text) if report_parse_errors else None
-            if syntax_error is not None:
-                source.early.append(self._parse_error(path, display_path, source.lines, *syntax_error))
-            return source
-        try:
-            module = cst.parse_module(text)
-        except cst.ParserSyntaxError as error:
-            if report_parse_errors:
-                location = _cpython_syntax_error(text) or (max(1, error.raw_line), error.raw_column + 1, error.message)
-                source.early.append(self._parse_error(path, display_path, source.lines, *location))
-            return source
-        except RecursionError:
-            source.skipped = SkippedFile(display_path, "too deeply nested to parse")
-            return source
-        source.model = build_model(module)
-        source.positions = _LazyPositions(module)
+        source.needs_parse = any(trigger in text for trigger in self.triggers)
         return source
 
     # ------------------------------------------------------------------ phase 2
 
-    def check(self, source: SourceFile, project: Any = None) -> FileResult:
-        result = FileResult(source.path, source.display_path, findings=list(source.early), skipped=source.skipped)
-        if source.model is not None and source.text is not None:
-            self._run_rules(source, project, result)
-        result.suppressed = self.apply_suppressions(result, source)
+    def check(self, source: SourceFile, project: Any) -> FileResult:
+        """Parse (through the project index, which may have parsed it already), run the rules,
+        apply suppressions. Every cross-file question is noted in `result.dependencies`."""
+        result = FileResult(source.path, source.display_path, skipped=source.skipped)
+        if source.text is None or source.skipped is not None:
+            return result
+        with project.deps.recording() as dependencies:
+            source.suppressions = parse_suppressions(source.text)
+            if not source.suppressions.file_ignored:
+                self._analyse(source, project, result)
+            result.suppressed = self.apply_suppressions(result, source)
+        result.dependencies = dependencies
         if source.notebook is not None:
             _locate_in_cells(result.findings, source.notebook)
         return result
+
+    def _analyse(self, source: SourceFile, project: Any, result: FileResult) -> None:
+        assert source.text is not None
+        report_parse_errors = ParseError.code in self.enabled_codes and ParseError.code not in source.ignored_codes
+        if not source.needs_parse:
+            # Nothing a rule could report, but a syntax error is still worth knowing about:
+            # CPython's C parser checks that at a fraction of libcst's cost.
+            syntax_error = _cpython_syntax_error(source.text) if report_parse_errors else None
+            if syntax_error is not None:
+                result.findings.append(self._parse_error(source.path, source.display_path, source.lines, *syntax_error))
+            return
+        parsed = project.parsed(source.path)
+        if isinstance(parsed, ParseFailure):
+            if parsed.error is None:
+                result.skipped = SkippedFile(source.display_path, "too deeply nested to parse")
+            elif report_parse_errors:
+                error = parsed.error
+                location = _cpython_syntax_error(source.text) or (
+                    max(1, error.raw_line), error.raw_column + 1, error.message
+                )
+                result.findings.append(self._parse_error(source.path, source.display_path, source.lines, *location))
+            return
+        if isinstance(parsed, Parsed):
+            source.model, source.positions = parsed.model, parsed.positions
+            self._run_rules(source, project, result)
 
     def _run_rules(self, source: SourceFile, project: Any, result: FileResult) -> None:
         assert source.model is not None and source.positions is not None and source.text is not None
@@ -283,7 +234,7 @@ class FileChecker:
         path: Path,
         display_path: str,
         lines: list[str],
-        positions: "_LazyPositions",
+        positions: "LazyPositions",
     ) -> Finding:
         (line, column), (end_line, end_column) = positions.span(diagnostic.node)
         related = tuple(
@@ -346,29 +297,5 @@ def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         elif kept.fix is None and diagnostic.fix is not None:
             kept.fix = diagnostic.fix  # the same finding seen from a context where it can be fixed
     return unique
-
-
-class _LazyPositions:
-    """PositionProvider, computed on first use only."""
-
-    def __init__(self, module: cst.Module) -> None:
-        self.module = module
-        self._positions: Mapping[cst.CSTNode, Any] | None = None
-
-    def _get(self, node: cst.CSTNode):
-        if self._positions is None:
-            self._positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
-        return self._positions[node]
-
-    def start(self, node: cst.CSTNode) -> tuple[int, int]:
-        position = self._get(node)
-        return position.start.line, position.start.column + 1
-
-    def span(self, node: cst.CSTNode) -> tuple[tuple[int, int], tuple[int, int]]:
-        position = self._get(node)
-        return (
-            (position.start.line, position.start.column + 1),
-            (position.end.line, position.end.column + 1),
-        )
 
 

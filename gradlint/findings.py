@@ -115,6 +115,8 @@ class Report:
     """Findings dropped because the baseline (`check --baseline`) covers them; None without one."""
     stale_baseline: int | None = None
     """Baseline entries that matched no finding; None without a baseline."""
+    from_cache: int = 0
+    """Files whose results the cache still held (not parsed or checked again)."""
 
     def counts(self) -> dict[str, int]:
         counts = {s.label: 0 for s in sorted(Severity, reverse=True)}

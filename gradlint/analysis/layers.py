@@ -314,9 +314,12 @@ def resolve_layer(
 ) -> LayerConfig:
     """Every parameter of a layer call, resolved in the scope of the function it sits in."""
     cache = model.derived.setdefault("layers.configs", {})
-    cached = cache.get(id(call))
-    if cached is not None:
-        return cached
+    return project.deps.memo(cache, id(call), lambda: _resolve_layer(project, path, model, call, kind, function))
+
+
+def _resolve_layer(
+    project: Any, path: Path, model: FileModel, call: cst.Call, kind: str, function: Function | None
+) -> LayerConfig:
     from gradlint.index.values import Scope
 
     scope = Scope(path, model, function)
@@ -338,7 +341,6 @@ def resolve_layer(
             config.unresolved.append(name)
         else:
             config.values[name] = default
-    cache[id(call)] = config
     return config
 
 

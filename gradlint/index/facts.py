@@ -67,18 +67,25 @@ class ModelFacts:
 class Facts:
     def __init__(self, project: "ProjectIndex") -> None:
         self.project = project
-        self._classes: dict[int, ModelFacts] = {}
+        self._classes: dict[int, tuple[ModelFacts, set]] = {}
 
     # ----------------------------------------------------------------- classes
 
     def of_class(self, symbol: "Symbol", depth: int = 0) -> ModelFacts:
         info = symbol.target
         assert isinstance(info, ClassInfo)
-        cached = self._classes.get(id(info))
-        if cached is not None:
-            return cached
+        entry = self._classes.get(id(info))
+        if entry is not None:
+            facts, dependencies = entry
+            self.project.deps.note_all(dependencies)
+            return facts
         facts = ModelFacts(info.name, symbol.path, info)
-        self._classes[id(info)] = facts  # guards against cycles
+        with self.project.deps.recording() as dependencies:
+            self._classes[id(info)] = (facts, dependencies)  # guards against cycles
+            self._fill(facts, symbol, info, depth)
+        return facts
+
+    def _fill(self, facts: ModelFacts, symbol: "Symbol", info: ClassInfo, depth: int) -> None:
         model = symbol.model
         for site in model.calls:
             if not _in_class(site.function, info):
@@ -112,7 +119,6 @@ class Facts:
             for method in info.methods.values()
             for event in method.body.events()
         )
-        return facts
 
     # ----------------------------------------------------------- expressions
 

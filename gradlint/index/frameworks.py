@@ -208,26 +208,20 @@ class DeepSpeedEngine:
 
 def lightning_trainers(project: "ProjectIndex", path: Path, model: FileModel) -> list[LightningTrainer]:
     """Every Lightning `Trainer(...)` call of the file, with `gradient_clip_val` and what it fits."""
-    key = "frameworks.lightning"
-    if key not in model.derived:
-        model.derived[key] = _Finder(project, path, model).lightning()
-    return model.derived[key]
+    table = model.derived.setdefault("frameworks", {})
+    return project.deps.memo(table, "lightning", lambda: _Finder(project, path, model).lightning())
 
 
 def hf_training_arguments(project: "ProjectIndex", path: Path, model: FileModel) -> list[HfArguments]:
     """Every `TrainingArguments(...)` / `Seq2SeqTrainingArguments(...)` call of the file."""
-    key = "frameworks.hf"
-    if key not in model.derived:
-        model.derived[key] = _Finder(project, path, model).hf()
-    return model.derived[key]
+    table = model.derived.setdefault("frameworks", {})
+    return project.deps.memo(table, "hf", lambda: _Finder(project, path, model).hf())
 
 
 def deepspeed_engines(project: "ProjectIndex", path: Path, model: FileModel) -> list[DeepSpeedEngine]:
     """Every `deepspeed.initialize(...)` call of the file, with its config and model."""
-    key = "frameworks.deepspeed"
-    if key not in model.derived:
-        model.derived[key] = _Finder(project, path, model).deepspeed()
-    return model.derived[key]
+    table = model.derived.setdefault("frameworks", {})
+    return project.deps.memo(table, "deepspeed", lambda: _Finder(project, path, model).deepspeed())
 
 
 def context_of(model: FileModel, function: Function | None) -> Context | None:
@@ -498,6 +492,7 @@ class _Finder:
         ]
         cache = _JSON_CACHE.setdefault(self.project, {})
         for candidate in candidates:
+            self.project.deps.note(("file", str(candidate)))
             if candidate not in cache:
                 cache[candidate] = _read_json(self.project, candidate)
             if cache[candidate] is not None:

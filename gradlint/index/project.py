@@ -9,6 +9,7 @@ pre-commit) are read from disk the same way.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,15 +24,21 @@ from gradlint.analysis.model import (
     Function,
     build_model,
 )
-from gradlint.engine import (
+from gradlint.source import (
+    LazyPositions,
+    Parsed,
+    ParseFailure,
     RiskFactorSite,
     SourceError,
     SourceFile,
-    _LazyPositions,
     read_source,
 )
+from gradlint.index.deps import Dependency, DependencyLog
 
 MAX_DEPTH = 8
+
+RISK_TRIGGERS = ("RNN", "LSTM", "GRU", "lr=", "lr =")
+"""Text a file must hold to be read for risk factors (GL101's context)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,27 +54,48 @@ class Symbol:
 
 
 class ProjectIndex:
+    """Every question answered here from another file is noted in `deps` (see index/deps.py),
+    and nothing depends on which files happen to be parsed already: with `--jobs` each worker
+    parses its own share of the run plus what the questions reach, and gets the same answers."""
+
     def __init__(self, sources: Iterable[SourceFile], roots: Iterable[Path] = ()) -> None:
         self.sources: dict[Path, SourceFile] = {source.path: source for source in sources}
-        self._loaded: dict[Path, tuple[FileModel, _LazyPositions] | None] = {}
+        self.deps = DependencyLog()
+        self._loaded: dict[Path, Parsed | ParseFailure | None] = {}
         self._roots = [Path(root) for root in roots]
-        self._call_sites: dict[int, list[tuple[Path, CallSite]]] = {}
+        self._call_sites: dict[int, tuple[list[tuple[Path, CallSite]], set]] = {}
+        self._values: dict[Dependency, str] = {}
 
     # ------------------------------------------------------------------ files
 
+    def parsed(self, path: Path) -> Parsed | ParseFailure | None:
+        """The file parsed (once per run), the reason it cannot be, or None when unreadable."""
+        self.deps.note(("text", str(path)))
+        if path in self._loaded:
+            return self._loaded[path]
+        loaded: Parsed | ParseFailure | None
+        source = self.sources.get(path)
+        try:
+            text = source.text if source is not None and source.text is not None else read_source(path)
+            module = cst.parse_module(text)
+            loaded = Parsed(build_model(module), LazyPositions(module))
+        except cst.ParserSyntaxError as error:
+            loaded = ParseFailure(error)
+        except RecursionError:
+            loaded = ParseFailure(None)
+        except (SourceError, OSError):
+            loaded = None
+        self._loaded[path] = loaded
+        return loaded
+
     def model(self, path: Path) -> FileModel | None:
         """The model of a file in the run, or of any Python file on disk (parsed once)."""
-        source = self.sources.get(path)
-        if source is not None and source.model is not None:
-            return source.model
-        return (self._load(path, source) or (None,))[0]
+        parsed = self.parsed(path)
+        return parsed.model if isinstance(parsed, Parsed) else None
 
     def line_of(self, path: Path, node: cst.CSTNode) -> int:
-        source = self.sources.get(path)
-        if source is not None and source.positions is not None:
-            return source.positions.start(node)[0]
-        loaded = self._load(path, source)
-        return loaded[1].start(node)[0] if loaded else 0
+        parsed = self.parsed(path)
+        return parsed.positions.start(node)[0] if isinstance(parsed, Parsed) else 0
 
     def display(self, path: Path) -> str:
         """As the user should read the path: like the files of the run (relative to the working
@@ -83,42 +111,40 @@ class ProjectIndex:
     def where(self, path: Path, node: cst.CSTNode) -> str:
         return f"{self.display(path)}:{self.line_of(path, node)}"
 
-    def _load(self, path: Path, source: SourceFile | None) -> tuple[FileModel, _LazyPositions] | None:
-        if path in self._loaded:
-            return self._loaded[path]
-        loaded = None
-        try:
-            text = source.text if source is not None and source.text is not None else read_source(path)
-            module = cst.parse_module(text)
-            loaded = (build_model(module), _LazyPositions(module))
-        except (SourceError, cst.ParserSyntaxError, RecursionError, OSError):
-            loaded = None
-        self._loaded[path] = loaded
-        return loaded
-
     def files_mentioning(self, *needles: str) -> Iterator[tuple[Path, FileModel]]:
         """Files of the run whose text holds one of `needles`, parsed on demand."""
-        for path, source in self.sources.items():
-            if source.text is not None and any(needle in source.text for needle in needles):
-                model = self.model(path)
-                if model is not None:
-                    yield path, model
+        for path in self._scan(needles):
+            model = self.model(path)
+            if model is not None:
+                yield path, model
 
-    def models(self) -> Iterator[tuple[Path, FileModel]]:
-        """Every file of the run that was parsed (those that could hold a finding)."""
-        for path, source in self.sources.items():
-            if source.model is not None:
-                yield path, source.model
+    def _scan(self, needles: tuple[str, ...]) -> list[Path]:
+        self.deps.note(("scan", *needles))
+        return [
+            path
+            for path, source in self.sources.items()
+            if source.text is not None and any(needle in source.text for needle in needles)
+        ]
+
+    def paths(self) -> list[Path]:
+        """Every file of the run, sorted."""
+        self.deps.note(("members",))
+        return sorted(self.sources)
 
     # ---------------------------------------------------------------- modules
 
-    @cached_property
+    @property
     def roots(self) -> list[Path]:
         """Import roots: the folder above each top-level package of the run, plus given roots."""
+        self.deps.note(("roots",))
+        return self._import_roots
+
+    @cached_property
+    def _import_roots(self) -> list[Path]:
         roots: list[Path] = list(self._roots)
         for path in self.sources:
             directory = path.parent
-            while self._exists(directory / "__init__.py") and directory.parent != directory:
+            while self._is_file(directory / "__init__.py") and directory.parent != directory:
                 directory = directory.parent
             if directory not in roots:
                 roots.append(directory)
@@ -140,6 +166,10 @@ class ProjectIndex:
         return None
 
     def _exists(self, path: Path) -> bool:
+        self.deps.note(("exists", str(path)))
+        return self._is_file(path)
+
+    def _is_file(self, path: Path) -> bool:
         return path in self.sources or path.is_file()
 
     def _module_file(self, base: Path, parts: list[str]) -> Path | None:
@@ -221,15 +251,11 @@ class ProjectIndex:
         Files the pre-filter did not parse are parsed here, but only those whose text
         mentions the name: a `main.py` that only builds the model still counts.
         """
-        cached = self._call_sites.get(id(symbol.target))
-        if cached is not None:
-            return cached
+        return self.deps.memo(self._call_sites, id(symbol.target), lambda: self._find_call_sites(symbol))
+
+    def _find_call_sites(self, symbol: Symbol) -> list[tuple[Path, CallSite]]:
         found: list[tuple[Path, CallSite]] = []
-        self._call_sites[id(symbol.target)] = found
-        needle = f"{symbol.name}("
-        for path, source in self.sources.items():
-            if source.text is None or needle not in source.text:
-                continue
+        for path in self._scan((f"{symbol.name}(",)):
             model = self.model(path)
             for site in model.calls if model is not None else ():
                 if site.callee.rsplit(".", 1)[-1] != symbol.name:
@@ -243,12 +269,68 @@ class ProjectIndex:
 
     def risk_factors_near(self, path: Path) -> list[RiskFactorSite]:
         """Risk factors in the file itself first, then in the scanned files beside it."""
+        self.deps.note(("folder", str(path.parent)))
         sites: list[RiskFactorSite] = []
         neighbours = sorted(other for other in self.sources if other.parent == path.parent and other != path)
         for file in [path, *neighbours]:
-            source = self.sources.get(file)
-            if source is None or source.model is None:
+            text = self.sources[file].text if file in self.sources else None
+            if text is None or not any(trigger in text for trigger in RISK_TRIGGERS):
                 continue
-            for factor in source.model.risk_factors:
-                sites.append(RiskFactorSite(file, source.display_path, source.line_of(factor.node), factor.description))
+            parsed = self.parsed(file)
+            if not isinstance(parsed, Parsed):
+                continue
+            for factor in parsed.model.risk_factors:
+                sites.append(RiskFactorSite(file, self.display(file), parsed.positions.start(factor.node)[0], factor.description))
         return sites
+
+    # ------------------------------------------------------------ the cache
+
+    def dependency_value(self, dependency: Dependency) -> str:
+        """What a dependency reads now, as a digest (the cache compares it with the stored one)."""
+        value = self._values.get(dependency)
+        if value is None:
+            value = self._values[dependency] = _digest(self._current(dependency))
+        return value
+
+    def _current(self, dependency: Dependency) -> object:
+        kind, *args = dependency
+        if kind == "text":
+            path = Path(args[0])
+            source = self.sources.get(path)
+            if source is not None and source.text is not None:
+                return source.text
+            try:
+                return read_source(path)
+            except SourceError as error:
+                return f"unreadable: {error}"
+        if kind == "file":
+            path = Path(args[0])
+            source = self.sources.get(path)
+            if source is not None and source.text is not None:
+                return source.text
+            try:
+                return path.read_bytes()
+            except OSError:
+                return None
+        if kind == "exists":
+            return self._is_file(Path(args[0]))
+        if kind == "scan":
+            return [str(path) for path, source in self.sources.items()
+                    if source.text is not None and any(needle in source.text for needle in args)]
+        if kind == "folder":
+            return sorted(str(path) for path in self.sources if str(path.parent) == args[0])
+        if kind == "roots":
+            return [str(root) for root in self._import_roots]
+        if kind == "members":
+            return sorted(str(path) for path in self.sources)
+        raise ValueError(f"unknown dependency {dependency!r}")
+
+
+def _digest(value: object) -> str:
+    if isinstance(value, bytes):
+        data = value
+    elif isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+    else:
+        data = repr(value).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16).hexdigest()

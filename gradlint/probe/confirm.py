@@ -308,7 +308,7 @@ def _eligible(finding: Finding) -> bool:
     return finding.code in ELIGIBLE or finding.code in CONDITIONAL
 
 
-def confirm_report(report: Report, options: ProbeOptions | None = None) -> ConfirmSummary:
+def confirm_report(report: Report, options: ProbeOptions | None = None, progress: Any = None) -> ConfirmSummary:
     """Probe every eligible finding of `report` in place: set `finding.probe`, adjust the
     severity and append the probe's word to the message. Raises `ProbeUnavailable` (before
     changing anything) when torch cannot be imported."""
@@ -321,7 +321,11 @@ def confirm_report(report: Report, options: ProbeOptions | None = None) -> Confi
     candidates = [f for f in report.findings if _eligible(f)]
     groups = _groups([f for f in candidates if isinstance(f.data, dict)])
     cache: dict[str, ProbeResult | Exception] = {}
+    if progress is not None:
+        progress.start(len(candidates))
     for finding in candidates:
+        if progress is not None:
+            progress.advance(1)
         static = finding.severity.label
         if not isinstance(finding.data, dict):
             reason = (f"{finding.code} carries no layer configuration to rebuild (its data is null)"

@@ -41,9 +41,8 @@ _CONFIG_FILE = re.compile(
 )
 _CONFIG_FOLDER = re.compile(r"^(config|configs|conf|cfg|settings|hparams)$", re.IGNORECASE)
 
-_TRAINED: weakref.WeakKeyDictionary[Any, dict[int, list[tuple[Path, FileModel, Function | None]]]] = (
-    weakref.WeakKeyDictionary()
-)
+_TRAINED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+"""project -> memo table of the run's training table (see index/deps.py)."""
 
 
 @dataclass
@@ -136,20 +135,7 @@ def trained_in(project: Any, path: Path, model: FileModel, layer: Layer) -> list
     """The files (and step functions) whose training steps train the model holding `layer`:
     the optimizer's model resolves to it, or (when no step resolves) the file constructs its
     class and has a training step."""
-    table = _TRAINED.get(project)
-    if table is None:
-        table = {}
-        for step_path, step_model in project.models():
-            for step in training_steps(step_model):
-                facts = project.facts.trained_by(step, step_path)
-                if facts is None:
-                    continue
-                for site in facts.recurrent:
-                    entry = (step_path, step_model, step.context.function)
-                    found = table.setdefault(id(site.node), [])
-                    if entry not in found:
-                        found.append(entry)
-        _TRAINED[project] = table
+    table = project.deps.memo(_TRAINED.setdefault(project, {}), "table", lambda: _training_table(project))
     found = list(table.get(id(layer.node), []))
     if found:
         return found
@@ -163,12 +149,28 @@ def trained_in(project: Any, path: Path, model: FileModel, layer: Layer) -> list
     return found
 
 
+def _training_table(project: Any) -> dict[int, list[tuple[Path, FileModel, Function | None]]]:
+    """id(recurrent layer call) -> the steps that train a model holding it, over the whole run."""
+    table: dict[int, list[tuple[Path, FileModel, Function | None]]] = {}
+    for step_path, step_model in project.files_mentioning("backward"):
+        for step in training_steps(step_model):
+            facts = project.facts.trained_by(step, step_path)
+            if facts is None:
+                continue
+            for site in facts.recurrent:
+                entry = (step_path, step_model, step.context.function)
+                found = table.setdefault(id(site.node), [])
+                if entry not in found:
+                    found.append(entry)
+    return table
+
+
 def _config_files(project: Any, anchors: list[Path]) -> list[Path]:
     """Files of the run named like configuration (`config.py`, `configs/rnn.py`, `hparams.py`)
     in the folder of a training or model file or above it (or in a config folder there)."""
     folders = {folder for anchor in anchors for folder in (anchor.parent, *anchor.parent.parents)}
     found = []
-    for candidate in sorted(project.sources):
+    for candidate in project.paths():
         if candidate in anchors or candidate.suffix != ".py":
             continue
         named = _CONFIG_FILE.match(candidate.stem)

@@ -1,0 +1,135 @@
+"""Checking files over worker processes (`--jobs N`).
+
+The files are read once in the parent; the workers are forked from it, so each inherits
+the whole run (every file's text) and builds its own project index over it. A worker parses
+its own share of the files plus whatever another file's questions reach, and because the
+index's answers never depend on what happens to be parsed (index/project.py), every file
+gets the findings it gets with `--jobs 1`.
+
+Shares are runs of neighbouring paths (a script and the model it imports usually sit in one
+folder), balanced by the number of files that need parsing, handed out a few per worker so
+a slow share does not leave the other workers idle. Where fork is not available (Windows,
+macOS's default), gradlint checks in one process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+from gradlint.findings import InternalError
+
+if TYPE_CHECKING:
+    from gradlint.cache import Cache
+    from gradlint.engine import FileChecker, FileResult
+    from gradlint.index import ProjectIndex
+    from gradlint.source import SourceFile
+
+MIN_FILES_PER_WORKER = 8
+"""Below this many files to parse per worker, forking costs more than it saves."""
+SHARES_PER_WORKER = 4
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def can_fork() -> bool:
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def worth_parallel(pending: Sequence["SourceFile"], jobs: int) -> bool:
+    parsing = sum(1 for source in pending if source.needs_parse)
+    return jobs > 1 and can_fork() and parsing >= MIN_FILES_PER_WORKER * 2
+
+
+def check_one(checker: "FileChecker", source: "SourceFile", project: "ProjectIndex") -> "FileResult":
+    """Check a file; a crash outside the rules (which catch their own) becomes an internal error."""
+    from gradlint.engine import FileResult
+
+    try:
+        return checker.check(source, project)
+    except Exception as error:  # noqa: BLE001 - one file must never take the run down
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        result = FileResult(source.path, source.display_path)
+        result.errors.append(
+            InternalError(
+                source.display_path,
+                f"internal error: {type(error).__name__}: {error} ({Path(frame.filename).name}:{frame.lineno})",
+            )
+        )
+        return result
+
+
+# The run a forked worker inherits: set by check_parallel just before the pool starts.
+_RUN: "tuple[FileChecker, list[SourceFile], list[Path], Cache | None] | None" = None
+_WORKER_PROJECT: "ProjectIndex | None" = None
+
+
+def check_parallel(
+    checker: "FileChecker",
+    sources: list["SourceFile"],
+    pending: list["SourceFile"],
+    roots: list[Path],
+    jobs: int,
+    cache: "Cache | None",
+    on_done: Callable[[int], None] | None = None,
+) -> list["FileResult"]:
+    global _RUN
+    _RUN = (checker, sources, roots, cache)
+    shares = list(_shares(pending, jobs * SHARES_PER_WORKER))
+    results: list[FileResult] = []
+    try:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(processes=min(jobs, len(shares))) as pool:
+            for part in pool.imap_unordered(_check_share, shares):
+                results.extend(part)
+                if on_done is not None:
+                    on_done(len(part))
+    finally:
+        _RUN = None
+    return results
+
+
+def _check_share(paths: list[Path]) -> list["FileResult"]:
+    global _WORKER_PROJECT
+    assert _RUN is not None
+    checker, sources, roots, cache = _RUN
+    if _WORKER_PROJECT is None:
+        from gradlint.index import ProjectIndex
+
+        _WORKER_PROJECT = ProjectIndex(sources, roots=roots)
+    project = _WORKER_PROJECT
+    results = []
+    for path in paths:
+        source = project.sources[path]
+        result = check_one(checker, source, project)
+        if cache is not None:
+            cache.store(source, result, project)
+        result.dependencies = set()  # not needed in the parent: keep the pickle small
+        results.append(result)
+    return results
+
+
+def _shares(pending: list["SourceFile"], count: int) -> Iterator[list[Path]]:
+    """Runs of neighbouring paths, each with about the same number of files to parse."""
+    ordered = sorted(pending, key=lambda source: source.path)
+    parsing = sum(1 for source in ordered if source.needs_parse) or 1
+    size = max(1, -(-parsing // max(1, count)))
+    share: list[Path] = []
+    weight = 0
+    for source in ordered:
+        share.append(source.path)
+        weight += source.needs_parse
+        if weight >= size:
+            yield share
+            share, weight = [], 0
+    if share:
+        yield share
