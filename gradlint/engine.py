@@ -127,12 +127,14 @@ class FileChecker:
     def _run_rules(self, source: SourceFile, project: Any, result: FileResult) -> None:
         assert source.model is not None and source.positions is not None and source.text is not None
         positions, lines = source.positions, source.lines
+        line_of = source.line_of
+        if source.notebook is not None:  # messages name a notebook's lines by cell
+            notebook = source.notebook
+            line_of = lambda node: notebook.cell_line(source.line_of(node))  # noqa: E731
         for rule in self.rules:
             if rule.code in source.ignored_codes or not any(t in source.text for t in rule.triggers):
                 continue
-            context = RuleContext(
-                options=self.options[rule.code], line_of=source.line_of, project=project, source=source
-            )
+            context = RuleContext(options=self.options[rule.code], line_of=line_of, project=project, source=source)
             try:
                 diagnostics = list(rule.check(source.model, context))
             except Exception as error:  # a crashing rule must not take the run down

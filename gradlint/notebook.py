@@ -43,6 +43,25 @@ class NotebookError(Exception):
     """The file is not a notebook gradlint can read."""
 
 
+class CellLine(int):
+    """A line of the joined code that reads, in a message, as the line of its cell:
+    f"at line {line}" gives "at line 3 of cell 4". Numerically it stays the joined line."""
+
+    cell: int
+    cell_line: int
+
+    def __new__(cls, line: int, cell: int, cell_line: int) -> "CellLine":
+        value = super().__new__(cls, line)
+        value.cell, value.cell_line = cell, cell_line
+        return value
+
+    def __format__(self, spec: str) -> str:
+        return f"{self.cell_line} of cell {self.cell}" if not spec else super().__format__(spec)
+
+    def __str__(self) -> str:
+        return format(self, "")
+
+
 @dataclass
 class NotebookSource:
     """The joined code of a notebook and, for each of its lines, where it came from."""
@@ -57,6 +76,11 @@ class NotebookSource:
         if 0 < line <= len(self.locations):
             return self.locations[line - 1]
         return None
+
+    def cell_line(self, line: int) -> int:
+        """The joined line as messages should name it (see CellLine)."""
+        where = self.locate(line)
+        return CellLine(line, *where) if where is not None else line
 
     def original_line(self, line: int) -> str | None:
         if 0 < line <= len(self.original_lines):

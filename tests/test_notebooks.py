@@ -157,8 +157,19 @@ def test_json_has_cell_and_cell_line_and_null_for_python_files(tmp_path):
     by_path = {(f["path"], f["code"]): f for f in findings}
     nb = by_path[("nb.ipynb", "GL101")]
     assert (nb["cell"], nb["cell_line"], nb["line"]) == (7, 13, 36)
+    assert nb["related"][0]["cell"] == 7 and nb["related"][0]["cell_line"] == 12
     py = by_path[("train.py", "GL101")]
     assert py["cell"] is None and py["cell_line"] is None
+    assert py["related"][0]["cell"] is None and py["related"][0]["cell_line"] is None
+
+
+def test_messages_name_other_lines_of_a_notebook_by_their_cell(tmp_path):
+    report = lint_paths([FIXTURE], Config(root=FIXTURE.parent), cwd=FIXTURE.parent)
+    gl101 = next(f for f in report.findings if f.code == "GL101")
+    assert "`loss.backward()` at line 12 of cell 7" in gl101.message
+    assert "char_rnn.ipynb:cell 5:line 5" in gl101.message  # the nn.RNN, reached through the index
+    gl402 = next(f for f in report.findings if f.code == "GL402")
+    assert "at line 13 of cell 7" in gl402.message
 
 
 def test_sarif_location_carries_the_cell_and_validates(tmp_path):
@@ -170,6 +181,7 @@ def test_sarif_location_carries_the_cell_and_validates(tmp_path):
     result = next(r for r in document["runs"][0]["results"] if r["ruleId"] == "GL101")
     location = result["locations"][0]
     assert location["properties"] == {"cell": 7, "cellLine": 13}
+    assert result["relatedLocations"][0]["properties"] == {"cell": 7, "cellLine": 12}
     assert location["physicalLocation"]["artifactLocation"]["uri"] == "nb.ipynb"
     assert location["physicalLocation"]["region"]["startLine"] == 36
 

@@ -336,8 +336,8 @@ def test_json_has_the_documented_shape_and_key_order(tmp_path):
         "end_line": 42,
         "end_column": 63,
         "related": [
-            {"line": 40, "column": 9, "message": "scaler.scale(loss).backward() is here"},
-            {"line": 44, "column": 9, "message": "scaler.step() is here"},
+            {"line": 40, "column": 9, "message": "scaler.scale(loss).backward() is here", "cell": None, "cell_line": None},
+            {"line": 44, "column": 9, "message": "scaler.step() is here", "cell": None, "cell_line": None},
         ],
         "fix_safety": None,
         "fingerprint": clip_before_unscale(tmp_path).fingerprint(),

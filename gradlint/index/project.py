@@ -109,7 +109,13 @@ class ProjectIndex:
             return path.as_posix()
 
     def where(self, path: Path, node: cst.CSTNode) -> str:
-        return f"{self.display(path)}:{self.line_of(path, node)}"
+        """`model.py:12`, or `notebook.ipynb:cell 4:line 3` in a notebook."""
+        line = self.line_of(path, node)
+        source = self.sources.get(path)
+        where = source.notebook.locate(line) if source is not None and source.notebook is not None else None
+        if where is not None:
+            return f"{self.display(path)}:cell {where[0]}:line {where[1]}"
+        return f"{self.display(path)}:{line}"
 
     def files_mentioning(self, *needles: str) -> Iterator[tuple[Path, FileModel]]:
         """Files of the run whose text holds one of `needles`, parsed on demand."""

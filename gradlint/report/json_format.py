@@ -27,7 +27,13 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "end_line": finding.end_line,
         "end_column": finding.end_column,
         "related": [
-            {"line": related.line, "column": related.column, "message": related.message}
+            {
+                "line": related.line,
+                "column": related.column,
+                "message": related.message,
+                "cell": related.cell,
+                "cell_line": related.cell_line,
+            }
             for related in finding.related
         ],
         "fix_safety": finding.fix_safety,

@@ -148,6 +148,11 @@ def _result(finding: Finding, rule_index: int, report: Report) -> dict[str, Any]
                     "region": {"startLine": max(related.line, 1), "startColumn": max(related.column, 1)},
                 },
                 "message": {"text": related.message},
+                **(
+                    {"properties": {"cell": related.cell, "cellLine": related.cell_line}}
+                    if related.cell is not None
+                    else {}
+                ),
             }
             for number, related in enumerate(finding.related, start=1)
         ]
