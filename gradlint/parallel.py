@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from gradlint.index import ProjectIndex
     from gradlint.source import SourceFile
 
+PARSED_LINES_KEPT = 10_000
+"""Syntax trees cost about 8 MiB per 1,000 lines: past this many parsed lines the index lets
+go of them between two files (see ProjectIndex.release), which bounds memory on large runs."""
+
 MIN_FILES_PER_WORKER = 8
 """Below this many files to parse per worker, forking costs more than it saves."""
 SHARES_PER_WORKER = 4
@@ -52,6 +56,14 @@ def worth_parallel(pending: Sequence["SourceFile"], jobs: int) -> bool:
 
 def check_one(checker: "FileChecker", source: "SourceFile", project: "ProjectIndex") -> "FileResult":
     """Check a file; a crash outside the rules (which catch their own) becomes an internal error."""
+    try:
+        return _check(checker, source, project)
+    finally:
+        if project.parsed_lines > PARSED_LINES_KEPT:
+            project.release()
+
+
+def _check(checker: "FileChecker", source: "SourceFile", project: "ProjectIndex") -> "FileResult":
     from gradlint.engine import FileResult
 
     try:

@@ -20,7 +20,6 @@ are computed once per file and shared by the rules (`model.derived`).
 from __future__ import annotations
 
 import json
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -284,7 +283,6 @@ def is_fsdp_wrapper(qualified: str | None) -> bool:
 # ----------------------------------------------------------------------------- finder
 
 
-_JSON_CACHE: "weakref.WeakKeyDictionary[Any, dict[Path, dict | None]]" = weakref.WeakKeyDictionary()
 
 
 class _Finder:
@@ -490,7 +488,7 @@ class _Finder:
         candidates = [relative] if relative.is_absolute() else [self.path.parent / relative] + [
             root / relative for root in self.project.roots
         ]
-        cache = _JSON_CACHE.setdefault(self.project, {})
+        cache = self.project.table("frameworks.json")
         for candidate in candidates:
             self.project.deps.note(("file", str(candidate)))
             if candidate not in cache:

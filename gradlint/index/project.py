@@ -65,6 +65,9 @@ class ProjectIndex:
         self._roots = [Path(root) for root in roots]
         self._call_sites: dict[int, tuple[list[tuple[Path, CallSite]], set]] = {}
         self._values: dict[Dependency, str] = {}
+        self._tables: dict[str, dict] = {}
+        self.parsed_lines = 0
+        """Lines parsed since the last release (a syntax tree costs about 8 MiB per 1,000 lines)."""
 
     # ------------------------------------------------------------------ files
 
@@ -86,7 +89,28 @@ class ProjectIndex:
         except (SourceError, OSError):
             loaded = None
         self._loaded[path] = loaded
+        if isinstance(loaded, Parsed):
+            self.parsed_lines += text.count("\n") + 1
         return loaded
+
+    def table(self, name: str) -> dict:
+        """A memo table that lives as long as the parsed trees its entries point into."""
+        return self._tables.setdefault(name, {})
+
+    def release(self) -> None:
+        """Forget every parsed tree and everything computed from them (memory stays bounded on
+        large runs). Only between two files' checks: answers never depend on what is parsed,
+        so a question asked again is parsed again and gets the same answer."""
+        self._loaded.clear()
+        self._call_sites.clear()
+        self._tables.clear()
+        for source in self.sources.values():
+            source.model = source.positions = None
+        self.on_release()
+        self.parsed_lines = 0
+
+    def on_release(self) -> None:
+        """Subclasses drop their own memo tables here."""
 
     def model(self, path: Path) -> FileModel | None:
         """The model of a file in the run, or of any Python file on disk (parsed once)."""
@@ -124,13 +148,24 @@ class ProjectIndex:
             if model is not None:
                 yield path, model
 
-    def _scan(self, needles: tuple[str, ...]) -> list[Path]:
-        self.deps.note(("scan", *needles))
+    def files_mentioning_all(self, *needles: str) -> Iterator[tuple[Path, FileModel]]:
+        """Files of the run whose text holds every one of `needles`, parsed on demand."""
+        self.deps.note(("scan-all", *needles))
+        for path in self._matching(needles, all):
+            model = self.model(path)
+            if model is not None:
+                yield path, model
+
+    def _matching(self, needles: tuple[str, ...], combine=any) -> list[Path]:
         return [
             path
             for path, source in self.sources.items()
-            if source.text is not None and any(needle in source.text for needle in needles)
+            if source.text is not None and combine(needle in source.text for needle in needles)
         ]
+
+    def _scan(self, needles: tuple[str, ...]) -> list[Path]:
+        self.deps.note(("scan", *needles))
+        return self._matching(needles)
 
     def paths(self) -> list[Path]:
         """Every file of the run, sorted."""
@@ -320,9 +355,8 @@ class ProjectIndex:
                 return None
         if kind == "exists":
             return self._is_file(Path(args[0]))
-        if kind == "scan":
-            return [str(path) for path, source in self.sources.items()
-                    if source.text is not None and any(needle in source.text for needle in args)]
+        if kind in ("scan", "scan-all"):
+            return [str(path) for path in self._matching(tuple(args), any if kind == "scan" else all)]
         if kind == "folder":
             return sorted(str(path) for path in self.sources if str(path.parent) == args[0])
         if kind == "roots":

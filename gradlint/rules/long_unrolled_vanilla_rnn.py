@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +40,6 @@ _CONFIG_FILE = re.compile(
 )
 _CONFIG_FOLDER = re.compile(r"^(config|configs|conf|cfg|settings|hparams)$", re.IGNORECASE)
 
-_TRAINED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-"""project -> memo table of the run's training table (see index/deps.py)."""
 
 
 @dataclass
@@ -135,7 +132,7 @@ def trained_in(project: Any, path: Path, model: FileModel, layer: Layer) -> list
     """The files (and step functions) whose training steps train the model holding `layer`:
     the optimizer's model resolves to it, or (when no step resolves) the file constructs its
     class and has a training step."""
-    table = project.deps.memo(_TRAINED.setdefault(project, {}), "table", lambda: _training_table(project))
+    table = project.deps.memo(project.table("gl203.training"), "table", lambda: _training_table(project))
     found = list(table.get(id(layer.node), []))
     if found:
         return found
@@ -152,7 +149,8 @@ def trained_in(project: Any, path: Path, model: FileModel, layer: Layer) -> list
 def _training_table(project: Any) -> dict[int, list[tuple[Path, FileModel, Function | None]]]:
     """id(recurrent layer call) -> the steps that train a model holding it, over the whole run."""
     table: dict[int, list[tuple[Path, FileModel, Function | None]]] = {}
-    for step_path, step_model in project.files_mentioning("backward"):
+    # A training step is an optimizer step paired with a backward: both words are in its file.
+    for step_path, step_model in project.files_mentioning_all("backward", "step"):
         for step in training_steps(step_model):
             facts = project.facts.trained_by(step, step_path)
             if facts is None:
