@@ -150,8 +150,10 @@ class FileChecker:
                 continue
             for diagnostic in _unique(diagnostics):
                 finding = self._finding(rule, diagnostic, source.path, source.display_path, lines, positions)
-                if diagnostic.fix is not None:
+                if rule.fix is not None:
                     self._attach_fix(finding, diagnostic, source)
+                else:
+                    finding.fix_safety = None  # the rule has no fix to be safe or unsafe
                 result.findings.append(finding)
 
     @staticmethod
@@ -170,7 +172,7 @@ class FileChecker:
                 resolver = Resolver(source.positions.module, source.text, source.positions.start)
                 source.__dict__["_fix_resolver"] = resolver
             try:
-                fix = resolver.resolve(diagnostic.fix)
+                fix = resolver.resolve(diagnostic.fix) if diagnostic.fix is not None else None
             except Exception:  # a fix that cannot be computed is not made
                 fix = None
         finding.fix = fix

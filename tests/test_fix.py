@@ -147,15 +147,313 @@ def test_crlf_and_mode_preserved(tmp_path):
 
 
 def test_fix_all_fixtures_parse(tmp_path):
+    """--fix --unsafe-fixes on a copy of every fixture: each changed file parses, notebooks are
+    untouched, and a second run has nothing left to fix (--diff: one check instead of two)."""
     target = tmp_path / "fixtures"
     shutil.copytree(ROOT / "fixtures", target)
-    before = {p: p.read_bytes() for p in target.rglob("*")  if p.is_file()}
+    before = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
     CliRunner().invoke(main, ["check", str(target), "--fix", "--unsafe-fixes"])
     changed = [p for p, data in before.items() if p.read_bytes() != data]
     assert changed
     assert not [p for p in changed if p.suffix == ".ipynb"]
     for path in changed:
         compile(path.read_text(), str(path), "exec")
+        cst.parse_module(path.read_text())
+    fixed = {p.parent.name for p in changed}
+    assert {"clip_after_step", "exhausted_params", "tbptt_language_model", "amp_clip_before_unscale"} <= fixed
     again = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
-    CliRunner().invoke(main, ["check", str(target), "--fix", "--unsafe-fixes"])
+    result = CliRunner().invoke(main, ["check", str(target), "--diff", "--unsafe-fixes"])
+    assert "No fixes available." in result.output, result.output
     assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == again
+
+
+# ----------------------------------------------------------------------------- GL102 (move the clip)
+
+CLIP_AFTER_STEP = '''import torch
+import torch.nn.functional as F
+
+
+def train(model, loader, optimizer, epochs):
+    model.train()
+    for epoch in range(epochs):
+        for data in loader:
+            optimizer.zero_grad()
+            out = model(data.x, data.edge_index)
+            loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask])
+            loss.backward()
+            optimizer.step()
+            # clip for stability
+            total_norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), max_norm=2.0
+            )  # logged below
+            log(loss.item(), total_norm)
+'''
+
+CLIP_BEFORE_BACKWARD_AMP = '''import torch
+from torch.nn.utils import clip_grad_norm_ as clip
+
+scaler = torch.cuda.amp.GradScaler()
+
+for step, (inputs, targets) in enumerate(loader):
+    optimizer.zero_grad(set_to_none=True)
+    clip(model.parameters(), 1.0)  # was here since the first version
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+        loss = criterion(model(inputs), targets)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+'''
+
+
+def _check_fixed(before: str, code: str, unsafe: bool) -> str:
+    """Fix `before`, check the result parses, no longer triggers `code`, and is left alone by a
+    second fix; return it."""
+    after = _fix(before, code, unsafe=unsafe)
+    assert after != before
+    _quiet_after(after, code)
+    findings = lint_sources({"t.py": after})
+    assert fixed_text(after, findings, unsafe=True)[0] == after, "a second --fix must change nothing"
+    return after
+
+
+def test_gl102_fix_moves_clip_after_step_to_before_step_with_its_trailing_comment():
+    after = _check_fixed(CLIP_AFTER_STEP, "GL102", unsafe=False)
+    assert after == CLIP_AFTER_STEP.replace(
+        "            optimizer.step()\n            # clip for stability\n"
+        "            total_norm = torch.nn.utils.clip_grad_norm_(\n"
+        "                model.parameters(), max_norm=2.0\n"
+        "            )  # logged below\n",
+        "            total_norm = torch.nn.utils.clip_grad_norm_(\n"
+        "                model.parameters(), max_norm=2.0\n"
+        "            )  # logged below\n"
+        "            optimizer.step()\n            # clip for stability\n",
+    )
+
+
+def test_gl102_fix_moves_clip_before_backward_after_an_inserted_unscale():
+    after = _check_fixed(CLIP_BEFORE_BACKWARD_AMP, "GL102", unsafe=False)
+    assert "    optimizer.zero_grad(set_to_none=True)\n    with torch.autocast(" in after
+    assert (
+        "    scaler.scale(loss).backward()\n"
+        "    scaler.unscale_(optimizer)\n"
+        "    clip(model.parameters(), 1.0)  # was here since the first version\n"
+        "    scaler.step(optimizer)\n"
+    ) in after
+    assert not lint_sources({"t.py": after}, select=["GL103"])
+
+
+def test_gl102_fix_keeps_the_clip_after_an_existing_unscale():
+    src = CLIP_BEFORE_BACKWARD_AMP.replace(
+        "    scaler.scale(loss).backward()\n", "    scaler.scale(loss).backward()\n    scaler.unscale_(optimizer)\n"
+    )
+    after = _check_fixed(src, "GL102", unsafe=False)
+    assert after.count("unscale_") == 1
+    assert "    scaler.unscale_(optimizer)\n    clip(model.parameters(), 1.0)" in after
+
+
+def test_gl102_fix_moves_into_an_accumulation_guard_and_reindents():
+    src = '''import torch
+
+for i, (x, y) in enumerate(loader):
+    loss = criterion(model(x), y) / accum_steps
+    loss.backward()
+    if (i + 1) % accum_steps == 0:
+        optimizer.step()
+        optimizer.zero_grad()
+    torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                   max_norm=1.0)
+'''
+    after = _check_fixed(src, "GL102", unsafe=False)
+    assert after.endswith(
+        "    if (i + 1) % accum_steps == 0:\n"
+        "        torch.nn.utils.clip_grad_norm_(model.parameters(),\n"
+        "                                       max_norm=1.0)\n"
+        "        optimizer.step()\n"
+        "        optimizer.zero_grad()\n"
+    )
+
+
+def _no_fix_hint(src: str, code: str) -> None:
+    findings = lint_sources({"t.py": src}, select=[code])
+    assert findings, f"{code} should fire"
+    assert all(finding.fix is None for finding in findings)
+    assert all("no automatic fix" in (finding.hint or "") for finding in findings)
+    assert fixed_text(src, findings, unsafe=True)[0] == src
+
+
+def test_gl102_no_fix_for_a_clip_sharing_its_line_or_under_its_own_condition():
+    one_line = CLIP_AFTER_STEP.replace(
+        "            total_norm = torch.nn.utils.clip_grad_norm_(\n                model.parameters(), max_norm=2.0\n"
+        "            )  # logged below\n            log(loss.item(), total_norm)\n",
+        "            if args.clip: torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)\n",
+    )
+    _no_fix_hint(one_line, "GL102")
+    # Moving the clip out of its `if` would drop the condition: not a one-statement move.
+    own_block = one_line.replace("if args.clip: torch", "if args.clip:\n                torch")
+    _no_fix_hint(own_block, "GL102")
+
+
+def test_gl102_no_fix_moving_an_assigned_clip_later():
+    src = CLIP_BEFORE_BACKWARD_AMP.replace("    clip(model.parameters(), 1.0)", "    norm = clip(model.parameters(), 1.0)")
+    _no_fix_hint(src, "GL102")
+
+
+def test_gl102_fix_keeps_crlf_and_everything_else(tmp_path):
+    path = _write(tmp_path, CLIP_AFTER_STEP, newline="\r\n")
+    result = CliRunner().invoke(main, ["check", str(path), "--fix", "--select", "GL102"])
+    assert result.exit_code == 0, result.output
+    data = path.read_bytes()
+    assert data.count(b"\n") == data.count(b"\r\n") == CLIP_AFTER_STEP.count("\n")
+    expected = _fix(CLIP_AFTER_STEP, "GL102", unsafe=False)
+    assert data.decode() == expected.replace("\n", "\r\n")
+
+
+# ----------------------------------------------------------------------------- GL105 (materialise)
+
+EXHAUSTED = '''import torch
+
+params = model.parameters()  # shared by the optimizer and the clip
+optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9)
+for x, y in loader:
+    optimizer.zero_grad()
+    loss = criterion(model(x), y)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_norm=1.0)
+    optimizer.step()
+'''
+
+
+def test_gl105_fix_materialises_the_parameters_in_place():
+    after = _check_fixed(EXHAUSTED, "GL105", unsafe=False)
+    assert after == EXHAUSTED.replace("params = model.parameters()  #", "params = list(model.parameters())  #")
+
+
+def test_gl105_fix_materialises_a_generator_expression_without_double_parentheses():
+    src = EXHAUSTED.replace(
+        "params = model.parameters()  #",
+        "params = (p for p in model.parameters()\n          if p.requires_grad)  #",
+    )
+    after = _check_fixed(src, "GL105", unsafe=False)
+    assert "params = list(p for p in model.parameters()\n          if p.requires_grad)  # shared" in after
+    assert after.replace("list(p for", "(p for", 1) == src
+
+
+# ----------------------------------------------------------------------------- GL108 (detach)
+
+LSTM_PAIR = '''import torch
+from torch import nn
+
+lstm = nn.LSTM(input_size=32, hidden_size=128, batch_first=True)
+head = nn.Linear(128, 1)
+optimizer = torch.optim.Adam([*lstm.parameters(), *head.parameters()], lr=1e-3)
+
+h = torch.zeros(1, batch_size, 128)
+c = torch.zeros(1, batch_size, 128)
+for chunk, target in stream_chunks(series, length=50):
+    optimizer.zero_grad()
+    out, (h, c) = lstm(chunk, (h, c))  # one chunk
+    loss = nn.functional.mse_loss(head(out), target)
+    loss.backward()
+    nn.utils.clip_grad_norm_([*lstm.parameters(), *head.parameters()], 1.0)
+    optimizer.step()
+'''
+
+WORD_LM = '''import torch.nn as nn
+
+
+def train(model, train_data, optimizer, criterion, bptt=35):
+    model.train()
+    hidden = model.init_hidden(args.batch_size)
+    for batch, i in enumerate(range(0, train_data.size(0) - 1, bptt)):
+        data, targets = get_batch(train_data, i, bptt)
+        optimizer.zero_grad()
+        output, hidden = model(data, hidden)
+        loss = criterion(output, targets)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        optimizer.step()
+'''
+
+
+def test_gl108_fix_is_unsafe():
+    findings = lint_sources({"t.py": LSTM_PAIR}, select=["GL108"])
+    assert findings[0].fix.safety == "unsafe"
+    assert fixed_text(LSTM_PAIR, findings, unsafe=False)[0] == LSTM_PAIR
+
+
+def test_gl108_fix_detaches_each_element_of_a_visible_pair_in_call_order():
+    after = _check_fixed(LSTM_PAIR, "GL108", unsafe=True)
+    assert after == LSTM_PAIR.replace(
+        "    out, (h, c) = lstm(", "    h = h.detach()\n    c = c.detach()\n    out, (h, c) = lstm("
+    )
+
+
+def test_gl108_fix_detaches_a_tuple_state_of_an_lstm():
+    src = LSTM_PAIR.replace(
+        "h = torch.zeros(1, batch_size, 128)\nc = torch.zeros(1, batch_size, 128)\n",
+        "state = (torch.zeros(1, batch_size, 128), torch.zeros(1, batch_size, 128))\n",
+    ).replace("out, (h, c) = lstm(chunk, (h, c))", "out, state = lstm(chunk, state)")
+    after = _check_fixed(src, "GL108", unsafe=True)
+    assert "    state = tuple(h.detach() for h in state)\n    out, state = lstm(chunk, state)" in after
+
+
+def test_gl108_fix_handles_tensor_or_tuple_when_the_model_does_not_say():
+    after = _check_fixed(WORD_LM, "GL108", unsafe=True)
+    assert after.startswith("import torch\nimport torch.nn as nn\n")
+    assert (
+        "        hidden = hidden.detach() if isinstance(hidden, torch.Tensor) else tuple(h.detach() for h in hidden)\n"
+        "        output, hidden = model(data, hidden)\n"
+    ) in after
+
+
+def test_gl108_no_fix_for_a_state_that_starts_as_none():
+    _no_fix_hint(WORD_LM.replace("hidden = model.init_hidden(args.batch_size)", "hidden = None"), "GL108")
+
+
+# ----------------------------------------------------------------------------- GL101 option
+
+def test_gl101_fix_uses_the_fix_max_norm_option():
+    findings = lint_sources({"t.py": GL101_SRC}, select=["GL101"], rule_options={"GL101": {"fix-max-norm": 0.25}})
+    after = fixed_text(GL101_SRC, findings, unsafe=True)[0]
+    assert "    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=0.25)\n    opt.step()\n" in after
+    assert "max_norm=0.25" in findings[0].hint
+
+
+def test_gl101_no_fix_with_a_threshold_that_cannot_clip():
+    findings = lint_sources({"t.py": GL101_SRC}, select=["GL101"], rule_options={"GL101": {"fix-max-norm": 0}})
+    assert findings and findings[0].fix is None
+
+
+# ----------------------------------------------------------------------------- documents
+
+def test_docs_autofix_table_and_rule_documents_agree_with_the_fixes():
+    """docs/autofix.md lists each fix with its safety; the rule documents this task touched show
+    the same safety in their Autofix cell; the rule's bad examples get fixes of that safety."""
+    import re
+
+    from gradlint import docs
+
+    table = dict(re.findall(r"^\| (GL\d{3}) \| (safe|unsafe) \|", (ROOT / "docs/autofix.md").read_text(), re.M))
+    assert {"GL101", "GL102", "GL103", "GL105", "GL107", "GL108"} <= set(table)
+    for code in ("GL101", "GL102", "GL105", "GL108"):
+        rows = re.findall(r"^\|(.+)\|\s*$", docs.rule_markdown(code) or "", flags=re.MULTILINE)
+        assert rows[2].split("|")[2].strip() == table[code], code
+    for code, safety in table.items():
+        safeties = set()
+        for example in docs.examples(code):
+            if example.kind == "bad":
+                found = lint_sources(example.files, select=[code], rule_options={code: example.options})
+                safeties |= {f.fix.safety for f in found if f.fix is not None}
+        assert safeties == {safety}, code
+
+
+def test_diff_shows_a_move_and_a_replacement_and_writes_nothing(tmp_path):
+    moved, replaced = _write(tmp_path, CLIP_AFTER_STEP, "gnn.py"), _write(tmp_path, EXHAUSTED, "mlp.py")
+    result = CliRunner().invoke(main, ["check", str(tmp_path), "--diff", "--select", "GL102,GL105"])
+    assert result.exit_code == 1
+    assert "-params = model.parameters()  # shared" in result.output
+    assert "+params = list(model.parameters())  # shared" in result.output
+    assert f"+++ b/{moved}" in result.output
+    changed = [line[1:] for line in result.output.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert "            optimizer.step()" in changed or "            )  # logged below" in changed
+    assert moved.read_text() == CLIP_AFTER_STEP and replaced.read_text() == EXHAUSTED

@@ -67,6 +67,12 @@ FIXED_TRAIN = RISKY_TRAIN.replace(
     "        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n",
 )
 
+# A clip after the step (GL102): `gradlint-fix` moves it between backward and step (a safe fix).
+CLIP_AFTER_STEP_TRAIN = FIXED_TRAIN.replace(
+    "        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n        optimizer.step()\n",
+    "        optimizer.step()\n        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)  # keep\n",
+)
+
 # Failures that mean "this machine cannot fetch packages", not "the hook is broken".
 _NO_NETWORK = re.compile(
     r"No matching distribution|Could not find a version|Failed to establish a new connection"
@@ -174,7 +180,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> dict:
         pytest.fail(f"pre-commit install-hooks failed:\n{output}")
     proc = _run([*_pre_commit(), "install"], project, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return {"project": project, "env": env}
+    return {"project": project, "env": env, "hook_repo": hook_repo, "sha": sha}
 
 
 def test_commit_blocked_then_fixed_commit_passes(sandbox: dict) -> None:
@@ -237,3 +243,44 @@ def test_only_passed_file_checked_but_model_facts_come_from_project(sandbox: dic
     assert re.search(r"nn\.LSTM at (crossfile/)?model\.py:7\b", output), output
     assert "other.py" not in output
     assert "in 1 file" in output
+
+
+def test_fix_hook_rewrites_the_file_fails_the_commit_then_the_fixed_commit_passes(sandbox: dict) -> None:
+    """`gradlint-fix` applies the safe fix in place; pre-commit fails a commit whose files a hook
+    modified, and committing the fixed file (after `git add`) goes through."""
+    env: dict[str, str] = sandbox["env"]
+    project = sandbox["project"].parent / "fix-project"
+    project.mkdir()
+    _git(project, env, "init", "-q")
+    (project / ".pre-commit-config.yaml").write_text(
+        "repos:\n"
+        f"  - repo: {sandbox['hook_repo'].as_posix()}\n"
+        f"    rev: {sandbox['sha']}\n"
+        "    hooks:\n"
+        "      - id: gradlint-fix\n",
+        encoding="utf-8",
+    )
+    (project / "model.py").write_text(MODEL, encoding="utf-8")
+    (project / "train.py").write_text(CLIP_AFTER_STEP_TRAIN, encoding="utf-8")
+    proc = _run([*_pre_commit(), "install"], project, env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _git(project, env, "add", "-A")
+
+    # The same hook environment as the `gradlint` hook (same repository and rev): no new install.
+    proc = _run(["git", "commit", "-m", "add training loop"], project, env, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert re.search(r"gradlint \(fix\)\.+Failed", output), output
+    assert "files were modified by this hook" in output, output
+    assert (project / "train.py").read_text(encoding="utf-8") == CLIP_AFTER_STEP_TRAIN.replace(
+        "        optimizer.step()\n        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)  # keep\n",
+        "        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)  # keep\n        optimizer.step()\n",
+    )
+    assert _run(["git", "rev-parse", "HEAD"], project, env).returncode != 0  # nothing was committed
+
+    _git(project, env, "add", "train.py")
+    proc = _run(["git", "commit", "-m", "add training loop"], project, env)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert re.search(r"gradlint \(fix\)\.+Passed", output), output
+    assert _git(project, env, "log", "-1", "--format=%s") == "add training loop"

@@ -178,6 +178,7 @@ def test_document_table_gives_the_registry_severity_and_options(code: str) -> No
     assert header == ["Severity", "Options", "Autofix"]
     assert values[0].split()[0] == rule.severity.label
     assert values[1] == (", ".join(option.name for option in rule.options) or "none")
+    assert values[2] == (rule.fix or "none")
 
 
 @pytest.mark.parametrize("code", CODES)

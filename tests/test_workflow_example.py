@@ -98,15 +98,16 @@ def test_precommit_hook_definition() -> None:
     hooks = yaml.safe_load(HOOKS.read_text(encoding="utf-8"))
     assert isinstance(hooks, list)
     by_id = {h["id"]: h for h in hooks}
-    # `gradlint-fix` comes with autofix (`--fix`); until then only `gradlint` exists.
-    assert set(by_id) == {"gradlint"}
-    hook = by_id["gradlint"]
-    assert hook["name"]
-    assert shlex.split(hook["entry"])[:2] == ["gradlint", "check"]
-    assert hook["language"] == "python"
-    assert sorted(hook["types_or"]) == ["jupyter", "python"]
-    assert hook.get("pass_filenames", True) is True
-    assert hook["require_serial"] is True
+    assert set(by_id) == {"gradlint", "gradlint-fix"}
+    for hook in hooks:
+        assert hook["name"]
+        assert shlex.split(hook["entry"])[:2] == ["gradlint", "check"]
+        assert hook["language"] == "python"
+        assert sorted(hook["types_or"]) == ["jupyter", "python"]
+        assert hook.get("pass_filenames", True) is True
+        assert hook["require_serial"] is True
+    assert "--fix" in shlex.split(by_id["gradlint-fix"]["entry"])
+    assert "--fix" not in shlex.split(by_id["gradlint"]["entry"])
 
 
 def test_precommit_hook_flags_exist() -> None:
@@ -115,11 +116,11 @@ def test_precommit_hook_flags_exist() -> None:
 
     from gradlint.cli import main
 
-    hook = yaml.safe_load(HOOKS.read_text(encoding="utf-8"))[0]
     help_text = CliRunner().invoke(main, ["check", "--help"]).output
-    for flag in shlex.split(hook["entry"])[2:]:
-        if flag.startswith("-"):
-            assert flag in help_text, flag
+    for hook in yaml.safe_load(HOOKS.read_text(encoding="utf-8")):
+        for flag in shlex.split(hook["entry"])[2:]:
+            if flag.startswith("-"):
+                assert flag in help_text, flag
 
 
 def test_precommit_doc_snippets_parse() -> None:

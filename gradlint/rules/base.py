@@ -68,6 +68,8 @@ class Rule:
     severity: ClassVar[Severity]
     summary: ClassVar[str]
     options: ClassVar[tuple[Option, ...]] = ()
+    fix: ClassVar[str | None] = None
+    """"safe" or "unsafe" when the rule can fix what it finds (`--fix`), else None."""
     triggers: ClassVar[tuple[str, ...]] = ("backward",)
     """Substrings a file must contain for this rule to be able to fire (cheap pre-filter)."""
 

@@ -10,6 +10,7 @@ from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.model import FileModel, Kind, snippet
 from gradlint.analysis.steps import Context, Occurrence, contexts
 from gradlint.findings import Severity
+from gradlint.fix import FixSpec, ReplaceNode
 from gradlint.rules._helpers import call_name, latest_assignment, text
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
@@ -32,6 +33,7 @@ class ClipExhaustedIterator(Rule):
     name = "clip-exhausted-iterator"
     severity = Severity.ERROR
     summary = "Clipping is given a parameter generator that was already consumed, so it clips nothing."
+    fix = "safe"
     triggers = ("clip_grad",)
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
@@ -52,6 +54,7 @@ class ClipExhaustedIterator(Rule):
         if binding is None or binding.event.targets != (name,) or not is_one_shot(binding.event.value):
             return None
         source = f"`{snippet(model.module, binding.event.value)}` at line {ctx.line_of(binding.event.node)}"
+        fix = self._fix(model, name, binding.event.value)
         hint = f"Bind a list once: `{name} = list(...)`, or pass `model.parameters()` to each call directly."
         for occ in context.between(binding.index, clip.index):
             if self._consumes(occ, name) and occ.event.node is not clip.event.node:
@@ -63,6 +66,7 @@ class ClipExhaustedIterator(Rule):
                     hint=hint,
                     related=((occ.event.node, f"`{name}` is consumed here"),),
                     fix_safety="safe",
+                    fix=fix,
                 )
         loop = next((b for b in reversed(clip.path) if b.kind.value == "loop" and not binding.inside(b)), None)
         if loop is not None:
@@ -72,8 +76,20 @@ class ClipExhaustedIterator(Rule):
                 f"{text(model, clip.event)} consumes it, and every later iteration clips nothing",
                 hint=hint,
                 fix_safety="safe",
+                fix=fix,
             )
         return None
+
+    @staticmethod
+    def _fix(model: FileModel, name: str, value: cst.BaseExpression) -> FixSpec:
+        """`params = model.parameters()` -> `params = list(model.parameters())`: every consumer then
+        sees all the parameters, which is what passing the same name twice meant."""
+        code = model.module.code_for_node(value)
+        if isinstance(value, cst.GeneratorExp) and len(value.lpar) == 1:
+            materialised = f"list{code}"  # `list(p for p in ...)`, not `list((p for p in ...))`
+        else:
+            materialised = f"list({code})"
+        return FixSpec("safe", f"bind a list: `{name} = list(...)`", (ReplaceNode(value, materialised),))
 
     @staticmethod
     def _consumes(occ: Occurrence, name: str) -> bool:

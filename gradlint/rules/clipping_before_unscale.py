@@ -21,6 +21,7 @@ class ClippingBeforeUnscale(Rule):
     name = "clipping-before-unscale"
     severity = Severity.ERROR
     summary = "With a GradScaler, gradients are clipped before scaler.unscale_(), so the threshold applies to scaled gradients."
+    fix = "safe"
     triggers = ("scale(",)
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:

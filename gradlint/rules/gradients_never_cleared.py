@@ -18,6 +18,7 @@ class GradientsNeverCleared(Rule):
     name = "gradients-never-cleared"
     severity = Severity.ERROR
     summary = "A training loop calls backward() and step() but never zeroes the gradients, so they add up across iterations."
+    fix = "unsafe"
     triggers = ("backward",)
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:

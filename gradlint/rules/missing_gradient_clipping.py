@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 from gradlint.analysis.model import FileModel
@@ -15,9 +16,9 @@ from gradlint.rules._helpers import (
     trained_model_name,
 )
 from gradlint.analysis.model import Kind
-from gradlint.fix import EnsureImport, FixSpec, InsertBefore
+from gradlint.fix import EnsureImport, FixSpec, InsertBefore, no_fix
 from gradlint.rules._helpers import resolved_model, resolved_optimizer, resolved_scaler
-from gradlint.rules.base import Diagnostic, Rule, RuleContext
+from gradlint.rules.base import Diagnostic, Option, Rule, RuleContext
 
 
 class MissingGradientClipping(Rule):
@@ -25,9 +26,17 @@ class MissingGradientClipping(Rule):
     name = "missing-gradient-clipping"
     severity = Severity.WARNING
     summary = "A training step runs the optimizer with no gradient clipping between backward() and step()."
+    options = (
+        Option("fix-max-norm", 1.0, "The `max_norm` of the clip that the fix (and the hint) inserts."),
+    )
+    fix = "unsafe"
     triggers = ("backward",)
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
+        max_norm = ctx.options.get("fix-max-norm", 1.0)
+        # A threshold that cannot clip (GL104) is never inserted; the hint then shows the default.
+        usable = math.isfinite(max_norm) and max_norm > 0
+        norm = repr(float(max_norm)) if usable else "1.0"
         for instances in step_instances(model):
             if any(s.clips or s.misplaced_clips or s.is_engine_step for s in instances):
                 continue
@@ -37,21 +46,21 @@ class MissingGradientClipping(Rule):
             owner = (backward.receiver or "") if backward.owner else ""
             if "accelerator" in owner.lower():
                 hint = (
-                    f"Clip with Accelerate, which unscales first: `{owner}.clip_grad_norm_({params}, max_norm=1.0)` "
+                    f"Clip with Accelerate, which unscales first: `{owner}.clip_grad_norm_({params}, max_norm={norm})` "
                     "between backward and step (under `if accelerator.sync_gradients:` when accumulating)."
                 )
             elif "fabric" in owner.lower():
                 hint = (
                     f"Clip with Fabric, which unscales first: `{owner}.clip_gradients({trained_model_name(step)}, "
-                    f"{optimizer_name(step)}, max_norm=1.0)` between backward and step."
+                    f"{optimizer_name(step)}, max_norm={norm})` between backward and step."
                 )
             elif backward.scaled:
                 hint = (
                     f"After {text(model, backward)}, call `{scaler_name(backward)}.unscale_({optimizer_name(step)})` "
-                    f"then `torch.nn.utils.clip_grad_norm_({params}, max_norm=1.0)` before the step."
+                    f"then `torch.nn.utils.clip_grad_norm_({params}, max_norm={norm})` before the step."
                 )
             else:
-                hint = f"Clip between backward and step: `torch.nn.utils.clip_grad_norm_({params}, max_norm=1.0)`."
+                hint = f"Clip between backward and step: `torch.nn.utils.clip_grad_norm_({params}, max_norm={norm})`."
             message = (
                 f"{text(model, optimizer_step)} updates the weights with no gradient clipping since "
                 f"{text(model, backward)} at line {ctx.line_of(backward.node)}: one bad batch can blow up the weights"
@@ -64,11 +73,12 @@ class MissingGradientClipping(Rule):
                 related=((backward.node, "gradients are computed here"),),
                 severity=Severity.WARNING if risk else Severity.INFO,
                 fix_safety="unsafe",
-                fix=None if owner else self._fix(step),
+                fix=(None if owner or not usable else self._fix(step, norm))
+                or no_fix("unsafe", "the clip cannot be inserted here"),
             )
 
     @staticmethod
-    def _fix(step) -> FixSpec | None:
+    def _fix(step, max_norm: str) -> FixSpec | None:
         backward, optimizer_step = step.backward.event, step.step.event
         optimizer, model_name = resolved_optimizer(step), resolved_model(step)
         if optimizer is None or model_name is None or step.step.via != step.backward.via or optimizer_step.closure:
@@ -80,7 +90,7 @@ class MissingGradientClipping(Rule):
                 return None
             if not any(occ.kind is Kind.UNSCALE for occ in step.window):
                 lines.append(f"{scaler}.unscale_({optimizer})")
-        clip = f"torch.nn.utils.clip_grad_norm_({model_name}.parameters(), max_norm=1.0)"
+        clip = f"torch.nn.utils.clip_grad_norm_({model_name}.parameters(), max_norm={max_norm})"
         lines.append(clip)
         return FixSpec(
             "unsafe",
