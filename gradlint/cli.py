@@ -9,18 +9,18 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from gradlint import __version__
 from gradlint.config import ConfigError, apply_overrides, load_config
 from gradlint.findings import Report, Severity
 from gradlint.report import FORMATS, write_report
 from gradlint.rules import ALL_RULES, get_rule
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 DEFAULT_CACHE = ".gradlint_cache"
@@ -33,8 +33,35 @@ def _split(values: Sequence[str]) -> list[str] | None:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _stderr() -> Console:
+def _stderr() -> "Console":
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def escape(text: str) -> str:
+    """rich's markup escaping, imported only when something is printed (rich costs ~20 ms)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+class _LazyGroup(click.Group):
+    """Subcommands whose module is imported only when they run (`gradlint probe` pulls in the
+    probe's command-line code, which a `gradlint check` never needs)."""
+
+    lazy = {"probe": ("gradlint.probe.command", "probe_command")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy and name not in self.commands:
+            import importlib
+
+            module, attribute = self.lazy[name]
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
 
 
 def _fail(message: str) -> "click.exceptions.Exit":
@@ -50,7 +77,7 @@ def _use_color(stream: TextIO) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="gradlint")
 def main() -> None:
     """gradlint finds exploding-gradient risks in PyTorch training code.
@@ -419,6 +446,9 @@ def list_rules(output_format: str) -> None:
         ]
         click.echo(json.dumps(rows, indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("code", "name", "severity", "summary"):
         table.add_column(column, overflow="fold")
@@ -438,6 +468,8 @@ def _explain(code: str) -> None:
     text = rule_markdown(rule.code)
     if text is None:
         raise _fail(f"the documentation of {rule.code} is missing from this installation")
+    from rich.console import Console
+
     console = Console(highlight=False)
     if console.is_terminal:
         console.print(Markdown(text))
@@ -514,9 +546,6 @@ def baseline_create(
     )
     raise click.exceptions.Exit(EXIT_CLEAN)
 
-
-from gradlint.probe.command import probe_command  # noqa: E402 - torch-free; runs user code only in a subprocess
-main.add_command(probe_command, "probe")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -143,29 +143,32 @@ class ProjectIndex:
 
     def files_mentioning(self, *needles: str) -> Iterator[tuple[Path, FileModel]]:
         """Files of the run whose text holds one of `needles`, parsed on demand."""
-        for path in self._scan(needles):
-            model = self.model(path)
-            if model is not None:
-                yield path, model
+        return self.files_with(any_of=needles)
 
     def files_mentioning_all(self, *needles: str) -> Iterator[tuple[Path, FileModel]]:
         """Files of the run whose text holds every one of `needles`, parsed on demand."""
-        self.deps.note(("scan-all", *needles))
-        for path in self._matching(needles, all):
+        return self.files_with(all_of=needles)
+
+    def files_with(self, all_of: tuple[str, ...] = (), any_of: tuple[str, ...] = ()) -> Iterator[tuple[Path, FileModel]]:
+        """Files of the run whose text holds all of `all_of` and one of `any_of` (when given),
+        parsed on demand. Parsing is what costs: ask for every word the answer needs."""
+        for path in self._scan(tuple(all_of), tuple(any_of)):
             model = self.model(path)
             if model is not None:
                 yield path, model
 
-    def _matching(self, needles: tuple[str, ...], combine=any) -> list[Path]:
+    def _scan(self, all_of: tuple[str, ...], any_of: tuple[str, ...] = ()) -> list[Path]:
+        self.deps.note(("scan", "\0".join(all_of), "\0".join(any_of)))
+        return self._matching(all_of, any_of)
+
+    def _matching(self, all_of: tuple[str, ...], any_of: tuple[str, ...]) -> list[Path]:
         return [
             path
             for path, source in self.sources.items()
-            if source.text is not None and combine(needle in source.text for needle in needles)
+            if source.text is not None
+            and all(needle in source.text for needle in all_of)
+            and (not any_of or any(needle in source.text for needle in any_of))
         ]
-
-    def _scan(self, needles: tuple[str, ...]) -> list[Path]:
-        self.deps.note(("scan", *needles))
-        return self._matching(needles)
 
     def paths(self) -> list[Path]:
         """Every file of the run, sorted."""
@@ -355,8 +358,9 @@ class ProjectIndex:
                 return None
         if kind == "exists":
             return self._is_file(Path(args[0]))
-        if kind in ("scan", "scan-all"):
-            return [str(path) for path in self._matching(tuple(args), any if kind == "scan" else all)]
+        if kind == "scan":
+            all_of, any_of = (tuple(part.split("\0")) if part else () for part in args)
+            return [str(path) for path in self._matching(all_of, any_of)]
         if kind == "folder":
             return sorted(str(path) for path in self.sources if str(path.parent) == args[0])
         if kind == "roots":

@@ -314,7 +314,9 @@ class Resolver:
         """`args.dest`: the default of the matching add_argument, in this file or else the project."""
         needles = (dest, dest.replace("_", "-"))
         candidates = [(scope.path, scope.model)] + [
-            (path, model) for path, model in self.project.files_mentioning(*needles) if path != scope.path
+            (path, model)
+            for path, model in self.project.files_with(all_of=("add_argument",), any_of=needles)
+            if path != scope.path
         ]
         for path, model in candidates:
             argument = model.argparse.get(dest)

@@ -149,8 +149,8 @@ def trained_in(project: Any, path: Path, model: FileModel, layer: Layer) -> list
 def _training_table(project: Any) -> dict[int, list[tuple[Path, FileModel, Function | None]]]:
     """id(recurrent layer call) -> the steps that train a model holding it, over the whole run."""
     table: dict[int, list[tuple[Path, FileModel, Function | None]]] = {}
-    # A training step is an optimizer step paired with a backward: both words are in its file.
-    for step_path, step_model in project.files_mentioning_all("backward", "step"):
+    # A training step is an optimizer step paired with a backward: both calls are in its file.
+    for step_path, step_model in project.files_with(all_of=("backward", "step(")):
         for step in training_steps(step_model):
             facts = project.facts.trained_by(step, step_path)
             if facts is None:
