@@ -183,12 +183,19 @@ def _compile_patterns(patterns: tuple[str, ...]) -> pathspec.PathSpec:
 # Messages
 
 
+_DIGIT_LOOKALIKES = str.maketrans("OILS", "0115")
+
+
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     choices = list(choices)
     normalised = {c.lower().replace("_", "-"): c for c in choices}
     direct = normalised.get(word.lower().replace("_", "-"))
     if direct is not None and direct != word:
         return f" (did you mean {direct!r}?)"
+    if word[:2].upper() == "GL":  # a letter typed for a digit ('GL1O1') is closer than any edit distance says
+        lookalike = "GL" + word[2:].upper().translate(_DIGIT_LOOKALIKES)
+        if lookalike in choices:
+            return f" (did you mean {lookalike!r}?)"
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if not close:
         close = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1, cutoff=0.6)

@@ -337,7 +337,7 @@ def discover(paths: Sequence[Path], config: Config) -> Discovery:
         path = os.path.abspath(given)
         if not os.path.exists(path):
             if os.path.lexists(path):
-                result.warnings.append((str(given), "broken symbolic link"))
+                result.warnings.append((str(given), _Walker._link_problem(path)))
             result.missing.append(str(given))
             continue
         if os.path.isdir(path):

@@ -23,6 +23,7 @@ from gradlint.source import (  # noqa: F401  (re-exported: the engine's public n
     RiskFactorSite,
     SourceError,
     SourceFile,
+    cpython_parse,
     read_source,
 )
 from gradlint.suppress import parse_suppressions
@@ -111,14 +112,12 @@ class FileChecker:
             return
         parsed = project.parsed(source.path)
         if isinstance(parsed, ParseFailure):
-            if parsed.error is None:
-                result.skipped = SkippedFile(source.display_path, "too deeply nested to parse")
-            elif report_parse_errors:
-                error = parsed.error
-                location = _cpython_syntax_error(source.text) or (
-                    max(1, error.raw_line), error.raw_column + 1, error.message
+            if parsed.skip is not None:
+                result.skipped = SkippedFile(source.display_path, parsed.skip)
+            elif report_parse_errors and parsed.syntax is not None:
+                result.findings.append(
+                    self._parse_error(source.path, source.display_path, source.lines, *parsed.syntax)
                 )
-                result.findings.append(self._parse_error(source.path, source.display_path, source.lines, *location))
             return
         if isinstance(parsed, Parsed):
             source.model, source.positions = parsed.model, parsed.positions
@@ -282,7 +281,7 @@ def _locate_in_cells(findings: list[Finding], notebook: NotebookSource) -> None:
 def _cpython_syntax_error(text: str) -> tuple[int, int, str] | None:
     """CPython's own report, which locates errors more precisely than libcst's."""
     try:
-        compile(text, "<gradlint>", "exec", dont_inherit=True, flags=0x400)  # ast.PyCF_ONLY_AST
+        cpython_parse(text)
     except SyntaxError as syntax:
         return max(1, syntax.lineno or 1), max(1, syntax.offset or 1), syntax.msg
     except (ValueError, RecursionError, MemoryError):

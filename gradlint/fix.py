@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 import libcst as cst
 
+from gradlint.source import cpython_parse
+
 if TYPE_CHECKING:
     from gradlint.findings import Finding
 
@@ -466,8 +468,8 @@ def fixed_text(text: str, findings: Sequence["Finding"], unsafe: bool) -> tuple[
     result = apply_edits(text, edits)
     try:
         cst.parse_module(result)
-        compile(result, "<gradlint-fix>", "exec", dont_inherit=True, flags=0x400)
-    except (cst.ParserSyntaxError, SyntaxError, ValueError, RecursionError):
+        cpython_parse(result)
+    except (cst.ParserSyntaxError, SyntaxError, ValueError, RecursionError, MemoryError):
         return text, []
     return result, chosen
 

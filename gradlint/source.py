@@ -88,9 +88,80 @@ class Parsed:
 
 @dataclass(frozen=True)
 class ParseFailure:
-    """Why a file could not be parsed: libcst's error, or None for too deep nesting."""
+    """Why a file could not be parsed: a syntax error (GL000 at CPython's location), or a
+    reason to skip a file that is valid Python but beyond what the parsers can take."""
 
-    error: cst.ParserSyntaxError | None
+    syntax: tuple[int, int, str] | None = None
+    """(line, column, message) of the syntax error."""
+    skip: str | None = None
+
+
+STACK_BYTES = 512 * 2**20
+RECURSION_LIMIT = 60_000
+
+
+def parse(text: str, build: Any) -> Parsed | ParseFailure:
+    """CPython's parser first: it names syntax errors precisely, refuses what CPython itself
+    refuses (nesting past its limits) in milliseconds, and never crashes. Then libcst and
+    `build(module)`, in a thread with a large stack, so that deeply nested code that CPython
+    accepts cannot overflow the C stack and kill the process."""
+    try:
+        cpython_parse(text)
+    except SyntaxError as error:
+        return ParseFailure(syntax=(max(1, error.lineno or 1), max(1, error.offset or 1), error.msg))
+    except (RecursionError, MemoryError):
+        return ParseFailure(skip="too deeply nested to parse")
+    except ValueError as error:  # NUL bytes and the like
+        return ParseFailure(syntax=(1, 1, str(error)))
+
+    def parse_and_build() -> Parsed:
+        module = cst.parse_module(text)
+        return Parsed(build(module), LazyPositions(module))
+
+    try:
+        return _with_large_stack(parse_and_build)
+    except cst.ParserSyntaxError as error:
+        message = str(error.message).splitlines()[0] if error.message else "parser error"
+        return ParseFailure(skip=f"libcst cannot parse this valid Python ({message}); gradlint skipped it")
+    except (RecursionError, MemoryError):
+        return ParseFailure(skip="too deeply nested to parse")
+
+
+def cpython_parse(text: str) -> None:
+    """CPython's parser alone (no bytecode); its warnings about the user's code
+    (`"is" with a literal`, ...) are not gradlint's to print."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compile(text, "<gradlint>", "exec", dont_inherit=True, flags=0x400)  # ast.PyCF_ONLY_AST
+
+
+def _with_large_stack(function: Any) -> Any:
+    import sys
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # handed to the calling thread
+            outcome["error"] = error
+
+    previous_stack = threading.stack_size(STACK_BYTES)
+    previous_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous_limit, RECURSION_LIMIT))
+    try:
+        thread = threading.Thread(target=run, name="gradlint-parse")
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(previous_stack)
+        sys.setrecursionlimit(previous_limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 class LazyPositions:

@@ -25,12 +25,12 @@ from gradlint.analysis.model import (
     build_model,
 )
 from gradlint.source import (
-    LazyPositions,
     Parsed,
     ParseFailure,
     RiskFactorSite,
     SourceError,
     SourceFile,
+    parse,
     read_source,
 )
 from gradlint.index.deps import Dependency, DependencyLog
@@ -80,14 +80,10 @@ class ProjectIndex:
         source = self.sources.get(path)
         try:
             text = source.text if source is not None and source.text is not None else read_source(path)
-            module = cst.parse_module(text)
-            loaded = Parsed(build_model(module), LazyPositions(module))
-        except cst.ParserSyntaxError as error:
-            loaded = ParseFailure(error)
-        except RecursionError:
-            loaded = ParseFailure(None)
         except (SourceError, OSError):
             loaded = None
+        else:
+            loaded = parse(text, build_model)
         self._loaded[path] = loaded
         if isinstance(loaded, Parsed):
             self.parsed_lines += text.count("\n") + 1
