@@ -262,3 +262,45 @@ def test_progress_bar_never_reaches_a_pipe(project):
         env={**os.environ, "CI": ""},
     )
     assert "checking" not in result.stderr and "\x1b[" not in result.stderr
+
+
+def _run_with_terminal_stderr(args: list[str], cwd: Path) -> tuple[int, str, str]:
+    """Run gradlint with stderr on a pseudo-terminal (as in an interactive shell), stdout piped."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gradlint", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        env={**os.environ, "CI": "", "GRADLINT_NO_PROGRESS": "", "TERM": "xterm", "COLUMNS": "100"},
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    stdout, _ = process.communicate()
+    os.close(primary)
+    return process.returncode, stdout.decode(), b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_progress_bar_shows_on_a_terminal_for_a_long_run_only_in_text_output(tmp_path):
+    for number in range(240):
+        (tmp_path / f"step_{number:03d}.py").write_text(TRAIN.replace("lr=0.1", f"lr=0.{number % 9 + 1}"))
+    code, stdout, stderr = _run_with_terminal_stderr(["check", ".", "--no-cache", "--jobs", "1"], tmp_path)
+    assert code == 1
+    assert "checking" in stderr and "/240" in stderr
+    assert "checking" not in stdout and "\x1b[" not in stdout
+    code, stdout, stderr = _run_with_terminal_stderr(
+        ["check", ".", "--no-cache", "--jobs", "1", "--format", "json"], tmp_path
+    )
+    assert code == 1 and json.loads(stdout)["findings"]
+    assert "checking" not in stderr

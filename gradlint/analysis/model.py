@@ -254,6 +254,9 @@ def _unpacked(
 
 
 
+_LEAVES = frozenset({cst.Lambda, cst.SimpleString, cst.Name, cst.Integer, cst.Float})
+
+
 def iter_calls(expression: cst.CSTNode) -> list[cst.Call | cst.CompFor]:
     """The calls (and comprehension `for`s) in an expression, in evaluation order.
 
@@ -266,9 +269,10 @@ def iter_calls(expression: cst.CSTNode) -> list[cst.Call | cst.CompFor]:
         if done:
             found.append(node)  # type: ignore[arg-type]
             continue
-        if isinstance(node, (cst.Lambda, cst.SimpleString, cst.Name, cst.Integer, cst.Float)):
+        node_type = type(node)  # exact types: isinstance against libcst's ABCs is slow
+        if node_type in _LEAVES:
             continue
-        if isinstance(node, (cst.Call, cst.CompFor)):
+        if node_type is cst.Call or node_type is cst.CompFor:
             stack.append((node, True))
         stack.extend((child, False) for child in reversed(children(node)))
     return found

@@ -312,10 +312,11 @@ class Resolver:
 
     def _argparse(self, dest: str, scope: Scope, depth: int) -> Resolved | None:
         """`args.dest`: the default of the matching add_argument, in this file or else the project."""
-        needles = (dest, dest.replace("_", "-"))
+        # The option as add_argument spells it: `--dest`, `--de-st`, or a quoted dest/positional.
+        spellings = (f"--{dest}", f"--{dest.replace('_', '-')}", f'"{dest}"', f"'{dest}'")
         candidates = [(scope.path, scope.model)] + [
             (path, model)
-            for path, model in self.project.files_with(all_of=("add_argument",), any_of=needles)
+            for path, model in self.project.files_with(all_of=("add_argument",), any_of=spellings)
             if path != scope.path
         ]
         for path, model in candidates:
