@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 import libcst as cst
 
+from gradlint.analysis.walk import children
 from gradlint.source import cpython_parse
 
 if TYPE_CHECKING:
@@ -152,31 +153,25 @@ def newline_of(text: str) -> str:
     return match.group(0) if match else "\n"
 
 
-class _StatementMap(cst.CSTVisitor):
+class _StatementMap:
     """id(node) -> the innermost simple statement (line or one-line suite) holding it, and
-    id(node) -> its parent node."""
+    id(node) -> its parent node. Built with gradlint's read-only walk: a libcst visitor
+    rebuilds every node it leaves, which cost more than the rest of a fix."""
 
-    def __init__(self) -> None:
-        self.stack: list[cst.CSTNode] = []
-        self.nodes: list[cst.CSTNode] = []
+    def __init__(self, module: cst.Module) -> None:
         self.holder: dict[int, cst.CSTNode] = {}
         self.parent: dict[int, cst.CSTNode] = {}
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if self.nodes:
-            self.parent[id(node)] = self.nodes[-1]
-        self.nodes.append(node)
-        if self.stack:
-            self.holder[id(node)] = self.stack[-1]
-        if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
-            self.stack.append(node)
-            self.holder[id(node)] = node
-        return True
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        self.nodes.pop()
-        if self.stack and self.stack[-1] is original_node:
-            self.stack.pop()
+        statement_types = (cst.SimpleStatementLine, cst.SimpleStatementSuite)
+        stack: list[tuple[cst.CSTNode, cst.CSTNode | None]] = [(module, None)]
+        while stack:
+            node, holder = stack.pop()
+            if type(node) in statement_types:
+                holder = node
+            if holder is not None:
+                self.holder[id(node)] = holder
+            for child in children(node):
+                self.parent[id(child)] = node
+                stack.append((child, holder))
 
 
 class Resolver:
@@ -191,8 +186,7 @@ class Resolver:
 
     def _statements(self) -> _StatementMap:
         if self._map is None:
-            self._map = _StatementMap()
-            self.module.visit(self._map)
+            self._map = _StatementMap(self.module)
         return self._map
 
     def holder(self, node: cst.CSTNode) -> cst.CSTNode | None:

@@ -8,6 +8,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -269,10 +270,11 @@ def _run_with_terminal_stderr(args: list[str], cwd: Path) -> tuple[int, str, str
     import pty
 
     primary, secondary = pty.openpty()
+    stdout_file = tempfile.TemporaryFile()  # a pipe nobody reads would fill up and block the child
     process = subprocess.Popen(
         [sys.executable, "-m", "gradlint", *args],
         cwd=cwd,
-        stdout=subprocess.PIPE,
+        stdout=stdout_file,
         stderr=secondary,
         env={**os.environ, "CI": "", "GRADLINT_NO_PROGRESS": "", "TERM": "xterm", "COLUMNS": "100"},
     )
@@ -286,14 +288,18 @@ def _run_with_terminal_stderr(args: list[str], cwd: Path) -> tuple[int, str, str
         if not chunk:
             break
         chunks.append(chunk)
-    stdout, _ = process.communicate()
+    process.wait(timeout=120)
     os.close(primary)
-    return process.returncode, stdout.decode(), b"".join(chunks).decode(errors="replace")
+    stdout_file.seek(0)
+    stdout = stdout_file.read().decode()
+    stdout_file.close()
+    return process.returncode, stdout, b"".join(chunks).decode(errors="replace")
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
 def test_progress_bar_shows_on_a_terminal_for_a_long_run_only_in_text_output(tmp_path):
-    for number in range(240):
+    (tmp_path / "model.py").write_text(MODEL)
+    for number in range(239):
         (tmp_path / f"step_{number:03d}.py").write_text(TRAIN.replace("lr=0.1", f"lr=0.{number % 9 + 1}"))
     code, stdout, stderr = _run_with_terminal_stderr(["check", ".", "--no-cache", "--jobs", "1"], tmp_path)
     assert code == 1
