@@ -7,7 +7,6 @@ file, the key, what is wrong and what is allowed.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
@@ -196,6 +195,8 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
         lookalike = "GL" + word[2:].upper().translate(_DIGIT_LOOKALIKES)
         if lookalike in choices:
             return f" (did you mean {lookalike!r}?)"
+    import difflib  # only for a mistake
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if not close:
         close = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1, cutoff=0.6)

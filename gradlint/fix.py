@@ -10,11 +10,9 @@ move, are a single simple statement); otherwise the finding says "no automatic f
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
@@ -469,6 +467,8 @@ def fixed_text(text: str, findings: Sequence["Finding"], unsafe: bool) -> tuple[
 
 
 def unified_diff(before: str, after: str, name: str) -> str:
+    import difflib
+
     return "".join(
         difflib.unified_diff(
             before.splitlines(keepends=True),
@@ -489,6 +489,7 @@ def read_text(path: Path) -> str:
 def write_atomic(path: Path, text: str) -> None:
     """Write through a temporary file in the same folder + os.replace, keeping the mode and
     the encoding (a UTF-8 BOM or a coding cookie) of the original."""
+    import tempfile
     import tokenize
     from io import BytesIO
 

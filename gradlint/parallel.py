@@ -14,7 +14,6 @@ macOS's default), gradlint checks in one process.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import traceback
@@ -46,12 +45,14 @@ def default_jobs() -> int:
 
 
 def can_fork() -> bool:
+    import multiprocessing  # only when there is enough work to share (it costs ~7 ms to import)
+
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
 def worth_parallel(pending: Sequence["SourceFile"], jobs: int) -> bool:
     parsing = sum(1 for source in pending if source.needs_parse)
-    return jobs > 1 and can_fork() and parsing >= MIN_FILES_PER_WORKER * 2
+    return jobs > 1 and parsing >= MIN_FILES_PER_WORKER * 2 and can_fork()
 
 
 def check_one(checker: "FileChecker", source: "SourceFile", project: "ProjectIndex") -> "FileResult":
@@ -99,6 +100,8 @@ def check_parallel(
     shares = list(_shares(pending, jobs * SHARES_PER_WORKER))
     results: list[FileResult] = []
     try:
+        import multiprocessing
+
         context = multiprocessing.get_context("fork")
         with context.Pool(processes=min(jobs, len(shares))) as pool:
             for part in pool.imap_unordered(_check_share, shares):
