@@ -10,7 +10,7 @@ import tokenize
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import libcst as cst
 from libcst.metadata import PositionProvider
@@ -106,7 +106,7 @@ def parse(text: str, build: Any) -> Parsed | ParseFailure:
     `build(module)`, in a thread with a large stack, so that deeply nested code that CPython
     accepts cannot overflow the C stack and kill the process."""
     try:
-        cpython_parse(text)
+        tree = cpython_parse(text)
     except SyntaxError as error:
         return ParseFailure(syntax=(max(1, error.lineno or 1), max(1, error.offset or 1), error.msg))
     except (RecursionError, MemoryError):
@@ -116,7 +116,7 @@ def parse(text: str, build: Any) -> Parsed | ParseFailure:
 
     def parse_and_build() -> Parsed:
         module = cst.parse_module(text)
-        return Parsed(build(module), LazyPositions(module))
+        return Parsed(build(module), LazyPositions(module, [statement.lineno for statement in tree.body]))
 
     try:
         return _with_large_stack(parse_and_build)
@@ -127,14 +127,14 @@ def parse(text: str, build: Any) -> Parsed | ParseFailure:
         return ParseFailure(skip="too deeply nested to parse")
 
 
-def cpython_parse(text: str) -> None:
+def cpython_parse(text: str) -> Any:
     """CPython's parser alone (no bytecode); its warnings about the user's code
     (`"is" with a literal`, ...) are not gradlint's to print."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        compile(text, "<gradlint>", "exec", dont_inherit=True, flags=0x400)  # ast.PyCF_ONLY_AST
+        return compile(text, "<gradlint>", "exec", dont_inherit=True, flags=0x400)  # ast.PyCF_ONLY_AST
 
 
 def _with_large_stack(function: Any) -> Any:
@@ -165,20 +165,81 @@ def _with_large_stack(function: Any) -> Any:
 
 
 class LazyPositions:
-    """PositionProvider, computed on first use only."""
+    """Positions (libcst's PositionProvider), computed on first use, one top-level statement
+    at a time.
 
-    def __init__(self, module: cst.Module) -> None:
+    libcst computes positions by generating the code of the whole module, which costs more
+    than parsing it; a finding needs the positions of a few nodes. So only the top-level
+    statement holding the node is generated, and its lines are shifted to where CPython's
+    parser put that statement (`statement_lines`: the line of each top-level statement of
+    the module, from the AST). When the two parsers' statements do not pair up, the whole
+    module is generated as libcst does.
+    """
+
+    def __init__(self, module: cst.Module, statement_lines: list[int] | None = None) -> None:
         self.module = module
-        self._positions: Mapping[cst.CSTNode, Any] | None = None
+        self._statement_lines = statement_lines
+        self._positions: dict[cst.CSTNode, Any] = {}
+        self._top: dict[int, int] | None = None
+        """id(node) -> index of the top-level statement holding it."""
+        self._whole = False
 
     def _get(self, node: cst.CSTNode):
-        if self._positions is None:
-            # The provider's own code generation pass, without MetadataWrapper's visitor
-            # machinery around it: the same positions in about 60% of the time.
-            provider = PositionProvider()
-            provider._gen_impl(self.module)
-            self._positions = provider._computed
-        return self._positions[node]
+        position = self._positions.get(node)
+        if position is None:
+            self._compute(node)
+            position = self._positions[node]
+        return position
+
+    def _compute(self, node: cst.CSTNode) -> None:
+        index = self._statement_of(node)
+        if index is None or not self._statement(index):
+            self._generate_whole()
+
+    def _statement_of(self, node: cst.CSTNode) -> int | None:
+        if self._statement_lines is None or self._whole:
+            return None
+        if self._top is None:
+            if not _pairs_up(self.module, self._statement_lines):
+                self._statement_lines = None
+                return None
+            from gradlint.analysis.walk import walk
+
+            self._top = {id(inner): index for index, statement in enumerate(self.module.body) for inner in walk(statement)}
+        return self._top.get(id(node))
+
+    def _statement(self, index: int) -> bool:
+        """Generate one top-level statement; False when its lines cannot be placed."""
+        from libcst._position import CodePosition, CodeRange
+        from libcst.metadata.position_provider import PositionProvidingCodegenState
+
+        assert self._statement_lines is not None
+        statement = self.module.body[index]
+        provider = PositionProvider()
+        state = PositionProvidingCodegenState(
+            default_indent=self.module.default_indent, default_newline=self.module.default_newline, provider=provider
+        )
+        statement._codegen(state)
+        local = provider._computed.get(statement)
+        if local is None:
+            return False
+        shift = _first_line(self._statement_lines, self.module.body, index) - local.start.line
+        for inner, position in provider._computed.items():
+            if shift:
+                position = CodeRange(
+                    CodePosition(position.start.line + shift, position.start.column),
+                    CodePosition(position.end.line + shift, position.end.column),
+                )
+            self._positions[inner] = position
+        return True
+
+    def _generate_whole(self) -> None:
+        # The provider's own code generation pass, without MetadataWrapper's visitor
+        # machinery around it: the same positions in about 60% of the time.
+        provider = PositionProvider()
+        provider._gen_impl(self.module)
+        self._positions = provider._computed
+        self._whole = True
 
     def start(self, node: cst.CSTNode) -> tuple[int, int]:
         position = self._get(node)
@@ -192,3 +253,19 @@ class LazyPositions:
         )
 
 
+def _ast_statement_count(statement: cst.CSTNode) -> int:
+    """How many statements CPython's AST has for one libcst top-level statement (`a; b` is two)."""
+    if isinstance(statement, cst.SimpleStatementLine):
+        return len(statement.body)
+    return 1
+
+
+def _pairs_up(module: cst.Module, statement_lines: list[int]) -> bool:
+    return sum(_ast_statement_count(statement) for statement in module.body) == len(statement_lines)
+
+
+def _first_line(statement_lines: list[int], body: Any, index: int) -> int:
+    """CPython's line for libcst's top-level statement `index` (the line of its keyword, or of
+    its first small statement: where libcst's syntactic position starts too)."""
+    consumed = sum(_ast_statement_count(statement) for statement in body[:index])
+    return statement_lines[consumed]
