@@ -105,11 +105,10 @@ class FileChecker:
         report_parse_errors = ParseError.code in self.enabled_codes and ParseError.code not in source.ignored_codes
         if not source.needs_parse:
             # Nothing a rule could report, but a syntax error is still worth knowing about:
-            # CPython's C parser checks that at a fraction of libcst's cost.
-            syntax_error = _cpython_syntax_error(source.text) if report_parse_errors else None
-            if syntax_error is not None:
-                result.findings.append(self._parse_error(source.path, source.display_path, source.lines, *syntax_error))
-            return
+            # CPython's C parser checks that at a fraction of libcst's cost. Only when it
+            # refuses the file does libcst decide too (the file may be for a newer Python).
+            if not report_parse_errors or _cpython_syntax_error(source.text) is None:
+                return
         parsed = project.parsed(source.path)
         if isinstance(parsed, ParseFailure):
             if parsed.skip is not None:
@@ -119,7 +118,7 @@ class FileChecker:
                     self._parse_error(source.path, source.display_path, source.lines, *parsed.syntax)
                 )
             return
-        if isinstance(parsed, Parsed):
+        if isinstance(parsed, Parsed) and source.needs_parse:
             source.model, source.positions = parsed.model, parsed.positions
             self._run_rules(source, project, result)
 

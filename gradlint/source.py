@@ -101,14 +101,23 @@ RECURSION_LIMIT = 60_000
 
 
 def parse(text: str, build: Any) -> Parsed | ParseFailure:
-    """CPython's parser first: it names syntax errors precisely, refuses what CPython itself
-    refuses (nesting past its limits) in milliseconds, and never crashes. Then libcst and
-    `build(module)`, in a thread with a large stack, so that deeply nested code that CPython
-    accepts cannot overflow the C stack and kill the process."""
+    """CPython's parser first: it names syntax errors precisely, refuses nesting past its
+    limits in milliseconds, and never crashes. Then libcst and `build(module)`, in a thread
+    with a large stack, so that deeply nested code cannot overflow the C stack and kill the
+    process.
+
+    A file is a syntax error (GL000) when both parsers refuse it, or when CPython refuses it
+    for nesting. When only CPython refuses it, the file is written for a newer Python than the
+    one running gradlint (`def f[T](...)` on 3.11) and libcst, which knows newer grammars,
+    decides."""
+    syntax: tuple[int, int, str] | None = None
+    statement_lines: list[int] | None = None
     try:
-        tree = cpython_parse(text)
+        statement_lines = [statement.lineno for statement in cpython_parse(text).body]
     except SyntaxError as error:
-        return ParseFailure(syntax=(max(1, error.lineno or 1), max(1, error.offset or 1), error.msg))
+        syntax = (max(1, error.lineno or 1), max(1, error.offset or 1), error.msg)
+        if "too many nested" in error.msg:
+            return ParseFailure(syntax=syntax)
     except (RecursionError, MemoryError):
         return ParseFailure(skip="too deeply nested to parse")
     except ValueError as error:  # NUL bytes and the like
@@ -116,11 +125,13 @@ def parse(text: str, build: Any) -> Parsed | ParseFailure:
 
     def parse_and_build() -> Parsed:
         module = cst.parse_module(text)
-        return Parsed(build(module), LazyPositions(module, [statement.lineno for statement in tree.body]))
+        return Parsed(build(module), LazyPositions(module, statement_lines))
 
     try:
         return _with_large_stack(parse_and_build)
     except cst.ParserSyntaxError as error:
+        if syntax is not None:
+            return ParseFailure(syntax=syntax)
         message = str(error.message).splitlines()[0] if error.message else "parser error"
         return ParseFailure(skip=f"libcst cannot parse this valid Python ({message}); gradlint skipped it")
     except (RecursionError, MemoryError):

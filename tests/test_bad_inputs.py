@@ -284,3 +284,23 @@ def test_pythons_warnings_about_the_checked_code_are_not_printed(tmp_path: Path)
     code, out, err = run_process("check", "warns.py", "--no-cache", cwd=tmp_path)
     assert code == 0
     assert "SyntaxWarning" not in err and "is not callable" not in err
+
+
+def test_code_for_a_newer_python_is_checked_not_called_a_syntax_error(tmp_path: Path):
+    """`def f[T]` (PEP 695) is Python 3.12 syntax: a gradlint running on 3.11 must still check it."""
+    (tmp_path / "generic.py").write_text(
+        "import torch\n\n\ndef first[T](items: list[T]) -> T:\n    return items[0]\n\n\n"
+        "def train(model, optimizer, loader):\n    for x, y in loader:\n        optimizer.zero_grad()\n"
+        "        loss = (model(x) - y).pow(2).mean()\n        loss.backward()\n        optimizer.step()\n"
+    )
+    code, out, err = run_process("check", "generic.py", "--no-cache", "--format", "concise", "--fail-on", "info", cwd=tmp_path)
+    assert "GL000" not in out and "skipped" not in err
+    assert code == 1 and "generic.py:13:9: GL101" in out
+
+
+def test_newer_python_syntax_in_a_file_no_rule_reads_is_not_a_syntax_error(tmp_path: Path):
+    (tmp_path / "aliases.py").write_text("type Vector = list[float]\n\n\ndef first[T](items: list[T]) -> T:\n    return items[0]\n")
+    (tmp_path / "broken.py").write_text("def oops(:\n    pass\n")
+    code, out, err = run_process("check", ".", "--no-cache", "--format", "concise", cwd=tmp_path)
+    assert "aliases.py" not in out and "skipped" not in err
+    assert code == 1 and "broken.py:1:10: GL000" in out
