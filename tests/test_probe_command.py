@@ -46,6 +46,10 @@ FACTORIES = textwrap.dedent(
 
     def mlp():
         return nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+
+
+    def huge():
+        return nn.Linear(50_000, 50_000)  # 10 GB of float32 weights
     """
 )
 
@@ -104,6 +108,13 @@ def test_timeout(factory_file):
     code, out, err = _run("models.py:sleepy", "--timeout", "2")
     assert code == 2
     assert "timed out" in err
+
+
+def test_a_model_beyond_the_memory_cap_is_not_probed_and_says_too_large(factory_file):
+    code, out, err = _run("models.py:huge", "--memory-mb", "1024")
+    assert code == 2
+    assert "not probed" in err and "too large for the memory cap (1024 MiB)" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("target", ["models", "models.py:", ":factory", "no/such/file.py:f", "bad module:f"])

@@ -82,6 +82,11 @@ def _check_matplotlib() -> None:
         raise _fail(f"--plot needs matplotlib: {PLOT_HINT}")
 
 
+def _out_of_memory(err: str) -> bool:
+    """The user's code failed because the address-space cap refused an allocation."""
+    return any(marker in err for marker in ("MemoryError", "can't allocate memory", "out of memory", "std::bad_alloc"))
+
+
 def run_child(request: dict, timeout: float) -> tuple[int, dict | None, str, str]:
     """Run `gradlint.probe.target`; (returncode, result or None, stdout, stderr). returncode is
     None-like -1 on timeout."""
@@ -252,6 +257,11 @@ def probe_command(target: str, batch: str | None, input_shape: str | None, steps
         if err:
             click.echo(err, err=True, nl=not err.endswith("\n"))
         raise _fail(f"the probe of {target} timed out after {timeout:g} s (--timeout)")
+    if code == 3 and _out_of_memory(err):
+        raise _fail(
+            f"not probed: {target} is too large for the memory cap ({memory_mb} MiB): building or running it "
+            "failed to allocate memory; raise --memory-mb, or probe a smaller configuration"
+        )
     if code == 3:
         click.echo(err, err=True, nl=not err.endswith("\n"))
         raise _fail(f"your code raised an exception while probing {target} (traceback above)")
