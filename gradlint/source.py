@@ -160,15 +160,23 @@ def _with_large_stack(function: Any) -> Any:
         except BaseException as error:  # handed to the calling thread
             outcome["error"] = error
 
-    previous_stack = threading.stack_size(STACK_BYTES)
     previous_limit = sys.getrecursionlimit()
+    try:
+        previous_stack = threading.stack_size(STACK_BYTES)
+    except (ValueError, RuntimeError):  # the platform sets no thread stack sizes
+        return function()
     sys.setrecursionlimit(max(previous_limit, RECURSION_LIMIT))
     try:
         thread = threading.Thread(target=run, name="gradlint-parse")
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # no address space for the stack (a `ulimit -v`): parse here instead
+            sys.setrecursionlimit(previous_limit)
+            threading.stack_size(previous_stack)
+            return function()
+        threading.stack_size(previous_stack)
         thread.join()
     finally:
-        threading.stack_size(previous_stack)
         sys.setrecursionlimit(previous_limit)
     if "error" in outcome:
         raise outcome["error"]
