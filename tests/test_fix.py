@@ -457,3 +457,16 @@ def test_diff_shows_a_move_and_a_replacement_and_writes_nothing(tmp_path):
     changed = [line[1:] for line in result.output.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     assert "            optimizer.step()" in changed or "            )  # logged below" in changed
     assert moved.read_text() == CLIP_AFTER_STEP and replaced.read_text() == EXHAUSTED
+
+
+def test_text_summary_says_how_many_findings_each_fix_mode_would_fix(tmp_path):
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    shutil.copytree(fixtures / "amp_clip_before_unscale", tmp_path / "amp")  # GL103: safe
+    shutil.copytree(fixtures / "char_rnn_no_clip", tmp_path / "rnn")  # GL101: unsafe
+    result = CliRunner().invoke(main, ["check", str(tmp_path), "--no-cache"])
+    assert result.exit_code == 1
+    assert "1 finding fixable with `gradlint check --fix` (1 more with `--unsafe-fixes`)." in result.stdout
+    only_unsafe = CliRunner().invoke(main, ["check", str(tmp_path / "rnn"), "--no-cache", "--format", "concise"])
+    assert "1 finding fixable with `gradlint check --fix --unsafe-fixes`." in only_unsafe.stdout
+    quiet = CliRunner().invoke(main, ["check", str(tmp_path), "--no-cache", "-q"])
+    assert "fixable" not in quiet.stdout

@@ -92,6 +92,25 @@ def summary_line(report: Report) -> str:
     return f"Found {_plural(len(report.findings), 'problem')} ({breakdown}) in {files}{suppressed}.{baseline}"
 
 
+def fix_line(report: Report) -> str | None:
+    """How many findings `--fix` (and `--unsafe-fixes`) would fix, as ruff says it; None if none."""
+    safe = sum(1 for f in report.findings if f.fix is not None and f.fix.safety == "safe")
+    unsafe = sum(1 for f in report.findings if f.fix is not None and f.fix.safety != "safe")
+    if not safe and not unsafe:
+        return None
+    if not safe:
+        return f"{_plural(unsafe, 'finding')} fixable with `gradlint check --fix --unsafe-fixes`."
+    more = f" ({unsafe} more with `--unsafe-fixes`)" if unsafe else ""
+    return f"{_plural(safe, 'finding')} fixable with `gradlint check --fix`{more}."
+
+
+def _print_summary(console: Console, report: Report) -> None:
+    console.print(_summary_text(report))
+    fixable = fix_line(report)
+    if fixable is not None:
+        console.print(Text(fixable))
+
+
 def _summary_text(report: Report) -> Text:
     if not report.findings:
         return Text(summary_line(report), style="bold green")
@@ -348,7 +367,7 @@ def write_text(
     for finding in sorted_findings(report):
         _print_full(console, finding)
         console.print()
-    console.print(_summary_text(report))
+    _print_summary(console, report)
 
 
 def write_concise(
@@ -368,4 +387,4 @@ def write_concise(
         for finding in sorted_findings(report):
             console.print(headline(finding))
     if not quiet:
-        console.print(_summary_text(report))
+        _print_summary(console, report)
