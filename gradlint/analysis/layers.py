@@ -216,6 +216,7 @@ def layers(model: FileModel) -> list[Layer]:
 
 
 def owner_class(model: FileModel, function: Function | None) -> ClassInfo | None:
+    """The class whose method (or a function nested in it) `function` is."""
     while function is not None and function.class_name is None:
         function = function.parent
     if function is None or function.class_name is None:

@@ -29,6 +29,7 @@ import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import arg_value, kwarg_value
+from gradlint.analysis.layers import owner_class
 from gradlint.analysis.model import (
     ClassInfo,
     FileModel,
@@ -83,16 +84,6 @@ def _assignment_in(function: Function, name: str) -> cst.BaseExpression | None:
     from gradlint.index.values import _assignment_in as assignment_in
 
     return assignment_in(function, name)
-
-
-def owner_class(function: Function | None, model: FileModel) -> ClassInfo | None:
-    """The class whose method (or a function nested in it) `function` is."""
-    while function is not None and function.class_name is None:
-        function = function.parent
-    if function is None or function.class_name is None:
-        return None
-    info = model.classes.get(function.class_name)
-    return info if info is not None and info.methods.get(function.name) is function else None
 
 
 def qualified(model: FileModel, node: cst.BaseExpression) -> str | None:
@@ -167,7 +158,7 @@ def unwrap_module(bound: Bound, depth: int = 0) -> Bound:
         if isinstance(value, cst.Attribute) and dotted_name(value) and dotted_name(value).startswith("self."):
             parts = dotted_name(value).split(".")
             if len(parts) == 2:
-                info = owner_class(bound.function, bound.model)
+                info = owner_class(bound.model, bound.function)
                 if info is not None and parts[1] in info.attribute_values:
                     bound = Bound(
                         info.attribute_values[parts[1]], bound.path, bound.model, info.attribute_functions.get(parts[1])
@@ -197,7 +188,7 @@ def resolve_path(parts: list[str], scope: Scope, project: ProjectIndex) -> Modul
         return None
     head = parts[0]
     if head == "self":
-        info = owner_class(scope.function, scope.model)
+        info = owner_class(scope.model, scope.function)
         if info is None:
             return None
         if len(parts) == 1:

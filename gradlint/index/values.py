@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import libcst as cst
 
-from gradlint.analysis.calls import kwarg_value
+from gradlint.analysis.calls import arg_value, kwarg_value
 from gradlint.analysis.model import ClassInfo, FileModel, Function, Kind
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.values import _INF_NAMES, _NAN_NAMES
@@ -437,22 +437,12 @@ def _param(function: Function, name: str) -> cst.Param | None:
 
 def _bind(function: Function, param: cst.Param, call: cst.Call) -> cst.BaseExpression | None:
     """The argument a call passes for `param` (keyword or position), None when it passes none."""
-    keyword = kwarg_value(call, param.name.value)
-    if keyword is not None:
-        return keyword
+    name = param.name.value
     params = function.node.params
     ordered = [p.name.value for p in (*params.posonly_params, *params.params)]
     if function.class_name is not None and ordered and ordered[0] in ("self", "cls"):
         ordered = ordered[1:]
-    if param.name.value not in ordered:
-        return None
-    position = ordered.index(param.name.value)
-    positional = []
-    for arg in call.args:
-        if arg.keyword is not None:
-            continue
-        if arg.star:
-            return None
-        positional.append(arg.value)
-    return positional[position] if position < len(positional) else None
+    if name not in ordered:
+        return kwarg_value(call, name)
+    return arg_value(call, ordered.index(name), name)
 

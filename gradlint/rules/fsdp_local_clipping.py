@@ -8,6 +8,7 @@ from typing import Iterator
 
 import libcst as cst
 
+from gradlint.analysis.calls import arg_value, kwarg_value
 from gradlint.analysis.model import FileModel, Function, Kind, snippet
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, contexts
@@ -192,19 +193,8 @@ def _from_callers(name: str, project, path: Path, function: Function | None, dep
 
 def _bind(function: Function, name: str, call: cst.Call) -> cst.BaseExpression | None:
     """The argument a call passes for parameter `name` (keyword or position)."""
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg.value
     params = function.node.params
     ordered = [param.name.value for param in (*params.posonly_params, *params.params)]
     if name not in ordered:
-        return None
-    position = ordered.index(name)
-    positional = []
-    for arg in call.args:
-        if arg.keyword is not None:
-            continue
-        if arg.star:
-            return None
-        positional.append(arg.value)
-    return positional[position] if position < len(positional) else None
+        return kwarg_value(call, name)
+    return arg_value(call, ordered.index(name), name)

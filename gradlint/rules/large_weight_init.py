@@ -118,7 +118,7 @@ class _Checker:
 
     def _expanded(self, ops: list[InitOp]) -> Iterator[InitOp]:
         """`self.reset_parameters()` stands for an unknown op on every weight that method sets."""
-        info = owner_class(self.function, self.model)
+        info = owner_class(self.model, self.function)
         for op in ops:
             if op.op != "call":
                 yield op

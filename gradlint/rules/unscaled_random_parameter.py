@@ -162,7 +162,7 @@ def _rescaled_later(model: FileModel, function: Function | None, target: str | N
     For an attribute, any method of the class counts (a `reset_parameters()` is the usual place), and so does
     a loop over the module's own `parameters()` that initializes each one.
     """
-    info = owner_class(function, model)
+    info = owner_class(model, function)
     functions: list[Function | None]
     if target is not None and target.startswith("self.") and info is not None:
         functions = list(info.methods.values())
