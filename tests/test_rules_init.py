@@ -1,5 +1,5 @@
 """Specification tests for the weight-initialization rules: GL301 (large weight init) and GL302
-(unscaled random parameter), and for the weight facts they share (`gradlint.analysis.weights`).
+(unscaled random parameter), and for the weight facts they share (`gradlint.analysis.tensors`, `gradlint.analysis.inits`, `gradlint.index.weights`).
 
 The expected gain of an n x n matrix is its typical stretch of a vector: s * sqrt(n) for entries of
 std s, a * sqrt(n/3) for U(-a, a), the gain of an orthogonal or identity init, |c| * n for a

@@ -1,34 +1,25 @@
-"""Layer-construction facts: what an `nn.RNN(...)`, `nn.Linear(...)` or `nn.Conv2d(...)` call builds.
+"""Layer constructions in one file: what an `nn.RNN(...)`, `nn.Linear(...)` or `nn.Conv2d(...)` call is.
 
-A layer call's arguments are mapped to torch's parameter names (positional and keyword), and
-each one is resolved through the project index in the scope of the function the call sits in,
-so `nn.RNN(ninp, nhid, nlayers)` in `__init__` gets `nlayers` from the constructor's call sites
-(`RNNModel(ntokens, args.nlayers)`) and from there from argparse. Parameters the call leaves
-out take torch's defaults; those it passes but that cannot be resolved are `None` and listed
-as unresolved. Rules report the result as their finding's `data`, so it holds only JSON values.
-
-The module also answers the questions the model rules share about where a construction sits:
-how many times it runs (`for _ in range(N)`, `[... for _ in range(N)]`, `[...] * N`), the class
-that owns it, and what counts as a normalization layer or an activation.
+torch's layer signatures (so a call's arguments map to torch's parameter names, positional and
+keyword), the kinds gradlint tells apart (recurrent, vanilla, stackable, containers,
+normalization, unbounded activations), every layer construction of a file with the function it
+sits in, and where a node sits (its ancestors inside a function). Resolving the values of the
+arguments across the project is gradlint.index.layer_config's job; counting repetitions,
+gradlint.index.counts'.
 """
 
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import libcst as cst
 
 from gradlint.analysis.model import ClassInfo, FileModel, Function
-from gradlint.analysis.names import dotted_name, last_segment
+from gradlint.analysis.names import last_segment
 from gradlint.analysis.walk import children
-
-if TYPE_CHECKING:
-    from gradlint.index.values import Resolver, Scope
 
 REQUIRED = object()
 """A parameter without a default (`input_size`): missing from a call means unknown."""
@@ -72,37 +63,6 @@ SIGNATURES: dict[str, tuple[tuple[str, Any], ...]] = {
     "Conv2d": _CONV,
     "Conv3d": _CONV,
 }
-_INT = "int"
-_SIZE = "int or ints"
-_EXPECTED: dict[str, str] = {
-    "input_size": _INT, "hidden_size": _INT, "num_layers": _INT, "proj_size": _INT,
-    "in_features": _INT, "out_features": _INT, "in_channels": _INT, "out_channels": _INT, "groups": _INT,
-    "kernel_size": _SIZE, "stride": _SIZE, "dilation": _SIZE, "padding": "int, ints or str",
-    "nonlinearity": "str", "padding_mode": "str",
-    "bias": "bool", "batch_first": "bool", "bidirectional": "bool", "dropout": "number",
-}
-"""What each parameter holds: a resolved value of another type (`width, d = 256, 32` read as a
-tuple) is treated as unresolved rather than passed on."""
-
-
-def _plausible(name: str, value: Any) -> bool:
-    expected = _EXPECTED.get(name)
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    ints = isinstance(value, list) and bool(value) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    if expected == _INT:
-        return is_int
-    if expected == _SIZE:
-        return is_int or ints
-    if expected == "int, ints or str":
-        return is_int or ints or isinstance(value, str)
-    if expected == "str":
-        return isinstance(value, str)
-    if expected == "bool":
-        return isinstance(value, bool) or value in (0, 1)
-    if expected == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return True
-
 
 RECURRENT_KINDS = frozenset({"RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"})
 VANILLA_KINDS = frozenset({"RNN", "RNNCell"})
@@ -132,9 +92,6 @@ UNBOUNDED_FUNCTIONS = frozenset(
 )
 UNBOUNDED_MODULES = frozenset(
     {"ReLU", "LeakyReLU", "ELU", "GELU", "SELU", "CELU", "Softplus", "SiLU", "Mish", "PReLU", "RReLU"}
-)
-ACTIVATION_MODULES = UNBOUNDED_MODULES | frozenset(
-    {"Tanh", "Sigmoid", "Hardtanh", "ReLU6", "Softsign", "Hardsigmoid", "Hardswish", "LogSigmoid", "Tanhshrink"}
 )
 
 JSONValue = Any
@@ -269,82 +226,6 @@ def bound_arguments(call: cst.Call, kind: str) -> tuple[dict[str, cst.BaseExpres
     return passed, opaque
 
 
-@dataclass
-class LayerConfig:
-    """A layer call's resolved configuration: every parameter by torch's name."""
-
-    kind: str
-    values: dict[str, JSONValue] = field(default_factory=dict)
-    origins: dict[str, str] = field(default_factory=dict)
-    """Where each passed value came from (`argparse default of --nlayers (train.py:30)`)."""
-    unresolved: list[str] = field(default_factory=list)
-    passed: set[str] = field(default_factory=set)
-    """The parameters the call gives explicitly (the others are torch's defaults)."""
-
-    def get(self, name: str) -> JSONValue:
-        return self.values.get(name)
-
-    def integer(self, name: str) -> int | None:
-        value = self.values.get(name)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    def describe(self, name: str) -> str:
-        """`num_layers=4 (argparse default of --nlayers (train.py:30))` for messages."""
-        value = self.values.get(name)
-        shown = f"'{value}'" if isinstance(value, str) else "unresolved" if name in self.unresolved else f"{value}"
-        origin = self.origins.get(name)
-        if name not in self.passed and name not in self.unresolved:
-            origin = "torch's default"
-        return f"{name}={shown}" + (f" ({origin})" if origin else "")
-
-    def data(self, **extra: JSONValue) -> dict:
-        """The JSON `data` of a finding: `{"layer": "RNN", "input_size": 64, ..., "unresolved": [...]}`."""
-        result: dict[str, JSONValue] = {"layer": self.kind, **self.values}
-        unresolved = list(self.unresolved)
-        for key, value in extra.items():
-            if key == "unresolved":
-                unresolved.extend(name for name in value if name not in unresolved)
-            else:
-                result[key] = json_value(value)
-        result["unresolved"] = unresolved
-        return result
-
-
-def resolve_layer(
-    project: Any, path: Path, model: FileModel, call: cst.Call, kind: str, function: Function | None
-) -> LayerConfig:
-    """Every parameter of a layer call, resolved in the scope of the function it sits in."""
-    cache = model.derived.setdefault("layers.configs", {})
-    return project.deps.memo(cache, id(call), lambda: _resolve_layer(project, path, model, call, kind, function))
-
-
-def _resolve_layer(
-    project: Any, path: Path, model: FileModel, call: cst.Call, kind: str, function: Function | None
-) -> LayerConfig:
-    from gradlint.index.values import Scope
-
-    scope = Scope(path, model, function)
-    passed, opaque = bound_arguments(call, kind)
-    config = LayerConfig(kind, passed=set(passed))
-    for name, default in SIGNATURES[kind]:
-        if name in passed:
-            resolved = project.resolver.resolve(passed[name], scope)
-            value = json_value(resolved.value) if resolved is not None else None
-            if resolved is None or (value is None and resolved.value is not None) or not _plausible(name, value):
-                config.values[name] = None
-                config.unresolved.append(name)
-                continue
-            config.values[name] = value
-            if resolved.origin:
-                config.origins[name] = resolved.origin
-        elif name in opaque or default is REQUIRED:
-            config.values[name] = None
-            config.unresolved.append(name)
-        else:
-            config.values[name] = default
-    return config
-
-
 def json_value(value: Any) -> JSONValue:
     """The value as JSON can hold it (numbers, strings, booleans, null, lists), else None."""
     if value is None or isinstance(value, (bool, int, str)):
@@ -400,141 +281,6 @@ def ancestors(
         child = parent
 
 
-@dataclass(frozen=True)
-class Count:
-    """How many times something runs or appears, and why (`range(args.depth)`)."""
-
-    value: int | None
-    """None when a loop's length could not be resolved."""
-    origins: tuple[str, ...] = ()
-
-    def times(self, other: Count) -> Count:
-        value = None if self.value is None or other.value is None else self.value * other.value
-        return Count(value, self.origins + other.origins)
-
-
-ONCE = Count(1)
-
-
-_BINARY: dict[type, Callable[[Any, Any], Any]] = {
-    cst.Add: operator.add,
-    cst.Subtract: operator.sub,
-    cst.Multiply: operator.mul,
-    cst.FloorDivide: operator.floordiv,
-}
-
-
-def integer(node: cst.BaseExpression | None, resolver: Resolver, scope: Scope) -> Count:
-    """An integer expression's value; also understands `len(x)` of a resolved list."""
-    if node is None:
-        return Count(None)
-    if isinstance(node, cst.BinaryOperation) and type(node.operator) in _BINARY:
-        left, right = integer(node.left, resolver, scope), integer(node.right, resolver, scope)
-        if left.value is None or right.value is None:
-            return Count(None)
-        return Count(_BINARY[type(node.operator)](left.value, right.value), left.origins + right.origins)
-    if isinstance(node, cst.Call) and dotted_name(node.func) == "len" and len(node.args) == 1:
-        resolved = resolver.resolve(node.args[0].value, scope)
-        if resolved is None or not isinstance(resolved.value, (tuple, list, str, dict)):
-            return Count(None)
-        return Count(len(resolved.value), (resolved.origin,) if resolved.origin else ())
-    resolved = resolver.resolve(node, scope)
-    if resolved is None or not isinstance(resolved.value, int) or isinstance(resolved.value, bool):
-        return Count(None)
-    return Count(resolved.value, (resolved.origin,) if resolved.origin else ())
-
-
-def iterations(iterable: cst.BaseExpression, resolver: Resolver, scope: Scope) -> Count:
-    """How many times `for _ in <iterable>` runs: `range(...)`, `enumerate`/`zip` of known
-    lengths, or a list/tuple that resolves."""
-    if isinstance(iterable, cst.Call):
-        callee = dotted_name(iterable.func)
-        args = [arg for arg in iterable.args if arg.keyword is None and not arg.star]
-        if callee == "range" and 1 <= len(args) <= 3 and len(args) == len(iterable.args):
-            counts = [integer(arg.value, resolver, scope) for arg in args]
-            if any(count.value is None for count in counts):
-                return Count(None)
-            values = [count.value for count in counts]
-            try:
-                length = len(range(*values))  # type: ignore[arg-type]
-            except (ValueError, TypeError):
-                return Count(None)
-            return Count(length, tuple(origin for count in counts for origin in count.origins))
-        if callee in ("enumerate", "reversed") and args:
-            return iterations(args[0].value, resolver, scope)
-        if callee == "zip" and args:
-            counts = [iterations(arg.value, resolver, scope) for arg in args]
-            if any(count.value is None for count in counts):
-                return Count(None)
-            return Count(min(count.value for count in counts if count.value is not None))
-    if isinstance(iterable, (cst.List, cst.Tuple)) and not any(
-        isinstance(element, cst.StarredElement) for element in iterable.elements
-    ):
-        return Count(len(iterable.elements))
-    resolved = resolver.resolve(iterable, scope)
-    if resolved is not None and isinstance(resolved.value, (tuple, list)):
-        return Count(len(resolved.value), (resolved.origin,) if resolved.origin else ())
-    return Count(None)
-
-
-def comprehension_count(comp: cst.BaseComp, resolver: Resolver, scope: Scope) -> Count:
-    """How many elements `[elt for a in A for b in B]` builds (unknown with an `if` filter)."""
-    count = ONCE
-    for_in: cst.CompFor | None = comp.for_in
-    while for_in is not None:
-        if for_in.ifs:
-            return Count(None)
-        count = count.times(iterations(for_in.iter, resolver, scope))
-        for_in = for_in.inner_for_in
-    return count
-
-
-def element_repeats(
-    comp: cst.BaseComp, child: cst.CSTNode, visited: set[int], resolver: Resolver, scope: Scope
-) -> Count | None:
-    """How many times a construction under `comp` (reached through `child`; `visited` holds the
-    ids on the way up) becomes one of its elements. In the element expression: once per
-    iteration. In the iterable of a clause whose variable is the element
-    (`[m for _ in range(n) for m in (nn.Linear(w, w), nn.ReLU())]`): once per iteration of the
-    other clauses. None when the construction is not an element (a filter, another iterable)."""
-    if in_comprehension_element(comp, child):
-        return comprehension_count(comp, resolver, scope)
-    element = getattr(comp, "elt", None)
-    count = ONCE
-    source: cst.CompFor | None = None
-    for_in: cst.CompFor | None = comp.for_in
-    while for_in is not None:
-        if source is None and id(for_in.iter) in visited:
-            source = for_in
-            if not (
-                isinstance(element, cst.Name) and isinstance(for_in.target, cst.Name)
-                and for_in.target.value == element.value
-            ):
-                return None
-        elif for_in.ifs:
-            return Count(None)
-        else:
-            count = count.times(iterations(for_in.iter, resolver, scope))
-        for_in = for_in.inner_for_in
-    return count if source is not None else None
-
-
-def repeat_factor(operation: cst.BinaryOperation, child: cst.CSTNode, resolver: Resolver, scope: Scope) -> Count | None:
-    """`[layers] * N` (or `N * [layers]`) with `child` the list side: N. None when it is no repetition."""
-    if not isinstance(operation.operator, cst.Multiply):
-        return None
-    other = operation.right if child is operation.left else operation.left
-    if not isinstance(child, (cst.List, cst.Tuple, cst.ListComp)):
-        return None
-    return integer(other, resolver, scope)
-
-
-def loop_count(loop: cst.For | cst.While, resolver: Resolver, scope: Scope) -> Count:
-    if isinstance(loop, cst.While):
-        return Count(None)
-    return iterations(loop.iter, resolver, scope)
-
-
 def in_loop_body(loop: cst.For | cst.While, child: cst.CSTNode) -> bool:
     """Whether the path down from `loop` goes through its body (not its iterable or `else`)."""
     return child is loop.body
@@ -546,6 +292,3 @@ def in_comprehension_element(comp: cst.BaseComp, child: cst.CSTNode) -> bool:
     return child is getattr(comp, "elt", None)
 
 
-def describe_count(count: Count) -> str:
-    origins = [origin for origin in count.origins if origin]
-    return f" ({'; '.join(dict.fromkeys(origins))})" if origins else ""

@@ -23,8 +23,9 @@ from gradlint.analysis.model import (
     FileModel,
     Function,
     Kind,
+    enclosing_class,
 )
-from gradlint.analysis.names import last_segment
+from gradlint.analysis.names import dotted_name, last_segment
 
 MAX_INLINE_DEPTH = 4
 
@@ -97,10 +98,7 @@ class Context:
         return lookup
 
     def owner_class(self) -> ClassInfo | None:
-        function = self.function
-        while function is not None and function.class_name is None:
-            function = function.parent
-        return self.model.classes.get(function.class_name) if function and function.class_name else None
+        return enclosing_class(self.function, self.model)
 
     @cached_property
     def training_steps(self) -> list["TrainingStep"]:
@@ -312,3 +310,12 @@ def _find_steps(context: Context) -> Iterator[TrainingStep]:
                 continue  # a second optimizer stepped on the same gradients: one training step
             paired_backward = last_backward
             yield TrainingStep(context, last_backward, occ)
+
+
+def optimizer_name(step: TrainingStep) -> str:
+    """The optimizer a step steps, as written (`optimizer`, `self.opt`; the scaler's argument for
+    `scaler.step(optimizer)`)."""
+    event = step.step.event
+    if event.via_scaler and isinstance(event.node, cst.Call) and event.node.args:
+        return dotted_name(event.node.args[0].value) or "optimizer"
+    return event.receiver or "optimizer"

@@ -15,8 +15,8 @@ from gradlint.analysis.names import ImportMap
 
 Number = float | int
 
-_INF_NAMES = {"math.inf", "torch.inf", "numpy.inf", "numpy.Inf", "numpy.infty", "cmath.inf"}
-_NAN_NAMES = {"math.nan", "torch.nan", "numpy.nan", "numpy.NaN", "numpy.NAN", "cmath.nan"}
+INF_NAMES = {"math.inf", "torch.inf", "numpy.inf", "numpy.Inf", "numpy.infty", "cmath.inf"}
+NAN_NAMES = {"math.nan", "torch.nan", "numpy.nan", "numpy.NaN", "numpy.NAN", "cmath.nan"}
 
 _BINARY: dict[type, Callable[[Number, Number], Number]] = {
     cst.Add: operator.add,
@@ -84,9 +84,9 @@ def evaluate_number(
         return None
     if isinstance(node, (cst.Name, cst.Attribute)):
         qualified = imports.qualify_expr(node)
-        if qualified in _INF_NAMES:
+        if qualified in INF_NAMES:
             return math.inf
-        if qualified in _NAN_NAMES:
+        if qualified in NAN_NAMES:
             return math.nan
         if isinstance(node, cst.Name):
             bound = lookup(node.value)

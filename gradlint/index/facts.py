@@ -16,7 +16,7 @@ import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import arg_value, kwarg_value
-from gradlint.analysis.model import ClassInfo, FileModel, Function, Kind
+from gradlint.analysis.model import ClassInfo, FileModel, Function, Kind, enclosing_class, last_assignment
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, TrainingStep
 from gradlint.analysis.values import string_value
@@ -150,7 +150,7 @@ class Facts:
         if name is None:
             return None
         if name.startswith("self.") and name.count(".") == 1:
-            owner = _owner(function, model)
+            owner = enclosing_class(function, model)
             if owner is not None and name[5:] in owner.attribute_values:
                 return recurse(owner.attribute_values[name[5:]], owner.attribute_functions.get(name[5:]))
             return None
@@ -158,7 +158,7 @@ class Facts:
             return None
         value = context.binding(name, before) if context is not None else None
         if value is None and function is not None:
-            value = _assigned(function, name)
+            value = last_assignment(function, name)
         if value is None:
             value = model.constants.get(name)
         return recurse(value) if value is not None else None
@@ -172,11 +172,11 @@ class Facts:
         context, model = step.context, step.context.model
         if _from_lightning_optimizers(context, optimizer, step.step.index):
             # Lightning manual optimization: `opt = self.optimizers()` trains the module itself.
-            owner = _owner(context.function, model)
+            owner = enclosing_class(context.function, model)
             return self.of_class(self.project.class_symbol(path, owner)) if owner is not None else None
         constructor = context.binding(optimizer, step.step.index)
         if constructor is None and optimizer.startswith("self."):
-            owner = _owner(context.function, model)
+            owner = enclosing_class(context.function, model)
             constructor = owner.attribute_values.get(optimizer[5:]) if owner else None
         if not isinstance(constructor, cst.Call):
             return None
@@ -223,19 +223,3 @@ def _in_class(function: Function | None, info: ClassInfo) -> bool:
             return True
         function = function.parent
     return False
-
-
-def _owner(function: Function | None, model: FileModel) -> ClassInfo | None:
-    while function is not None and function.class_name is None:
-        function = function.parent
-    return model.classes.get(function.class_name) if function is not None and function.class_name else None
-
-
-def _assigned(function: Function, name: str) -> cst.BaseExpression | None:
-    found = None
-    for event in function.body.events():
-        if event.kind is Kind.ASSIGN and event.augmented is None and event.targets == (name,):
-            found = event.value
-    return found
-
-

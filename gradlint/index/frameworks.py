@@ -32,7 +32,7 @@ from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, contexts
 from gradlint.analysis.walk import walk
 from gradlint.index.facts import ModelFacts
-from gradlint.index.values import Scope, _Unresolved
+from gradlint.index.values import Scope, Unresolved
 
 if TYPE_CHECKING:
     from gradlint.index.project import ProjectIndex
@@ -509,7 +509,7 @@ class _Finder:
 
     def _value(self, node: cst.CSTNode, value: cst.BaseExpression, scope: Scope) -> Setting:
         resolved = self.project.resolver.resolve(value, scope)
-        if resolved is None or isinstance(resolved.value, _Unresolved):
+        if resolved is None or isinstance(resolved.value, Unresolved):
             return Setting("unresolved", node)
         literal = isinstance(value, (cst.Integer, cst.Float, cst.SimpleString, cst.UnaryOperation)) or (
             isinstance(value, cst.Name) and value.value in ("None", "True", "False")

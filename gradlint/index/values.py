@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import libcst as cst
 
-from gradlint.analysis.calls import arg_value, kwarg_value
-from gradlint.analysis.model import ClassInfo, FileModel, Function, Kind
+from gradlint.analysis.calls import argument_for, kwarg_value, parameter
+from gradlint.analysis.model import ClassInfo, FileModel, Function, last_assignment
 from gradlint.analysis.names import dotted_name
-from gradlint.analysis.values import _INF_NAMES, _NAN_NAMES
+from gradlint.analysis.values import INF_NAMES, NAN_NAMES
 
 if TYPE_CHECKING:
     from gradlint.index.project import ProjectIndex
@@ -174,7 +174,7 @@ class Resolver:
             if key is None:
                 continue
             value = self.resolve(element.value, scope, depth)
-            result[key.value] = _Unresolved(element.value, scope) if value is None else value.value
+            result[key.value] = Unresolved(element.value, scope) if value is None else value.value
         return result
 
     # --------------------------------------------------------------------- names
@@ -183,13 +183,13 @@ class Resolver:
         if name in ("True", "False", "None"):
             return Resolved({"True": True, "False": False, "None": None}[name])
         qualified = scope.model.imports.qualify(name)
-        if qualified in _INF_NAMES:
+        if qualified in INF_NAMES:
             return Resolved(math.inf)
-        if qualified in _NAN_NAMES:
+        if qualified in NAN_NAMES:
             return Resolved(math.nan)
         function = scope.function
         while function is not None:
-            assigned = _assignment_in(function, name)
+            assigned = last_assignment(function, name)
             if assigned is not None:
                 return self.resolve(assigned, Scope(scope.path, scope.model, function), depth)
             if name in function.params:
@@ -206,12 +206,12 @@ class Resolver:
 
     def _parameter(self, function: Function, name: str, scope: Scope, depth: int) -> Resolved | None:
         """A parameter's value: what a call site in the project passes, else its default."""
-        param = _param(function, name)
+        param = parameter(function, name)
         if param is None:
             return None
         passed_unknown = False
         for site_path, call, caller in self._call_sites(function, scope):
-            argument = _bind(function, param, call)
+            argument = argument_for(function, param, call)
             if argument is None:
                 continue
             site_model = self.project.model(site_path)
@@ -248,9 +248,9 @@ class Resolver:
 
     def _attribute(self, node: cst.Attribute, scope: Scope, depth: int) -> Resolved | None:
         qualified = scope.model.imports.qualify_expr(node)
-        if qualified in _INF_NAMES:
+        if qualified in INF_NAMES:
             return Resolved(math.inf)
-        if qualified in _NAN_NAMES:
+        if qualified in NAN_NAMES:
             return Resolved(math.nan)
         attribute = node.attr.value
         base = node.value
@@ -342,7 +342,7 @@ class Resolver:
             return None
         function = scope.function
         while function is not None:
-            assigned = _assignment_in(function, base.value)
+            assigned = last_assignment(function, base.value)
             if assigned is not None:
                 return assigned
             if base.value in function.params:
@@ -392,7 +392,7 @@ class Resolver:
                 if arg.keyword is None:
                     return None
                 resolved = self.resolve(arg.value, scope, depth)
-                values[arg.keyword.value] = _Unresolved(arg.value, scope) if resolved is None else resolved.value
+                values[arg.keyword.value] = Unresolved(arg.value, scope) if resolved is None else resolved.value
             return Resolved(values)
         function = _FUNCTIONS.get(qualified) or _FUNCTIONS.get(callee)
         if function is None or any(arg.keyword is not None for arg in node.args):
@@ -405,44 +405,14 @@ class Resolver:
         return Resolved(function(*(value.value for value in values if value is not None)))
 
     def _settle(self, value: Any, origin: "str | Origin", depth: int) -> Resolved | None:
-        if isinstance(value, _Unresolved):
+        if isinstance(value, Unresolved):
             return self.resolve(value.node, value.scope, depth)
         return Resolved(value, origin)
 
 
 @dataclass(frozen=True)
-class _Unresolved:
+class Unresolved:
     """A dict entry whose value could not be resolved up front (tried again on access)."""
 
     node: cst.BaseExpression
     scope: Scope
-
-
-def _assignment_in(function: Function, name: str) -> cst.BaseExpression | None:
-    """The last plain `name = value` in the function's own body (not nested functions)."""
-    found = None
-    for event in function.body.events():
-        if event.kind is Kind.ASSIGN and event.augmented is None and name in event.targets:
-            found = event.value if event.targets == (name,) else None
-    return found
-
-
-def _param(function: Function, name: str) -> cst.Param | None:
-    params = function.node.params
-    for param in (*params.posonly_params, *params.params, *params.kwonly_params):
-        if param.name.value == name:
-            return param
-    return None
-
-
-def _bind(function: Function, param: cst.Param, call: cst.Call) -> cst.BaseExpression | None:
-    """The argument a call passes for `param` (keyword or position), None when it passes none."""
-    name = param.name.value
-    params = function.node.params
-    ordered = [p.name.value for p in (*params.posonly_params, *params.params)]
-    if function.class_name is not None and ordered and ordered[0] in ("self", "cls"):
-        ordered = ordered[1:]
-    if name not in ordered:
-        return kwarg_value(call, name)
-    return arg_value(call, ordered.index(name), name)
-

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from pathlib import Path
 
 import libcst as cst
 
-from gradlint.analysis import vocabulary as vocab
-from gradlint.analysis.calls import arg_value
 from gradlint.analysis.model import (
-    ClassInfo,
     Event,
     FileModel,
-    Function,
     Kind,
 )
 from gradlint.analysis.names import dotted_name
-from gradlint.analysis.steps import Context, Occurrence, TrainingStep
+from gradlint.analysis.steps import Context, Occurrence, TrainingStep, optimizer_name
+from gradlint.index.optimizers import learning_rate
+
+
+def fmt(value: float) -> str:
+    """A number for a message: `3`, `1.5`, `0.00123`, `2.35`."""
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
+        return str(int(value)) if isinstance(value, int) else f"{value:.1f}"
+    return f"{value:.3g}" if abs(value) < 0.01 else str(round(value, 2))
 
 
 def text(model: FileModel, event: Event) -> str:
@@ -58,13 +60,6 @@ def optimizer_constructor(step: TrainingStep) -> cst.Call | None:
         owner = step.context.owner_class()
         value = owner.attribute_values.get(name[5:]) if owner else None
     return value if isinstance(value, cst.Call) else None
-
-
-def optimizer_name(step: TrainingStep) -> str:
-    event = step.step.event
-    if event.via_scaler and isinstance(event.node, cst.Call) and event.node.args:
-        return dotted_name(event.node.args[0].value) or "optimizer"
-    return event.receiver or "optimizer"
 
 
 def scaler_name(backward: Event) -> str:
@@ -125,170 +120,6 @@ def unclipped(instances: list[TrainingStep]) -> bool:
     """GL101's condition: no instance of the step clips between backward and step, misplaces a
     clip (GL102's finding), or is a framework engine's step (the engine may clip)."""
     return not any(s.clips or s.misplaced_clips or s.is_engine_step for s in instances)
-
-
-@dataclass(frozen=True, eq=False)
-class OptimizerSite:
-    """The `torch.optim.X(...)` call that built a step's optimizer, with where it is evaluated."""
-
-    call: cst.Call
-    path: Path
-    model: FileModel
-    function: Function | None
-    qualified: str
-
-    @property
-    def family(self) -> str:
-        return self.qualified.rsplit(".", 1)[-1]
-
-    @property
-    def scope(self):
-        from gradlint.index.values import Scope
-
-        return Scope(self.path, self.model, self.function)
-
-
-_MAX_HOPS = 6
-
-
-def optimizer_site(step: TrainingStep, project, path: Path) -> OptimizerSite | None:
-    """The optimizer constructor of a step: bound in the step's function or class (as
-    `optimizer_constructor` finds it), or passed in as an argument, through the call sites of the
-    function (or of the class whose `__init__` stores it), possibly in another file."""
-    context = step.context
-    model = context.model
-    name = optimizer_name(step)
-    value = context.binding(name, step.step.index)
-    if value is not None:
-        function = _value_function(model, value) if not name.startswith("self.") else None
-        if name.startswith("self."):
-            owner = context.owner_class()
-            function = owner.attribute_functions.get(name[5:]) if owner is not None else None
-        return _site(value, path, model, function, project, 0)
-    if "." in name:
-        return None
-    return _site(cst.Name(name), path, model, context.function, project, 0)
-
-
-def _site(value, path: Path, model: FileModel, function: Function | None, project, hops: int) -> OptimizerSite | None:
-    if hops > _MAX_HOPS or value is None:
-        return None
-    if isinstance(value, cst.Call):
-        qualified = model.qualify_call(value)
-        if vocab.is_optimizer_class(qualified):
-            assert qualified is not None
-            return OptimizerSite(value, path, model, function, qualified)
-        return None
-    name = dotted_name(value) if isinstance(value, (cst.Name, cst.Attribute)) else None
-    if name is None:
-        return None
-    if name.startswith("self.") and name.count(".") == 1:
-        owner = _owner_class(function, model)
-        if owner is None or name[5:] not in owner.attribute_values:
-            return None
-        inner_function = owner.attribute_functions.get(name[5:])
-        return _site(owner.attribute_values[name[5:]], path, model, inner_function, project, hops + 1)
-    if "." in name:
-        return None
-    scope_function = function
-    while scope_function is not None:
-        assigned = _assigned_in(scope_function, name)
-        if assigned is not None:
-            return _site(assigned, path, model, scope_function, project, hops + 1)
-        if name in scope_function.params:
-            return _through_callers(scope_function, name, path, model, project, hops + 1)
-        scope_function = scope_function.parent
-    constant = model.constants.get(name)
-    return _site(constant, path, model, None, project, hops + 1) if constant is not None else None
-
-
-def _through_callers(function: Function, name: str, path: Path, model: FileModel, project, hops: int):
-    """A parameter: what the function's call sites pass for it (the first that resolves)."""
-    from gradlint.index.values import _bind, _param
-
-    param = _param(function, name)
-    if param is None:
-        return None
-    sites: list[tuple[Path, cst.Call, Function | None]] = []
-    if function.class_name is not None and function.name != "__init__":
-        # `self.train_epoch(optimizer)`: calls of the method in its own class.
-        info = model.classes.get(function.class_name)
-        for site in model.calls:
-            if site.callee == f"self.{function.name}" and _owner_class(site.function, model) is info:
-                sites.append((path, site.node, site.function))
-    else:
-        if function.class_name is not None:
-            info = model.classes.get(function.class_name)
-            symbol = project.class_symbol(path, info) if info is not None else None
-        elif function.parent is None:
-            symbol = project.resolve(path, function.name)
-            symbol = symbol if symbol is not None and symbol.target is function else None
-        else:
-            symbol = None
-        if symbol is None:
-            return None
-        sites = [(site_path, site.node, site.function) for site_path, site in project.call_sites(symbol)]
-    for site_path, call, caller in sites:
-        argument = _bind(function, param, call)
-        site_model = project.model(site_path)
-        if argument is None or site_model is None:
-            continue
-        found = _site(argument, site_path, site_model, caller, project, hops)
-        if found is not None:
-            return found
-    return None
-
-
-def _owner_class(function: Function | None, model: FileModel) -> ClassInfo | None:
-    while function is not None and function.class_name is None:
-        function = function.parent
-    return model.classes.get(function.class_name) if function is not None and function.class_name else None
-
-
-def _assigned_in(function: Function, name: str) -> cst.BaseExpression | None:
-    found = None
-    for event in function.body.events():
-        if event.kind is Kind.ASSIGN and event.augmented is None and name in event.targets:
-            found = event.value if event.targets == (name,) else None
-    return found
-
-
-def _value_function(model: FileModel, value: cst.CSTNode) -> Function | None:
-    """The function whose own body assigns `value` (None: the module body)."""
-    owners = model.derived.get("helpers.value_functions")
-    if owners is None:
-        owners = {}
-        for function in model.all_functions:
-            for event in function.body.events():
-                if event.kind is Kind.ASSIGN and event.value is not None:
-                    owners[id(event.value)] = function
-        model.derived["helpers.value_functions"] = owners
-    return owners.get(id(value))
-
-
-@dataclass(frozen=True)
-class LearningRate:
-    site: OptimizerSite
-    node: cst.BaseExpression
-    """The `lr` argument."""
-    value: float
-    origin: str
-    limit: float | None
-    """The top of the family's usual range (None: no known range)."""
-
-
-def learning_rate(step: TrainingStep, project, path: Path) -> LearningRate | None:
-    """The resolved `lr` argument of the step's optimizer constructor (None when absent or unresolved)."""
-    site = optimizer_site(step, project, path)
-    if site is None:
-        return None
-    node = arg_value(site.call, 1, "lr")
-    if node is None:
-        return None
-    resolved = project.resolver.resolve(node, site.scope)
-    if resolved is None or isinstance(resolved.value, bool) or not isinstance(resolved.value, (int, float)):
-        return None
-    return LearningRate(site, node, resolved.value, resolved.origin, vocab.LR_LIMITS.get(site.family))
 
 
 def origin_text(origin: str) -> str:

@@ -7,7 +7,8 @@ from typing import Iterator
 from gradlint.analysis.model import FileModel, Kind
 from gradlint.analysis.steps import training_steps
 from gradlint.findings import Severity
-from gradlint.rules._helpers import optimizer_name, scaler_name, text
+from gradlint.analysis.steps import optimizer_name
+from gradlint.rules._helpers import scaler_name, text
 from gradlint.fix import FixSpec, InsertBefore
 from gradlint.rules._helpers import resolved_optimizer, resolved_scaler
 from gradlint.rules.base import Diagnostic, Rule, RuleContext

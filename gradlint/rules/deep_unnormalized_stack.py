@@ -11,23 +11,19 @@ from typing import Any
 import libcst as cst
 
 from gradlint.analysis.layers import (
-    ONCE,
     STACK_KINDS,
-    Count,
     ancestors,
-    element_repeats,
     function_of,
     in_comprehension_element,
     in_loop_body,
     is_container,
     is_normalization,
     layer_kind,
-    loop_count,
     owner_class,
-    repeat_factor,
-    resolve_layer,
     torch_nn_name,
 )
+from gradlint.index.counts import Count, ONCE, element_repeats, loop_count, repeat_factor
+from gradlint.index.layer_config import resolve_layer
 from gradlint.analysis.model import CallSite, ClassInfo, FileModel
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.walk import walk

@@ -7,21 +7,9 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from gradlint.analysis.layers import (
-    ONCE,
-    Count,
-    Layer,
-    ancestors,
-    describe_count,
-    element_repeats,
-    in_loop_body,
-    is_container,
-    layers,
-    loop_count,
-    owner_class,
-    repeat_factor,
-    resolve_layer,
-)
+from gradlint.analysis.layers import Layer, ancestors, in_loop_body, is_container, layers, owner_class
+from gradlint.index.counts import Count, ONCE, describe_count, element_repeats, loop_count, repeat_factor
+from gradlint.index.layer_config import resolve_layer
 from gradlint.analysis.model import FileModel, Function
 from gradlint.analysis.names import dotted_name
 from gradlint.findings import Severity

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import libcst as cst
 
-from gradlint.analysis.calls import arg_value, kwarg_value
+from gradlint.analysis.calls import argument_for, parameter
 from gradlint.analysis.model import FileModel, Function, Kind, snippet
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, contexts
@@ -177,7 +177,8 @@ def _from_callers(name: str, project, path: Path, function: Function | None, dep
         return None
     frameworks = _frameworks()
     for site_path, site in project.call_sites(symbol):
-        argument = _bind(function, name, site.node)
+        param = parameter(function, name)
+        argument = argument_for(function, param, site.node) if param is not None else None
         site_model = project.model(site_path)
         if argument is None or site_model is None or not isinstance(argument, (cst.Name, cst.Attribute)):
             continue
@@ -189,12 +190,3 @@ def _from_callers(name: str, project, path: Path, function: Function | None, dep
         if wrap is not None:
             return _Wrap(wrap.path, wrap.node, wrap.spelled, wrap.through + ((site_path, site.node),))
     return None
-
-
-def _bind(function: Function, name: str, call: cst.Call) -> cst.BaseExpression | None:
-    """The argument a call passes for parameter `name` (keyword or position)."""
-    params = function.node.params
-    ordered = [param.name.value for param in (*params.posonly_params, *params.params)]
-    if name not in ordered:
-        return kwarg_value(call, name)
-    return arg_value(call, ordered.index(name), name)

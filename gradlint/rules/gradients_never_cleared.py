@@ -7,7 +7,8 @@ from typing import Iterator
 from gradlint.analysis.model import FileModel, Kind
 from gradlint.analysis.steps import training_steps
 from gradlint.findings import Severity
-from gradlint.rules._helpers import optimizer_name, text
+from gradlint.analysis.steps import optimizer_name
+from gradlint.rules._helpers import text
 from gradlint.fix import FixSpec, InsertAtBodyStart
 from gradlint.rules._helpers import resolved_optimizer
 from gradlint.rules.base import Diagnostic, Rule, RuleContext

@@ -7,15 +7,10 @@ from typing import Iterator
 from gradlint.analysis.model import FileModel
 from gradlint.analysis.steps import step_instances
 from gradlint.findings import Severity
-from gradlint.rules._helpers import (
-    learning_rate,
-    origin_text,
-    text,
-    trained_model_name,
-    unclipped,
-)
+from gradlint.index.optimizers import learning_rate
+from gradlint.rules._helpers import origin_text, text, trained_model_name, unclipped
 from gradlint.rules.base import Diagnostic, Option, Rule, RuleContext
-from gradlint.rules.large_weight_init import fmt
+from gradlint.rules._helpers import fmt
 
 ADAPTIVE = {"Adam", "AdamW", "RMSprop", "Adamax", "NAdam", "RAdam"}
 FIXED_LIMITS = {"Adagrad": 0.1}

@@ -10,22 +10,13 @@ import libcst as cst
 
 from gradlint.analysis.calls import arg_value
 from gradlint.analysis.model import FileModel, Function
-from gradlint.analysis.weights import (
-    PARAMETER_CLASSES,
-    InitOp,
-    WeightTarget,
-    functions_with_init_ops,
-    init_ops,
-    make_scope,
-    owner_class,
-    qualified,
-    resolve_number,
-    square_size,
-    tensor_shape,
-    unwrap_tensor,
-    weight_target,
-)
+from gradlint.index.values import Scope
+from gradlint.analysis.inits import InitOp, functions_with_init_ops, init_ops
+from gradlint.analysis.layers import owner_class
+from gradlint.analysis.tensors import PARAMETER_CLASSES, qualified, tensor_shape, unwrap_tensor
+from gradlint.index.weights import WeightTarget, resolve_number, square_size, weight_target
 from gradlint.findings import Severity
+from gradlint.rules._helpers import fmt
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
 # (position, keyword, default) of the numbers each form reads; method forms drop the tensor.
@@ -54,12 +45,6 @@ _WHY = {
     "linear": "every pass through the layer multiplies activations and gradients by about that much",
     "parameter": "every application multiplies activations and gradients by about that much",
 }
-
-
-def fmt(value: float) -> str:
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
-        return str(int(value)) if isinstance(value, int) else f"{value:.1f}"
-    return f"{value:.3g}" if abs(value) < 0.01 else str(round(value, 2))
 
 
 @dataclass
@@ -101,7 +86,7 @@ class _Checker:
         self.function = function
         self.ctx = ctx
         self.project = ctx.project
-        self.scope = make_scope(ctx.source.path, model, function)
+        self.scope = Scope(ctx.source.path, model, function)
         self._targets: dict[tuple, WeightTarget | None] = {}
 
     # ------------------------------------------------------------------ chains

@@ -10,14 +10,8 @@ from typing import Any
 
 import libcst as cst
 
-from gradlint.analysis.layers import (
-    VANILLA_KINDS,
-    Layer,
-    json_value,
-    layers,
-    owner_class,
-    resolve_layer,
-)
+from gradlint.analysis.layers import Layer, VANILLA_KINDS, json_value, layers, owner_class
+from gradlint.index.layer_config import resolve_layer
 from gradlint.analysis.model import FileModel, Function, Kind
 from gradlint.analysis.steps import training_steps
 from gradlint.analysis.values import string_value

@@ -8,13 +8,8 @@ from typing import Iterator
 from gradlint.analysis.model import FileModel
 from gradlint.analysis.steps import step_instances
 from gradlint.findings import Severity
-from gradlint.rules._helpers import (
-    high_learning_rate,
-    optimizer_name,
-    scaler_name,
-    text,
-    trained_model_name,
-)
+from gradlint.analysis.steps import optimizer_name
+from gradlint.rules._helpers import high_learning_rate, scaler_name, text, trained_model_name
 from gradlint.analysis.model import Kind
 from gradlint.fix import EnsureImport, FixSpec, InsertBefore, no_fix
 from gradlint.rules._helpers import resolved_model, resolved_optimizer, resolved_scaler

@@ -12,16 +12,10 @@ from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import step_instances
 from gradlint.analysis.values import string_value
 from gradlint.findings import Severity
-from gradlint.rules._helpers import (
-    OptimizerSite,
-    optimizer_site,
-    origin_text,
-    text,
-    trained_model_name,
-    unclipped,
-)
+from gradlint.index.optimizers import OptimizerSite, optimizer_site
+from gradlint.rules._helpers import origin_text, text, trained_model_name, unclipped
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
-from gradlint.rules.large_weight_init import fmt
+from gradlint.rules._helpers import fmt
 
 # torch.optim's default weight_decay per optimizer, and the position of the argument
 # (None: the optimizer has no weight_decay argument).
@@ -125,7 +119,7 @@ def _groups_decay(site: OptimizerSite, project) -> bool:
     """Parameter groups (`[{"params": ..., "weight_decay": 0.01}, ...]`) that set a weight decay (or may)."""
     params = arg_value(site.call, 0, "params")
     if isinstance(params, cst.Name):
-        from gradlint.analysis.weights import bind_name
+        from gradlint.index.weights import bind_name
 
         bound = bind_name(params.value, site.scope)
         params = bound.value if bound is not None else params
@@ -154,7 +148,7 @@ def _facts_of_site(site: OptimizerSite, project):
                 None,
             )
     if isinstance(params, cst.Name) and site.function is not None:
-        from gradlint.analysis.weights import bind_name
+        from gradlint.index.weights import bind_name
 
         bound = bind_name(params.value, site.scope)
         params = bound.value if bound is not None else None

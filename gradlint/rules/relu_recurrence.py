@@ -9,15 +9,15 @@ from dataclasses import dataclass
 import libcst as cst
 
 from gradlint.analysis.layers import (
-    UNBOUNDED_FUNCTIONS,
     JSONValue,
+    UNBOUNDED_FUNCTIONS,
     is_unbounded_module,
     json_value,
     layer_kind,
     layers,
-    resolve_layer,
     torch_nn_name,
 )
+from gradlint.index.layer_config import resolve_layer
 from gradlint.analysis.model import ClassInfo, FileModel, Function, Kind
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.walk import children, walk

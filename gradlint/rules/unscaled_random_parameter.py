@@ -10,20 +10,20 @@ import libcst as cst
 from gradlint.analysis.calls import arg_value, kwarg_value
 from gradlint.analysis.model import FileModel, Function, Kind
 from gradlint.analysis.names import dotted_name
-from gradlint.analysis.weights import (
+from gradlint.index.values import Scope
+from gradlint.analysis.inits import init_ops
+from gradlint.analysis.layers import owner_class
+from gradlint.analysis.tensors import (
     PARAMETER_CLASSES,
     TENSOR_FACTORIES,
-    init_ops,
-    make_scope,
-    owner_class,
     qualified,
-    square_size,
     tensor_shape,
     unwrap_tensor,
 )
+from gradlint.index.weights import square_size
 from gradlint.findings import Severity
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
-from gradlint.rules.large_weight_init import fmt
+from gradlint.rules._helpers import fmt
 
 _RANDOM = {"randn", "rand"}
 _UNINITIALIZED = {"empty", "Tensor", "FloatTensor", "DoubleTensor", "HalfTensor", "BFloat16Tensor", "zeros", "ones"}
@@ -58,7 +58,7 @@ class UnscaledRandomParameter(Rule):
             if drawn is None:
                 continue
             factory, form, dims = drawn
-            scope = make_scope(ctx.source.path, model, site.function)
+            scope = Scope(ctx.source.path, model, site.function)
             square, n, origin = square_size(ctx.project, model, dims, scope)
             if not square or (n is not None and (math.sqrt(n) if factory == "randn" else 0.5 * n) <= 1):
                 continue  # gain 1 or less: nothing to report

@@ -1,4 +1,4 @@
-"""Weights and their initialization: which matrix an init call targets, and how big it is.
+"""Weights across the project: which matrix an init call targets, and how big it is.
 
 GL301 and GL302 ask two questions of a weight expression such as `self.rnn.weight_hh_l0`:
 
@@ -10,11 +10,6 @@ GL301 and GL302 ask two questions of a weight expression such as `self.rnn.weigh
 
 A loop `for name, p in self.rnn.named_parameters(): if "weight_hh" in name: init(p)` targets the
 RNN's recurrent matrices too.
-
-`init_ops` lists, per function, the operations that set or rescale a tensor in place
-(`nn.init.normal_(w, std=s)`, `w.data.mul_(k)`, `w *= k`, `self.W = nn.Parameter(...)`) in
-program order, with the loops and branches around them. It walks only the functions whose calls
-(from the FileModel) or augmented assignments show such an operation.
 """
 
 from __future__ import annotations
@@ -27,83 +22,33 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from gradlint.analysis import vocabulary as vocab
-from gradlint.analysis.calls import arg_value, kwarg_value
+from gradlint.analysis.calls import arg_value
 from gradlint.analysis.layers import owner_class
-from gradlint.analysis.model import (
-    ClassInfo,
-    FileModel,
-    Function,
-    Kind,
-    iter_calls,
-)
+from gradlint.analysis.model import ClassInfo, FileModel, Function, last_assignment
 from gradlint.analysis.names import dotted_name
+from gradlint.analysis.tensors import (
+    LINEAR_CLASSES,
+    PARAMETER_CLASSES,
+    TENSOR_MOVES,
+    code,
+    qualified,
+    recurrent_layer,
+    requires_grad,
+    strip_data,
+    tensor_call,
+    tensor_shape,
+    unwrap_tensor,
+)
 from gradlint.analysis.values import string_value
+from gradlint.index.layer_config import resolve_layer
+from gradlint.index.values import Scope
 
 if TYPE_CHECKING:
     from gradlint.index.project import ProjectIndex
-    from gradlint.index.values import Scope
 
 MAX_DEPTH = 6
-
-PARAMETER_CLASSES = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
-LINEAR_CLASSES = {"torch.nn.Linear", "torch.nn.modules.linear.Linear"}
-TENSOR_FACTORIES = {
-    "empty", "zeros", "ones", "randn", "rand", "eye", "full", "Tensor", "FloatTensor", "DoubleTensor",
-    "HalfTensor", "BFloat16Tensor", "tensor",
-}
-"""`torch.<name>(...)` calls that build a tensor of a given shape (`tensor` only for its data)."""
-_TENSOR_KEYWORDS = {"dtype", "device", "requires_grad", "layout", "pin_memory", "generator", "out", "memory_format"}
-_MOVES = {"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "contiguous", "requires_grad_", "clone", "detach"}
 _WRAPPERS = {"DataParallel", "DistributedDataParallel", "DDP", "compile"}
 _WEIGHT_HH = re.compile(r"^weight_hh(_l\d+)?(_reverse)?$")
-
-# Names of the init functions (`torch.nn.init.<name>`) and tensor methods that set a tensor.
-INIT_FUNCTIONS = {
-    "normal_", "normal", "uniform_", "uniform", "trunc_normal_", "orthogonal_", "orthogonal", "eye_", "eye",
-    "constant_", "constant", "ones_", "zeros_", "xavier_normal_", "xavier_uniform_", "xavier_normal",
-    "xavier_uniform", "kaiming_normal_", "kaiming_uniform_", "kaiming_normal", "kaiming_uniform",
-    "sparse_", "sparse", "dirac_", "dirac",
-}
-TENSOR_METHODS = {"normal_", "uniform_", "fill_", "mul_", "div_", "zero_", "copy_"}
-_CANDIDATE_NAMES = INIT_FUNCTIONS | TENSOR_METHODS | {"Parameter"}
-_AUGMENTED = {"MultiplyAssign": "*", "DivideAssign": "/"}
-
-
-# --------------------------------------------------------------------------- values and scopes
-
-
-def make_scope(path: Path, model: FileModel, function: Function | None) -> Scope:
-    """A resolver scope (imported here, not at module level: gradlint.index imports the rules)."""
-    from gradlint.index.values import Scope
-
-    return Scope(path, model, function)
-
-
-def _assignment_in(function: Function, name: str) -> cst.BaseExpression | None:
-    from gradlint.index.values import _assignment_in as assignment_in
-
-    return assignment_in(function, name)
-
-
-def qualified(model: FileModel, node: cst.BaseExpression) -> str | None:
-    return model.imports.qualify_expr(node)
-
-
-def strip_data(node: cst.BaseExpression) -> cst.BaseExpression:
-    """`w.data` / `w.detach()` -> `w`: the same storage."""
-    while True:
-        if isinstance(node, cst.Attribute) and node.attr.value == "data":
-            node = node.value
-        elif (
-            isinstance(node, cst.Call)
-            and isinstance(node.func, cst.Attribute)
-            and node.func.attr.value == "detach"
-            and not node.args
-        ):
-            node = node.func.value
-        else:
-            return node
 
 
 @dataclass(frozen=True)
@@ -117,14 +62,14 @@ class Bound:
 
     @property
     def scope(self) -> Scope:
-        return make_scope(self.path, self.model, self.function)
+        return Scope(self.path, self.model, self.function)
 
 
 def bind_name(name: str, scope: Scope) -> Bound | None:
     """The expression a bare name is assigned from: in its function (or an enclosing one), else at module level."""
     function = scope.function
     while function is not None:
-        assigned = _assignment_in(function, name)
+        assigned = last_assignment(function, name)
         if assigned is not None:
             return Bound(assigned, scope.path, scope.model, function)
         if name in function.params:
@@ -141,7 +86,7 @@ def unwrap_module(bound: Bound, depth: int = 0) -> Bound:
         value = bound.value
         if isinstance(value, cst.Call):
             func = value.func
-            if isinstance(func, cst.Attribute) and func.attr.value in _MOVES:
+            if isinstance(func, cst.Attribute) and func.attr.value in TENSOR_MOVES:
                 bound = Bound(func.value, bound.path, bound.model, bound.function)
                 continue
             name = dotted_name(func) or ""
@@ -249,49 +194,6 @@ def resolve_size(project: ProjectIndex, node: cst.BaseExpression | None, scope: 
     return int(value), origin
 
 
-def code(model: FileModel, node: cst.CSTNode) -> str:
-    return " ".join(model.module.code_for_node(node).split())
-
-
-# --------------------------------------------------------------------------- layers
-
-
-def recurrent_layer(model: FileModel, call: cst.CSTNode) -> str | None:
-    """`LSTM` when `call` builds `nn.LSTM(...)` (any import spelling), else None."""
-    if not isinstance(call, cst.Call):
-        return None
-    name = qualified(model, call.func)
-    return name.rsplit(".", 1)[-1] if name in vocab.RECURRENT_LAYERS else None
-
-
-def tensor_shape(model: FileModel, call: cst.Call) -> tuple[str, list[cst.BaseExpression]] | None:
-    """(`randn`, [dims]) for `torch.randn(a, b)` / `torch.empty((a, b))` / `torch.zeros(size=(a, b))`."""
-    name = qualified(model, call.func)
-    if name is None or not name.startswith("torch."):
-        return None
-    factory = name.rsplit(".", 1)[-1]
-    if factory not in TENSOR_FACTORIES or factory == "tensor":
-        return None
-    positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
-    if any(arg.star for arg in call.args):
-        return None
-    size = kwarg_value(call, "size")
-    if size is not None:
-        positional = [size]
-    if factory == "full":
-        positional = positional[:1]
-    if len(positional) == 1 and isinstance(positional[0], (cst.Tuple, cst.List)):
-        positional = [element.value for element in positional[0].elements]
-    if factory == "eye":
-        if len(positional) == 1:
-            positional = [positional[0], positional[0]]
-        elif kwarg_value(call, "m") is not None:
-            positional = [positional[0], kwarg_value(call, "m")]  # type: ignore[list-item]
-    if not positional or any(isinstance(dim, (cst.SimpleString, cst.Tuple, cst.List)) for dim in positional):
-        return None
-    return factory, positional
-
-
 def square_size(
     project: ProjectIndex, model: FileModel, dims: list[cst.BaseExpression], scope: Scope
 ) -> tuple[bool, int | None, str]:
@@ -341,7 +243,7 @@ class WeightTarget:
         return text + (f", {self.value_origin}" if self.value_origin else "")
 
     def layer_data(self, project: ProjectIndex) -> dict | None:
-        """The layer's resolved configuration (`gradlint.analysis.layers`), with where it is built."""
+        """The layer's resolved configuration (`gradlint.index.layer_config`), with where it is built."""
         if self.layer is None:
             return None
         data = dict(self.layer)
@@ -437,49 +339,12 @@ def _parameter_tensor(bound: Bound) -> cst.Call | None:
         inner = arg_value(value, 0, "data")
         return tensor_call(inner) if inner is not None else None
     tensor = unwrap_tensor(value)
-    if isinstance(tensor, cst.Call) and _requires_grad(value):
+    if isinstance(tensor, cst.Call) and requires_grad(value):
         return tensor
     return None
 
 
-def tensor_call(node: cst.BaseExpression, depth: int = 0) -> cst.Call | None:
-    """The tensor construction in `torch.eye(n) * k`, `torch.randn(n, n).to(device) / d` (for its shape)."""
-    node = unwrap_tensor(node)
-    if isinstance(node, cst.Call):
-        return node
-    if depth < 4 and isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Multiply, cst.Divide)):
-        return tensor_call(node.left, depth + 1) or (
-            tensor_call(node.right, depth + 1) if isinstance(node.operator, cst.Multiply) else None
-        )
-    return None
-
-
-def _requires_grad(call: cst.BaseExpression) -> bool:
-    for node in [call, unwrap_tensor(call)]:
-        if isinstance(node, cst.Call):
-            flag = kwarg_value(node, "requires_grad")
-            if isinstance(flag, cst.Name) and flag.value == "True":
-                return True
-            if isinstance(node.func, cst.Attribute) and node.func.attr.value == "requires_grad_":
-                return True
-    return False
-
-
-def unwrap_tensor(node: cst.BaseExpression) -> cst.BaseExpression:
-    """`torch.randn(n, n).to(device).requires_grad_()` -> `torch.randn(n, n)` (moves keep the values)."""
-    while (
-        isinstance(node, cst.Call)
-        and isinstance(node.func, cst.Attribute)
-        and node.func.attr.value in _MOVES
-        and isinstance(node.func.value, cst.Call)
-    ):
-        node = node.func.value
-    return node
-
-
 def _recurrent_target(display: str, bound: Bound, project: ProjectIndex) -> WeightTarget | None:
-    from gradlint.analysis.layers import resolve_layer
-
     call = bound.value
     assert isinstance(call, cst.Call)
     layer = recurrent_layer(bound.model, call) or ""
@@ -611,231 +476,3 @@ def _conjuncts(test: cst.BaseExpression) -> list[cst.BaseExpression]:
     return [test]
 
 
-# --------------------------------------------------------------------------- init operations
-
-
-@dataclass(eq=False)
-class InitOp:
-    """One statement-level operation that sets or rescales a tensor, in program order."""
-
-    node: cst.CSTNode
-    """The call (`nn.init.normal_(...)`, `w.mul_(k)`), the augmented assignment, or the assigned value."""
-    op: str
-    """`normal_`, `uniform_`, ..., `mul_` / `div_` (scaling), `assign` (a new value), `call` (a self method)."""
-    tensor: cst.BaseExpression | None
-    """The tensor operated on, `.data` stripped (None for `call`)."""
-    call: cst.Call | None = None
-    factor: cst.BaseExpression | None = None
-    """For scaling: the factor (`k` in `w *= k`)."""
-    value: cst.BaseExpression | None = None
-    """For `assign`/`copy_`: the new value."""
-    method: str | None = None
-    """For `call`: the method of the class that runs here (`self.reset_parameters()`)."""
-    tensor_method: bool = False
-    """`w.normal_(0, s)` (a Tensor method: no tensor argument) rather than `nn.init.normal_(w, 0, s)`."""
-    stack: tuple = ()
-    """Enclosing `("for", For)` and `("if", test)` entries inside the function, outermost first."""
-
-    @property
-    def key(self) -> str | None:
-        """The dotted tensor name the op acts on (loop variables qualified by their loop)."""
-        if self.tensor is None:
-            return None
-        name = dotted_name(self.tensor)
-        if name is None:
-            return None
-        if "." not in name:
-            for entry in reversed(self.stack):
-                if entry[0] == "for" and name in _loop_names(entry[1].target):
-                    return f"{name}@{id(entry[1])}"
-        return name
-
-
-def _loop_names(target: cst.BaseExpression) -> set[str]:
-    if isinstance(target, cst.Name):
-        return {target.value}
-    if isinstance(target, (cst.Tuple, cst.List)):
-        names: set[str] = set()
-        for element in target.elements:
-            names |= _loop_names(element.value)
-        return names
-    return set()
-
-
-def init_ops(model: FileModel, function: Function | None) -> list[InitOp]:
-    """The init operations of a function (None: the module body), computed once per function."""
-    cache = model.derived.setdefault("weights.init_ops", {})
-    key = id(function)
-    if key not in cache:
-        cache[key] = _collect(model, function) if _may_init(model, function) else []
-    return cache[key]
-
-
-def functions_with_init_ops(model: FileModel) -> list[Function | None]:
-    return [function for function in [None, *model.all_functions] if init_ops(model, function)]
-
-
-def _may_init(model: FileModel, function: Function | None) -> bool:
-    candidates = model.derived.get("weights.candidates")
-    if candidates is None:
-        candidates = set()
-        for site in model.calls:
-            if site.callee.rsplit(".", 1)[-1] in _CANDIDATE_NAMES or kwarg_value(site.node, "requires_grad") is not None:
-                candidates.add(id(site.function))
-        for owner in model.all_functions:
-            if any(
-                event.kind is Kind.ASSIGN and event.augmented in _AUGMENTED for event in owner.body.events()
-            ) or any(_assigns_parameter(event) for event in owner.body.events()):
-                candidates.add(id(owner))
-        if any(event.kind is Kind.ASSIGN and event.augmented in _AUGMENTED for event in model.body.events()):
-            candidates.add(id(None))
-        model.derived["weights.candidates"] = candidates
-    return id(function) in candidates
-
-
-def _assigns_parameter(event) -> bool:
-    return event.kind is Kind.ASSIGN and any(target.endswith(".data") for target in event.targets)
-
-
-def _collect(model: FileModel, function: Function | None) -> list[InitOp]:
-    ops: list[InitOp] = []
-    if function is None:
-        _statements(model, model.module.body, (), ops, top=True)
-    else:
-        body = function.node.body
-        statements = body.body if isinstance(body, cst.IndentedBlock) else ()
-        if isinstance(body, cst.SimpleStatementSuite):
-            for small in body.body:
-                _small(model, small, (), ops)
-        _statements(model, statements, (), ops, top=False)
-    return ops
-
-
-def _statements(model: FileModel, statements, stack: tuple, ops: list[InitOp], top: bool) -> None:
-    for statement in statements:
-        if isinstance(statement, cst.SimpleStatementLine):
-            for small in statement.body:
-                _small(model, small, stack, ops)
-        elif isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
-            continue
-        elif isinstance(statement, cst.For):
-            _expression(model, statement.iter, stack, ops)
-            _suite(model, statement.body, stack + (("for", statement),), ops)
-            if statement.orelse is not None:
-                _suite(model, statement.orelse.body, stack, ops)
-        elif isinstance(statement, cst.While):
-            _suite(model, statement.body, stack + (("while", statement),), ops)
-        elif isinstance(statement, cst.If):
-            _if(model, statement, stack, ops)
-        elif isinstance(statement, cst.With):
-            for item in statement.items:
-                _expression(model, item.item, stack, ops)
-            _suite(model, statement.body, stack, ops)
-        elif isinstance(statement, cst.Try) or type(statement).__name__ == "TryStar":
-            _suite(model, statement.body, stack, ops)
-            for handler in statement.handlers:
-                _suite(model, handler.body, stack + (("else", handler),), ops)
-            if statement.orelse is not None:
-                _suite(model, statement.orelse.body, stack, ops)
-            if statement.finalbody is not None:
-                _suite(model, statement.finalbody.body, stack, ops)
-
-
-def _suite(model: FileModel, suite: cst.BaseSuite, stack: tuple, ops: list[InitOp]) -> None:
-    if isinstance(suite, cst.IndentedBlock):
-        _statements(model, suite.body, stack, ops, top=False)
-    elif isinstance(suite, cst.SimpleStatementSuite):
-        for small in suite.body:
-            _small(model, small, stack, ops)
-
-
-def _if(model: FileModel, statement: cst.If, stack: tuple, ops: list[InitOp]) -> None:
-    _expression(model, statement.test, stack, ops)
-    _suite(model, statement.body, stack + (("if", statement.test),), ops)
-    orelse = statement.orelse
-    if isinstance(orelse, cst.If):
-        _if(model, orelse, stack + (("else", statement.test),), ops)
-    elif isinstance(orelse, cst.Else):
-        _suite(model, orelse.body, stack + (("else", statement.test),), ops)
-
-
-def _small(model: FileModel, small: cst.BaseSmallStatement, stack: tuple, ops: list[InitOp]) -> None:
-    if isinstance(small, cst.AugAssign):
-        _expression(model, small.value, stack, ops)
-        operator = _AUGMENTED.get(type(small.operator).__name__)
-        if operator is not None:
-            ops.append(
-                InitOp(small, "mul_" if operator == "*" else "div_", strip_data(small.target), factor=small.value, stack=stack)
-            )
-        return
-    if isinstance(small, (cst.Assign, cst.AnnAssign)):
-        if small.value is None:
-            return
-        _expression(model, small.value, stack, ops)
-        targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
-        for target in targets:
-            name = dotted_name(target) if not isinstance(target, (cst.Tuple, cst.List, cst.Subscript)) else None
-            if name is None:
-                continue
-            if name.endswith(".data") or _builds_tensor(model, small.value, name):
-                ops.append(InitOp(small.value, "assign", strip_data(target), value=small.value, stack=stack))
-        return
-    if isinstance(small, cst.Expr):
-        _expression(model, small.value, stack, ops)
-
-
-def _builds_tensor(model: FileModel, value: cst.BaseExpression, target: str) -> bool:
-    """An assigned value that sets a weight: `nn.Parameter(...)`, or a requires_grad tensor kept as a
-    module attribute (a local requires_grad tensor is usually a test input, not a weight)."""
-    if not isinstance(value, cst.Call):
-        return False
-    if qualified(model, value.func) in PARAMETER_CLASSES:
-        return True
-    return target.startswith("self.") and target.count(".") == 1 and _requires_grad(value)
-
-
-def _expression(model: FileModel, expression: cst.BaseExpression, stack: tuple, ops: list[InitOp]) -> None:
-    for call in iter_calls(expression):
-        if isinstance(call, cst.Call):
-            op = _call_op(model, call, stack)
-            if op is not None:
-                ops.append(op)
-
-
-def _call_op(model: FileModel, call: cst.Call, stack: tuple) -> InitOp | None:
-    func = call.func
-    name = qualified(model, func)
-    if name is not None and (name.startswith("torch.nn.init.") or name.endswith(".trunc_normal_")):
-        op = name.rsplit(".", 1)[-1]
-        if op not in INIT_FUNCTIONS:
-            return None
-        tensor = arg_value(call, 0, "tensor")
-        if tensor is None:
-            return None
-        return InitOp(call, op.rstrip("_") + "_", strip_data(tensor), call=call, stack=stack)
-    if not isinstance(func, cst.Attribute):
-        return None
-    attr = func.attr.value
-    receiver = func.value
-    if attr in TENSOR_METHODS and name is None:  # `w.normal_(...)`, not `some_module.normal_(w, ...)`
-        if isinstance(receiver, cst.Call):
-            inner = qualified(model, receiver.func) or ""
-            if inner.startswith("torch.nn.init."):
-                tensor = arg_value(receiver, 0, "tensor")  # `nn.init.eye_(w).mul_(k)`
-                if tensor is None:
-                    return None
-                receiver = tensor
-            else:
-                return None
-        if dotted_name(receiver) is None:
-            return None
-        tensor = strip_data(receiver)
-        if attr in ("mul_", "div_"):
-            factor = arg_value(call, 0, "other")
-            return InitOp(call, attr, tensor, call=call, factor=factor, stack=stack) if factor is not None else None
-        if attr == "copy_":
-            return InitOp(call, "assign", tensor, call=call, value=arg_value(call, 0, "src"), stack=stack)
-        return InitOp(call, attr, tensor, call=call, stack=stack, tensor_method=True)
-    if isinstance(receiver, cst.Name) and receiver.value == "self":
-        return InitOp(call, "call", None, call=call, method=attr, stack=stack)
-    return None
