@@ -236,3 +236,12 @@ def enclosing_class(function: Function | None, model: FileModel) -> ClassInfo | 
     while function is not None and function.class_name is None:
         function = function.parent
     return model.classes.get(function.class_name) if function is not None and function.class_name else None
+
+
+def in_class(function: Function | None, info: ClassInfo) -> bool:
+    """Whether `function` is a method of `info` or a function nested in one."""
+    while function is not None:
+        if function.class_name == info.name and info.methods.get(function.name) is function:
+            return True
+        function = function.parent
+    return False

@@ -32,7 +32,6 @@ RECURRENT_LAYERS = {
     "torch.nn.modules.rnn.LSTMCell",
     "torch.nn.modules.rnn.GRUCell",
 }
-VANILLA_RECURRENT = {name for name in RECURRENT_LAYERS if name.endswith(("RNN", "RNNCell"))}
 
 GRAD_SCALERS = {
     "torch.cuda.amp.GradScaler",
@@ -42,8 +41,6 @@ GRAD_SCALERS = {
     "torch.amp.grad_scaler.GradScaler",
     "torch.distributed.fsdp.sharded_grad_scaler.ShardedGradScaler",
 }
-ACCELERATORS = {"accelerate.Accelerator", "accelerate.accelerator.Accelerator"}
-FABRICS = {"lightning.Fabric", "lightning.fabric.Fabric", "lightning_fabric.Fabric"}
 
 OPTIMIZER_MODULES = (
     "torch.optim.",
@@ -74,6 +71,11 @@ NO_GRAD_CONTEXTS = {"torch.no_grad", "torch.inference_mode", "torch.set_grad_ena
 
 ONE_SHOT_METHODS = {"parameters", "named_parameters"}
 ONE_SHOT_BUILTINS = {"filter", "map", "iter", "reversed"}
+
+MODULE_MOVES = {"to", "cuda", "cpu", "double", "float", "half", "bfloat16", "train", "eval", "requires_grad_"}
+"""Module methods that return the module itself (`model.to(device)` is still `model`)."""
+MODULE_WRAPPERS = {"DataParallel", "DistributedDataParallel", "DDP", "compile", "FullyShardedDataParallel", "FSDP"}
+"""Wrappers whose first argument is the module they train (`DDP(model)`, `torch.compile(model)`)."""
 
 ACCUMULATION_WORDS = re.compile(r"accum|sync_gradients|update_freq|grad_acc", re.IGNORECASE)
 

@@ -16,7 +16,7 @@ import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import arg_value, kwarg_value
-from gradlint.analysis.model import ClassInfo, FileModel, Function, Kind, enclosing_class, last_assignment
+from gradlint.analysis.model import ClassInfo, FileModel, Function, Kind, enclosing_class, in_class, last_assignment
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, TrainingStep
 from gradlint.analysis.values import string_value
@@ -24,8 +24,6 @@ from gradlint.analysis.values import string_value
 if TYPE_CHECKING:
     from gradlint.index.project import ProjectIndex, Symbol
 
-_MOVES = {"to", "cuda", "cpu", "double", "float", "half", "bfloat16", "train", "eval", "requires_grad_"}
-_WRAPPERS = {"DataParallel", "DistributedDataParallel", "DDP", "compile", "FullyShardedDataParallel", "FSDP"}
 MAX_DEPTH = 6
 
 
@@ -88,7 +86,7 @@ class Facts:
     def _fill(self, facts: ModelFacts, symbol: "Symbol", info: ClassInfo, depth: int) -> None:
         model = symbol.model
         for site in model.calls:
-            if not _in_class(site.function, info):
+            if not in_class(site.function, info):
                 continue
             if site.qualified in vocab.RECURRENT_LAYERS:
                 nonlinearity = string_value(kwarg_value(site.node, "nonlinearity"))
@@ -132,7 +130,7 @@ class Facts:
         recurse = lambda e, fn=function: self.of_expression(e, path, model, context, before, fn, depth + 1)  # noqa: E731
         if isinstance(expression, cst.Call):
             func = expression.func
-            if isinstance(func, cst.Attribute) and func.attr.value in _MOVES:
+            if isinstance(func, cst.Attribute) and func.attr.value in vocab.MODULE_MOVES:
                 return recurse(func.value)
             callee = dotted_name(func) or ""
             qualified = model.imports.qualify(callee)
@@ -140,7 +138,7 @@ class Facts:
                 layer = qualified.rsplit(".", 1)[-1]
                 nonlinearity = string_value(kwarg_value(expression, "nonlinearity"))
                 return ModelFacts(f"nn.{layer}", path, recurrent=[LayerSite(path, expression, layer, nonlinearity)])
-            if callee.rsplit(".", 1)[-1] in _WRAPPERS and expression.args:
+            if callee.rsplit(".", 1)[-1] in vocab.MODULE_WRAPPERS and expression.args:
                 return recurse(expression.args[0].value)
             symbol = self.project.resolve_callee(path, callee) if callee else None
             if symbol is not None and symbol.kind == "class":
@@ -214,12 +212,4 @@ def _from_lightning_optimizers(context: Context, name: str, before: int) -> bool
                 and value.func.attr.value == "optimizers"
                 and dotted_name(value.func.value) == "self"
             )
-    return False
-
-
-def _in_class(function: Function | None, info: ClassInfo) -> bool:
-    while function is not None:
-        if function.class_name == info.name and info.methods.get(function.name) is function:
-            return True
-        function = function.parent
     return False

@@ -137,14 +137,6 @@ class ProjectIndex:
             return f"{self.display(path)}:cell {where[0]}:line {where[1]}"
         return f"{self.display(path)}:{line}"
 
-    def files_mentioning(self, *needles: str) -> Iterator[tuple[Path, FileModel]]:
-        """Files of the run whose text holds one of `needles`, parsed on demand."""
-        return self.files_with(any_of=needles)
-
-    def files_mentioning_all(self, *needles: str) -> Iterator[tuple[Path, FileModel]]:
-        """Files of the run whose text holds every one of `needles`, parsed on demand."""
-        return self.files_with(all_of=needles)
-
     def files_with(self, all_of: tuple[str, ...] = (), any_of: tuple[str, ...] = ()) -> Iterator[tuple[Path, FileModel]]:
         """Files of the run whose text holds all of `all_of` and one of `any_of` (when given),
         parsed on demand. Parsing is what costs: ask for every word the answer needs."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import arg_value
 from gradlint.analysis.layers import owner_class
 from gradlint.analysis.model import ClassInfo, FileModel, Function, last_assignment
@@ -29,7 +30,6 @@ from gradlint.analysis.names import dotted_name
 from gradlint.analysis.tensors import (
     LINEAR_CLASSES,
     PARAMETER_CLASSES,
-    TENSOR_MOVES,
     code,
     qualified,
     recurrent_layer,
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from gradlint.index.project import ProjectIndex
 
 MAX_DEPTH = 6
-_WRAPPERS = {"DataParallel", "DistributedDataParallel", "DDP", "compile"}
 _WEIGHT_HH = re.compile(r"^weight_hh(_l\d+)?(_reverse)?$")
 
 
@@ -86,11 +85,11 @@ def unwrap_module(bound: Bound, depth: int = 0) -> Bound:
         value = bound.value
         if isinstance(value, cst.Call):
             func = value.func
-            if isinstance(func, cst.Attribute) and func.attr.value in TENSOR_MOVES:
+            if isinstance(func, cst.Attribute) and func.attr.value in vocab.MODULE_MOVES:
                 bound = Bound(func.value, bound.path, bound.model, bound.function)
                 continue
             name = dotted_name(func) or ""
-            if name.rsplit(".", 1)[-1] in _WRAPPERS and value.args:
+            if name.rsplit(".", 1)[-1] in vocab.MODULE_WRAPPERS and value.args:
                 bound = Bound(value.args[0].value, bound.path, bound.model, bound.function)
                 continue
             return bound

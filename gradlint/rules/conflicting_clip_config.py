@@ -7,14 +7,8 @@ from typing import Iterator
 
 from gradlint.analysis.model import FileModel
 from gradlint.findings import Severity
+from gradlint.index import frameworks
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
-
-
-def _frameworks():
-    # Imported on first use: gradlint.index imports the engine, which imports the rules.
-    from gradlint.index import frameworks
-
-    return frameworks
 
 
 class ConflictingClipConfig(Rule):
@@ -29,7 +23,6 @@ class ConflictingClipConfig(Rule):
         project, path = ctx.project, ctx.source.path
         if project is None:
             return
-        frameworks = _frameworks()
         for trainer in frameworks.lightning_trainers(project, path, model):
             diagnostic = self._lightning(model, trainer, ctx)
             if diagnostic is not None:
@@ -49,7 +42,7 @@ class ConflictingClipConfig(Rule):
             if module is None or not module.manual_optimization:
                 continue
             where = ctx.project.where(module.path, module.info.node) if module.info is not None else ""
-            clips = _frameworks().clips_itself(module)
+            clips = frameworks.clips_itself(module)
             message = (
                 f"`{trainer.site.callee}(...)` sets {setting.describe('gradient_clip_val', model.module)} but fits `{module.name}`"
                 + (f" ({where})" if where else "")

@@ -6,18 +6,11 @@ from typing import TYPE_CHECKING, Iterator
 
 from gradlint.analysis.model import FileModel
 from gradlint.findings import Severity
+from gradlint.index import frameworks
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
 if TYPE_CHECKING:
-    from gradlint.index import frameworks
     from gradlint.index.facts import ModelFacts
-
-
-def _frameworks():
-    # Imported on first use: gradlint.index imports the engine, which imports the rules.
-    from gradlint.index import frameworks
-
-    return frameworks
 
 
 class FrameworkClippingDisabled(Rule):
@@ -32,13 +25,13 @@ class FrameworkClippingDisabled(Rule):
         project, path = ctx.project, ctx.source.path
         if project is None:
             return
-        for trainer in _frameworks().lightning_trainers(project, path, model):
+        for trainer in frameworks.lightning_trainers(project, path, model):
             diagnostic = self._lightning(model, trainer, ctx)
             if diagnostic is not None:
                 yield diagnostic
-        for arguments in _frameworks().hf_training_arguments(project, path, model):
+        for arguments in frameworks.hf_training_arguments(project, path, model):
             yield from self._hugging_face(model, arguments, ctx)
-        for engine in _frameworks().deepspeed_engines(project, path, model):
+        for engine in frameworks.deepspeed_engines(project, path, model):
             diagnostic = self._deepspeed(model, engine, ctx)
             if diagnostic is not None:
                 yield diagnostic
@@ -55,12 +48,12 @@ class FrameworkClippingDisabled(Rule):
         if disabled:
             # 0 (or a literal None) turns Lightning's clipping off whatever the module is, unless the
             # module clips with a value of its own.
-            if any(_frameworks().clips_itself(module, trainer_disables=True) for module in modules):
+            if any(frameworks.clips_itself(module, trainer_disables=True) for module in modules):
                 return None
             module = modules[0] if modules else None
             message = (
                 f"{setting.describe('gradient_clip_val', model.module)} in {call} turns gradient clipping off: "
-                f"{_frameworks().LIGHTNING_DEFAULT}"
+                f"{frameworks.LIGHTNING_DEFAULT}"
             )
             if module is not None and module.recurrent:
                 message += f", and {module.describe_risk(project)}"
@@ -72,7 +65,7 @@ class FrameworkClippingDisabled(Rule):
         if setting.state != "absent" and not (setting.is_value and setting.value is None):
             return None  # a value (or one that cannot be resolved) is set
         for module in modules:
-            if not module.recurrent or _frameworks().clips_itself(module):
+            if not module.recurrent or frameworks.clips_itself(module):
                 continue
             where = project.where(module.path, module.info.node) if module.info is not None else ""
             risk = module.describe_risk(project)
@@ -82,7 +75,7 @@ class FrameworkClippingDisabled(Rule):
                 said = "no `gradient_clip_val`"
             message = (
                 f"{call} fits `{module.name}`" + (f" ({where})" if where else "") + f" with {said}: "
-                f"{_frameworks().LIGHTNING_DEFAULT}, and {risk}, so nothing bounds its gradients"
+                f"{frameworks.LIGHTNING_DEFAULT}, and {risk}, so nothing bounds its gradients"
             )
             return Diagnostic(
                 trainer.call,
@@ -105,7 +98,7 @@ class FrameworkClippingDisabled(Rule):
                 return  # DeepSpeed clips on its own value; GL113 reports the disagreement
             message = (
                 f"{setting.describe('max_grad_norm', model.module)} in {call} turns off the Trainer's gradient clipping: "
-                f"{_frameworks().HF_DEFAULT}"
+                f"{frameworks.HF_DEFAULT}"
             )
             facts = _first_model(arguments)
             if facts is not None and facts.recurrent:
@@ -129,7 +122,7 @@ class FrameworkClippingDisabled(Rule):
         yield Diagnostic(
             arguments.deepspeed.node or arguments.call,
             f"the DeepSpeed config {config.label} of {call} has no \"gradient_clipping\": under DeepSpeed the "
-            f"Trainer leaves clipping to DeepSpeed, and {_frameworks().DEEPSPEED_DEFAULT}; `max_grad_norm` only reaches it "
+            f"Trainer leaves clipping to DeepSpeed, and {frameworks.DEEPSPEED_DEFAULT}; `max_grad_norm` only reaches it "
             f"through `\"gradient_clipping\": \"auto\"`, and {facts.describe_risk(project)}",
             hint='Add `"gradient_clipping": "auto"` to the DeepSpeed config (it then takes `max_grad_norm`, 1.0 by default).',
         )
@@ -147,7 +140,7 @@ class FrameworkClippingDisabled(Rule):
         facts = engine.model
         if number is not None and number <= 0:
             node = clipping.node if config.inline is not None and clipping.node is not None else engine.call
-            message = f"{config.clipping_text()} turns gradient clipping off for {call}: {_frameworks().DEEPSPEED_DEFAULT}"
+            message = f"{config.clipping_text()} turns gradient clipping off for {call}: {frameworks.DEEPSPEED_DEFAULT}"
             if facts is not None and facts.recurrent:
                 message += f"; {facts.describe_risk(project)}"
             return Diagnostic(
@@ -159,7 +152,7 @@ class FrameworkClippingDisabled(Rule):
             return None
         return Diagnostic(
             engine.call,
-            f"the DeepSpeed config {config.label} of {call} has no \"gradient_clipping\": {_frameworks().DEEPSPEED_DEFAULT}, "
+            f"the DeepSpeed config {config.label} of {call} has no \"gradient_clipping\": {frameworks.DEEPSPEED_DEFAULT}, "
             f"and the engine's model {facts.describe_risk(project)}",
             hint='Add `"gradient_clipping": 1.0` to the DeepSpeed config.',
         )

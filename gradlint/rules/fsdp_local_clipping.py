@@ -8,11 +8,13 @@ from typing import Iterator
 
 import libcst as cst
 
+from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import argument_for, parameter
 from gradlint.analysis.model import FileModel, Function, Kind, snippet
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, contexts
 from gradlint.findings import Severity
+from gradlint.index import frameworks
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
 _NORM_CLIPS = {
@@ -23,7 +25,6 @@ _NORM_CLIPS = {
 """Norm clipping sums over the parameters it is given; value clipping (`clip_grad_value_`) is
 element-wise and gives the same result on a shard."""
 
-_MOVES = {"to", "cuda", "cpu", "double", "float", "half", "bfloat16", "train"}
 MAX_DEPTH = 4
 
 
@@ -102,13 +103,6 @@ class FsdpLocalClipping(Rule):
         )
 
 
-def _frameworks():
-    # Imported on first use: gradlint.index imports the engine, which imports the rules.
-    from gradlint.index import frameworks
-
-    return frameworks
-
-
 def _holder(params: cst.BaseExpression | None, context: Context, index: int) -> cst.BaseExpression | None:
     """`model` in `clip_grad_norm_(model.parameters(), ...)` (also through `params = model.parameters()`)."""
     if isinstance(params, cst.Name):
@@ -136,9 +130,9 @@ def _wrapped(
     value = _binding(name, context, index)
     while isinstance(value, cst.Call):
         qualified = model.imports.qualify_expr(value.func)
-        if _frameworks().is_fsdp_wrapper(qualified):
+        if frameworks.is_fsdp_wrapper(qualified):
             return _Wrap(path, value, dotted_name(value.func) or "FSDP")
-        if isinstance(value.func, cst.Attribute) and value.func.attr.value in _MOVES:
+        if isinstance(value.func, cst.Attribute) and value.func.attr.value in vocab.MODULE_MOVES:
             inner = value.func.value
             if isinstance(inner, cst.Call):
                 value = inner
@@ -175,7 +169,6 @@ def _from_callers(name: str, project, path: Path, function: Function | None, dep
     symbol = project.resolve(path, function.name)
     if symbol is None or symbol.target is not function:
         return None
-    frameworks = _frameworks()
     for site_path, site in project.call_sites(symbol):
         param = parameter(function, name)
         argument = argument_for(function, param, site.node) if param is not None else None

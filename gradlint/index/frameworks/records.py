@@ -1,0 +1,169 @@
+"""What gradlint knows of each framework's clipping settings: the qualified names of the calls that
+configure it, the defaults, and the records the finders return (`Setting`, `LightningTrainer`,
+`HfArguments`, `DeepSpeedEngine`, `DeepSpeedConfig`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
+
+from gradlint.analysis.model import CallSite, snippet
+from gradlint.index.facts import ModelFacts
+
+LIGHTNING_TRAINERS = frozenset(
+    {
+        "lightning.Trainer",
+        "lightning.pytorch.Trainer",
+        "lightning.pytorch.trainer.Trainer",
+        "lightning.pytorch.trainer.trainer.Trainer",
+        "pytorch_lightning.Trainer",
+        "pytorch_lightning.trainer.Trainer",
+        "pytorch_lightning.trainer.trainer.Trainer",
+    }
+)
+HF_TRAINING_ARGUMENTS = frozenset(
+    {
+        "transformers.TrainingArguments",
+        "transformers.Seq2SeqTrainingArguments",
+        "transformers.training_args.TrainingArguments",
+        "transformers.training_args_seq2seq.Seq2SeqTrainingArguments",
+    }
+)
+HF_TRAINERS = frozenset(
+    {
+        "transformers.Trainer",
+        "transformers.Seq2SeqTrainer",
+        "transformers.trainer.Trainer",
+        "transformers.trainer_seq2seq.Seq2SeqTrainer",
+    }
+)
+DEEPSPEED_INITIALIZE = frozenset({"deepspeed.initialize"})
+FSDP_WRAPPERS = frozenset(
+    {
+        "torch.distributed.fsdp.FullyShardedDataParallel",
+        "torch.distributed.fsdp.fully_sharded_data_parallel.FullyShardedDataParallel",
+    }
+)
+"""The original (FSDP1) wrapper. FSDP2's `fully_shard` makes DTensor parameters, which
+`torch.nn.utils.clip_grad_norm_` reduces correctly."""
+
+HF_MAX_GRAD_NORM_DEFAULT = 1.0
+
+# What each framework does when nothing is said (used in messages and the rule document).
+LIGHTNING_DEFAULT = "Lightning does not clip gradients unless `gradient_clip_val` is set (0 or None disables it)"
+HF_DEFAULT = "the Hugging Face Trainer clips to `max_grad_norm`, 1.0 by default, and 0 disables it"
+DEEPSPEED_DEFAULT = 'DeepSpeed does not clip gradients unless the config sets `"gradient_clipping"` (0 disables it)'
+
+
+@dataclass(frozen=True, eq=False)
+class Setting:
+    """One setting of a framework call, as far as it is known statically."""
+
+    state: str
+    """'absent' (not passed: the framework default applies), 'value' or 'unresolved'."""
+    node: cst.CSTNode | None = None
+    """Where it is set in the checked file (the keyword argument, a dict entry), if there."""
+    value: Any = None
+    origin: str = ""
+    """How the value was found (`argparse default of --clip (train.py:12)`), '' for a literal."""
+
+    @property
+    def is_value(self) -> bool:
+        return self.state == "value"
+
+    def number(self) -> float | None:
+        """The value as a number, None when it is not one (None, "auto", unresolved)."""
+        if self.state != "value" or isinstance(self.value, bool) or not isinstance(self.value, (int, float)):
+            return None
+        return self.value
+
+    def describe(self, keyword: str, module: cst.Module) -> str:
+        """`max_grad_norm=0.0`, or `max_grad_norm=args.max_grad_norm` is 0.0 (argparse default of ...)."""
+        value = self.shown(with_origin=False)
+        if not self.origin:
+            return f"`{keyword}={value}`"
+        written = self.node.value if isinstance(self.node, (cst.Arg, cst.DictElement)) else None
+        if written is None:
+            return f"`{keyword}` = {value} ({self.origin})"
+        return f"`{keyword}={snippet(module, written, 40)}` = {value} ({self.origin})"
+
+    def shown(self, with_origin: bool = True) -> str:
+        value = self.value
+        if isinstance(value, str):
+            text = json.dumps(value)
+        elif isinstance(value, float) and value.is_integer():
+            text = repr(value)
+        else:
+            text = repr(value)
+        return text + (f" ({self.origin})" if self.origin and with_origin else "")
+
+
+ABSENT = Setting("absent")
+UNRESOLVED = Setting("unresolved")
+
+
+@dataclass(eq=False)
+class DeepSpeedConfig:
+    """A DeepSpeed config: an inline dict or a JSON file, and its `"gradient_clipping"`."""
+
+    kind: str
+    """'json' or 'dict'."""
+    label: str
+    """For messages: `ds_config.json` as written, or `the config dict (line 12)`."""
+    clipping: Setting
+    """`"gradient_clipping"`: absent, a value (a number or "auto") or unresolved."""
+    path: Path | None = None
+    """The JSON file read (None for a dict)."""
+    inline: cst.CSTNode | None = None
+    """The dict literal (or `dict(...)` call) when it is written in the checked file."""
+
+    def clipping_text(self) -> str:
+        return f'"gradient_clipping": {self.clipping.shown()} in {self.label}'
+
+
+@dataclass(eq=False)
+class LightningFit:
+    call: cst.Call
+    module: ModelFacts | None
+    """The LightningModule passed to `fit`, None when it cannot be resolved."""
+
+
+@dataclass(eq=False)
+class LightningTrainer:
+    call: cst.Call
+    site: CallSite
+    clip_val: Setting
+    clip_algorithm: Setting
+    fits: list[LightningFit] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class HfArguments:
+    call: cst.Call
+    site: CallSite
+    max_grad_norm: Setting
+    deepspeed: Setting
+    """The `deepspeed=` argument (its value is not used: see `deepspeed_config`)."""
+    deepspeed_config: DeepSpeedConfig | None
+    """The config `deepspeed=` points at, None when absent or unresolved."""
+    models: list[tuple[cst.Call, ModelFacts | None]] = field(default_factory=list)
+    """The HF `Trainer(model=..., args=<these>)` calls and the models they train."""
+
+    def effective_max_grad_norm(self) -> Setting:
+        """`max_grad_norm`, with the default 1.0 when it is not passed."""
+        if self.max_grad_norm.state == "absent":
+            return Setting("value", None, HF_MAX_GRAD_NORM_DEFAULT, "the TrainingArguments default")
+        return self.max_grad_norm
+
+
+@dataclass(eq=False)
+class DeepSpeedEngine:
+    call: cst.Call
+    site: CallSite
+    config: DeepSpeedConfig | None
+    """None when no config is passed (`args.deepspeed_config`) or it cannot be read."""
+    model: ModelFacts | None
