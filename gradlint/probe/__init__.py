@@ -2,7 +2,7 @@
 
 Importing this package does not import torch (the static path never does): the torch-free
 pieces (`ProbeConfig`, `ProbeOptions`, `ProbeResult`, the JSON helpers) live in
-`gradlint.probe.config`; `probe` / `probe_finding` import `gradlint.probe.measure` (and with
+`gradlint.probe.config`, `.options`, `.result` and `.jsonsafe`; `probe` / `probe_finding` import `gradlint.probe.measure` (and with
 it torch) on first use. Check `torch_available()` first and print `InstallHint` when it is
 False.
 """
@@ -12,17 +12,11 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from gradlint.probe.config import (
-    CAPS,
-    DEFAULTS,
-    ProbeConfig,
-    ProbeOptions,
-    ProbeResult,
-    RegimeResult,
-    UnsupportedModule,
-    from_json_number,
-    json_number,
-)
+from gradlint.probe.config import ProbeConfig, UnsupportedModule
+from gradlint.probe.defaults import CAPS, DEFAULTS
+from gradlint.probe.jsonsafe import from_json_number, json_number
+from gradlint.probe.options import ProbeOptions
+from gradlint.probe.result import ProbeResult, RegimeResult
 
 InstallHint = "pip install 'gradlint[probe]'"
 """What to tell the user when torch is missing."""

@@ -94,15 +94,11 @@ import torch
 from torch import nn
 
 from gradlint.probe.build import build_module, comparison_config, split_layers
-from gradlint.probe.config import (
-    MLP_KIND,
-    VERDICT_RANK,
-    ProbeConfig,
-    ProbeOptions,
-    ProbeResult,
-    RegimeResult,
-    total_growth,
-)
+from gradlint.probe.config import ProbeConfig
+from gradlint.probe.growth import VERDICT_RANK, total_growth
+from gradlint.probe.names import MLP_KIND
+from gradlint.probe.options import ProbeOptions
+from gradlint.probe.result import ProbeResult, RegimeResult
 
 __all__ = [
     "SMALL_SIGNAL",

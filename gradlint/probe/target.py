@@ -226,7 +226,7 @@ def measure(request: dict, notes: list[str], capped: list[bool]) -> dict:
         from torch import nn
 
         from gradlint.probe import measure as probe_measure
-        from gradlint.probe.config import ProbeOptions
+        from gradlint.probe.options import ProbeOptions
 
     torch.set_num_threads(1)
     requested = request["device"]
@@ -420,7 +420,7 @@ def measure(request: dict, notes: list[str], capped: list[bool]) -> dict:
 
 
 def _jsonable(value):
-    from gradlint.probe.config import json_number
+    from gradlint.probe.jsonsafe import json_number
 
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
