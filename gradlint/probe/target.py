@@ -39,6 +39,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from gradlint.probe.jsonsafe import jsonable
+
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 3, 4
 TOP_PARAMETERS = 20
 DEFAULT_BATCH, DEFAULT_SEQ = 4, 100
@@ -419,16 +421,6 @@ def measure(request: dict, notes: list[str], capped: list[bool]) -> dict:
     return result
 
 
-def _jsonable(value):
-    from gradlint.probe.jsonsafe import json_number
-
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return json_number(value)
-
-
 def main(argv: list[str]) -> int:
     request = json.loads(argv[0])
     result_path = argv[1]
@@ -453,7 +445,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"out of memory under the {request['memory_mb']} MiB cap (--memory-mb)\n")
         return EXIT_USAGE
     result["notes"] = notes
-    Path(result_path).write_text(json.dumps(_jsonable(result)), encoding="utf-8")
+    Path(result_path).write_text(json.dumps(jsonable(result)), encoding="utf-8")
     return EXIT_OK
 
 
