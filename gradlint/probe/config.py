@@ -50,7 +50,7 @@ from gradlint.probe.names import (
     MLP_NONLINEARITIES,
     RECURRENT_KINDS,
     RNN_NONLINEARITIES,
-    SPEC_KEYS,
+    init_spec,
     normalise_init,
     normalise_kind,
     normalise_nonlinearity,
@@ -81,12 +81,8 @@ def _flatten(raw: dict) -> dict:
             elif key not in flat or key in ("layer", "input_size", "hidden_size", "num_layers", "bias", "batch_first"):
                 flat[key] = value
     flat["unresolved"] = [u.split(".", 1)[1] if u.startswith("layer.") else u for u in unresolved]
-    init = flat.get("init")
-    if isinstance(init, str):
-        spec = {"init": init}
-        for key in SPEC_KEYS:
-            if flat.get(key) is not None:
-                spec[key] = flat[key]
+    spec = init_spec(flat)
+    if spec is not None:
         flat["init"] = spec
     if flat.get("hidden_size") is None and "hidden_size" not in raw and isinstance(flat.get("n"), int) \
             and not isinstance(flat.get("n"), bool):

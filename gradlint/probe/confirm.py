@@ -46,7 +46,7 @@ from gradlint.probe import ProbeUnavailable, load_measure
 from gradlint.probe.config import ProbeConfig, UnsupportedModule
 from gradlint.probe.growth import log10_total_growth
 from gradlint.probe.jsonsafe import jsonable
-from gradlint.probe.names import SPEC_KEYS
+from gradlint.probe.names import init_spec
 from gradlint.probe.options import ProbeOptions
 from gradlint.probe.result import ProbeResult
 
@@ -113,16 +113,6 @@ def _weight_key(finding: Finding) -> tuple[str, str] | None:
     return (finding.display_path, name) if name else None
 
 
-def _init_spec(data: dict) -> dict | None:
-    """The init a GL301/GL302 finding describes, as one spec of gradlint.probe.config."""
-    init = data.get("init")
-    if not isinstance(init, str):
-        return None
-    spec = {"init": init}
-    spec.update({key: data[key] for key in SPEC_KEYS if data.get(key) is not None})
-    return spec
-
-
 def _groups(findings: list[Finding]) -> dict[int, list[Finding]]:
     """id(finding) -> the findings on the same layer (itself included), in report order."""
     parent: dict[int, int] = {id(f): id(f) for f in findings}
@@ -165,7 +155,7 @@ def pooled_data(finding: Finding, group: list[Finding]) -> tuple[dict, list[str]
     for member in sorted(group, key=lambda f: (f.line, f.column)):
         if member.code not in INIT_RULES or not isinstance(member.data, dict):
             continue
-        spec = _init_spec(member.data)
+        spec = init_spec(member.data)  # the init a GL301/GL302 finding describes
         if spec is not None and spec not in inits:
             inits.append(spec)  # in source order: the code applies them in this order
             if member is not finding:

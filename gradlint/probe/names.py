@@ -86,3 +86,14 @@ def normalise_init(value: Any) -> list[dict]:
         out.append({k: v for k, v in spec.items() if v is not None or k == "init"})
     return out
 
+
+def init_spec(data: dict) -> dict | None:
+    """The init spec a finding's data describes when its `init` is a bare name, with the
+    parameters (`SPEC_KEYS`) read from the top level of the data; None when `init` is not a
+    name (absent, a dict or a list: already specs)."""
+    init = data.get("init")
+    if not isinstance(init, str):
+        return None
+    spec = {"init": init}
+    spec.update({key: data[key] for key in SPEC_KEYS if data.get(key) is not None})
+    return spec
