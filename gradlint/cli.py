@@ -390,7 +390,7 @@ def _run_probe(report: Report, threshold: float, *, quiet: bool, progress: bool 
 
     Imported here so that the static path never imports the probe's measurement (nor torch).
     """
-    from gradlint.probe import InstallHint, ProbeOptions, ProbeUnavailable
+    from gradlint.probe import INSTALL_HINT, ProbeOptions, ProbeUnavailable
     from gradlint.probe.confirm import confirm_report
     from gradlint.progress import Bar
 
@@ -398,7 +398,7 @@ def _run_probe(report: Report, threshold: float, *, quiet: bool, progress: bool 
         with Bar("probing", minimum=5, enabled=progress) as bar:
             summary = confirm_report(report, ProbeOptions(explode_threshold=threshold), progress=bar)
     except ProbeUnavailable:
-        return f"--probe needs torch: {InstallHint}"
+        return f"--probe needs torch: {INSTALL_HINT}"
     except Exception as error:  # never a bare traceback
         return f"internal error in the probe: {type(error).__name__}: {error} (please report this)"
     console = _stderr()

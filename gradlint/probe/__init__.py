@@ -2,9 +2,9 @@
 
 Importing this package does not import torch (the static path never does): the torch-free
 pieces (`ProbeConfig`, `ProbeOptions`, `ProbeResult`, the JSON helpers) live in
-`gradlint.probe.config`; `probe` / `probe_finding` import `gradlint.probe.measure` (and with
-it torch) on first use. Check `torch_available()` first and print `InstallHint` when it is
-False.
+`gradlint.probe.config`, `.options`, `.result` and `.jsonsafe`; `probe` / `probe_finding`
+import `gradlint.probe.measure` (and with it torch) on first use. Check `torch_available()`
+first and print `INSTALL_HINT` when it is False.
 """
 
 from __future__ import annotations
@@ -12,25 +12,17 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from gradlint.probe.config import (
-    CAPS,
-    DEFAULTS,
-    ProbeConfig,
-    ProbeOptions,
-    ProbeResult,
-    RegimeResult,
-    UnsupportedModule,
-    from_json_number,
-    json_number,
-)
+from gradlint.probe.config import ProbeConfig, UnsupportedModule
+from gradlint.probe.defaults import CAPS, DEFAULTS
+from gradlint.probe.jsonsafe import from_json_number, json_number
+from gradlint.probe.options import ProbeOptions
+from gradlint.probe.result import ProbeResult, RegimeResult
 
-InstallHint = "pip install 'gradlint[probe]'"
+INSTALL_HINT = "pip install 'gradlint[probe]'"
 """What to tell the user when torch is missing."""
 
-INSTALL_HINT = InstallHint
-
 __all__ = [
-    "CAPS", "DEFAULTS", "INSTALL_HINT", "InstallHint", "ProbeConfig", "ProbeOptions", "ProbeResult",
+    "CAPS", "DEFAULTS", "INSTALL_HINT", "ProbeConfig", "ProbeOptions", "ProbeResult",
     "ProbeUnavailable", "RegimeResult", "UnsupportedModule", "from_json_number", "json_number", "load_measure", "probe",
     "probe_finding",
     "torch_available",
@@ -41,7 +33,7 @@ class ProbeUnavailable(RuntimeError):
     """torch is not installed; the message says how to install the probe extra."""
 
     def __init__(self) -> None:
-        super().__init__(f"the probe needs torch: {InstallHint}")
+        super().__init__(f"the probe needs torch: {INSTALL_HINT}")
 
 
 def torch_available() -> bool:
@@ -72,14 +64,11 @@ def load_measure():
     return measure
 
 
-_measure = load_measure
-
-
 def probe(config: ProbeConfig | dict, options: ProbeOptions | None = None) -> ProbeResult:
     """See `gradlint.probe.measure.probe` (imports torch on first call)."""
-    return _measure().probe(config, options)
+    return load_measure().probe(config, options)
 
 
 def probe_finding(data: dict | None, options: ProbeOptions | None = None, **overrides: Any) -> ProbeResult:
     """See `gradlint.probe.measure.probe_finding` (imports torch on first call)."""
-    return _measure().probe_finding(data, options, **overrides)
+    return load_measure().probe_finding(data, options, **overrides)

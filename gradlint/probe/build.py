@@ -16,10 +16,11 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from gradlint.probe.config import INIT_NAMES, MLP_KIND, ProbeConfig
+from gradlint.probe.config import ProbeConfig
+from gradlint.probe.defaults import GATES
+from gradlint.probe.names import INIT_NAMES, MLP_KIND
 
 DTYPE = torch.float64
-GATES = {"RNN": 1, "RNNCell": 1, "LSTM": 4, "LSTMCell": 4, "GRU": 3, "GRUCell": 3}
 
 _ACTIVATIONS = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,

@@ -1,7 +1,8 @@
-"""What the dynamic probe measures, built from a finding's `data`; and what it reports.
+"""What the dynamic probe rebuilds: the `ProbeConfig` built from a finding's `data`.
 
 This module never imports torch: the static path, the reporters and the CLI can build a
-`ProbeConfig`, read a `ProbeResult` and write its JSON without the `probe` extra installed.
+`ProbeConfig` without the `probe` extra installed. (What the probe reports is in
+gradlint.probe.result, how it measures in gradlint.probe.options.)
 
 `ProbeConfig.from_data(finding.data)` turns the resolved configuration a model/init rule puts
 on its finding (GL201-GL302: `{"layer": "RNN", "hidden_size": 128, "num_layers": 4,
@@ -10,23 +11,7 @@ of the module the probe rebuilds. Values the linter could not resolve (`null`, m
 named in `unresolved`) fall back to `DEFAULTS` and are listed in `defaults_applied`; sizes
 above `CAPS` are lowered and listed in `caps_applied`, so a single probe stays small.
 
-Defaults (unresolved values)
-    input_size 32, hidden_size 128, num_layers 1, seq_len 100, nonlinearity "tanh" for
-    recurrent layers and "relu" for MLP stacks, bias True, batch_first False, init: PyTorch's
-    default, MLP depth 10, MLP width = hidden_size, MLP input size = width, input_scale 1.0
-    (the unit-scale regime), clip max_norm 1.0.
-
-Caps (one probe stays small; the window caps do not change `steps`)
-    hidden_size (and MLP width) <= 512, input_size <= 512, num_layers <= 8,
-    probe window <= 200 time steps, MLP depth <= 64, and a work cap
-        gates x num_layers x window x max(1, (hidden_size / 256) ** 2) <= 800
-    (gates: 1 vanilla, 3 GRU, 4 LSTM), which shortens the window but never below 50 steps:
-    a vanilla layer keeps 200 steps up to hidden 512, two 512-wide layers get 100, an
-    LSTM layer of 256 gets 200 and of 512 gets 50, eight layers get 50.
-    The probe runs `window = min(seq_len, 200, work cap)` steps; the growth over the user's
-    sequence is extrapolated as G = k ** (seq_len - 1) from the per-step factor k, so a capped
-    window still speaks for the full sequence (the theory tests hold at 50 steps). The MLP is
-    probed at depth <= 64 and G uses the user's depth the same way.
+Defaults and caps: see gradlint.probe.defaults (the table and what each one means).
 
 Init description (`init`: one dict or a list of dicts, applied in order; or a bare name with
 its parameters at the top level of `data`, as GL301/GL302 write it)
@@ -58,111 +43,20 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-RECURRENT_KINDS = ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell")
-MLP_KIND = "MLP"
-KINDS = RECURRENT_KINDS + (MLP_KIND,)
-
-DEFAULTS: dict[str, Any] = {
-    "input_size": 32,
-    "hidden_size": 128,
-    "num_layers": 1,
-    "seq_len": 100,
-    "nonlinearity": "tanh",
-    "mlp_nonlinearity": "relu",
-    "bias": True,
-    "batch_first": False,
-    "depth": 10,
-    "input_scale": 1.0,
-    "clip_max_norm": 1.0,
-}
-
-CAPS: dict[str, int] = {
-    "hidden_size": 512,
-    "input_size": 512,
-    "num_layers": 8,
-    "window": 200,
-    "work": 800,
-    "depth": 64,
-}
-GATES = {"RNN": 1, "RNNCell": 1, "GRU": 3, "GRUCell": 3, "LSTM": 4, "LSTMCell": 4}
-MIN_WINDOW = 50
-"""The work cap never shortens the window below this (the per-step factor needs ~30-50 steps)."""
-
-RNN_NONLINEARITIES = ("tanh", "relu")
-MLP_NONLINEARITIES = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu", "selu", "silu", "identity")
-
-_KIND_ALIASES = {
-    "rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "rnncell": "RNNCell", "lstmcell": "LSTMCell",
-    "grucell": "GRUCell", "mlp": "MLP", "linear": "MLP", "sequential": "MLP", "stack": "MLP",
-    "handwritten": "RNNCell",
-}
-
-_NONLINEARITY_ALIASES = {
-    "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "gelu": "gelu", "leaky_relu": "leaky_relu",
-    "leakyrelu": "leaky_relu", "elu": "elu", "selu": "selu", "silu": "silu", "swish": "silu",
-    "identity": "identity", "linear": "identity", "none": "identity", "celu": "celu", "softplus": "softplus",
-    "mish": "mish", "prelu": "prelu", "rrelu": "rrelu",
-}
-
-INIT_NAMES = (
-    "default", "normal_", "uniform_", "trunc_normal_", "orthogonal_", "eye_", "xavier_uniform_",
-    "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "constant_", "zeros_", "ones_",
+from gradlint.probe.defaults import CAPS, DEFAULTS, GATES, MIN_WINDOW
+from gradlint.probe.names import (
+    INIT_NAMES,
+    KINDS,
+    MLP_NONLINEARITIES,
+    RECURRENT_KINDS,
+    RNN_NONLINEARITIES,
+    init_spec,
+    normalise_init,
+    normalise_kind,
+    normalise_nonlinearity,
 )
-
-_INIT_ALIASES: dict[str, dict] = {
-    # tensor methods and factories the init rules report (GL301/GL302)
-    "normal": {"init": "normal_"}, "uniform": {"init": "uniform_"}, "fill_": {"init": "constant_"},
-    "zero_": {"init": "zeros_"}, "zeros": {"init": "zeros_"}, "ones": {"init": "ones_"}, "eye": {"init": "eye_"},
-    "randn": {"init": "normal_"}, "rand": {"init": "uniform_", "a": 0.0, "b": 1.0, "gain": None},
-    "mul_": {"init": "default"}, "div_": {"init": "default"},
-}
-
-_SPEC_KEYS = (
-    "mean", "std", "a", "b", "bound", "gain", "gain_argument", "orthogonal_gain", "eye_scale", "n", "scale",
-    "value", "val", "target", "per_gate", "forget_bias", "mode",
-)
-"""Init parameters read from the top level of a finding's data when `init` there is a bare name
-(GL301 / GL302 write `{"init": "normal_", "std": 0.2, "n": 128, "gain": 2.26, "target": ...}`)."""
 
 _RELU_LIKE = ("leaky_relu", "elu", "gelu", "selu", "silu", "celu", "softplus", "mish", "prelu", "rrelu")
-
-
-def normalise_kind(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    last = value.rsplit(".", 1)[-1]
-    return _KIND_ALIASES.get(last.lower())
-
-
-def normalise_nonlinearity(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    last = value.rsplit(".", 1)[-1].lower().rstrip("()")
-    return _NONLINEARITY_ALIASES.get(last)
-
-
-def normalise_init(value: Any) -> list[dict]:
-    """One init dict, a list of them, or a bare name -> a list of dicts with a canonical name."""
-    if value is None:
-        return []
-    items = value if isinstance(value, (list, tuple)) else [value]
-    out: list[dict] = []
-    for item in items:
-        if isinstance(item, str):
-            item = {"init": item}
-        if not isinstance(item, dict):
-            continue
-        spec = dict(item)
-        name = spec.get("init") or spec.get("name") or "default"
-        name = str(name).rsplit(".", 1)[-1]
-        if name in _INIT_ALIASES:
-            spec.update(_INIT_ALIASES[name])
-            name = spec["init"]
-        if name not in INIT_NAMES and name + "_" in INIT_NAMES:
-            name = name + "_"
-        spec["init"] = name
-        out.append({k: v for k, v in spec.items() if v is not None or k == "init"})
-    return out
 
 
 def _flatten(raw: dict) -> dict:
@@ -187,12 +81,8 @@ def _flatten(raw: dict) -> dict:
             elif key not in flat or key in ("layer", "input_size", "hidden_size", "num_layers", "bias", "batch_first"):
                 flat[key] = value
     flat["unresolved"] = [u.split(".", 1)[1] if u.startswith("layer.") else u for u in unresolved]
-    init = flat.get("init")
-    if isinstance(init, str):
-        spec = {"init": init}
-        for key in _SPEC_KEYS:
-            if flat.get(key) is not None:
-                spec[key] = flat[key]
+    spec = init_spec(flat)
+    if spec is not None:
         flat["init"] = spec
     if flat.get("hidden_size") is None and "hidden_size" not in raw and isinstance(flat.get("n"), int) \
             and not isinstance(flat.get("n"), bool):
@@ -211,33 +101,6 @@ def _flatten(raw: dict) -> dict:
             if acts:
                 flat["nonlinearity"] = acts[0]
     return flat
-
-
-@dataclass
-class ProbeOptions:
-    """How to measure (the thresholds are the verdict's options)."""
-
-    explode_threshold: float = 10.0
-    """Verdict `explodes` when G >= this (or anything non-finite appears)."""
-    vanish_threshold: float = 0.1
-    """Verdict `vanishes` when G <= this."""
-    regimes: tuple[str, ...] = ("small-signal", "unit-scale")
-    small_signal_scale: float = 1e-100
-    """Input scale of the small-signal regime (float64: linear over any probed window)."""
-    skip_last: int = 2
-    """Time steps nearest the loss left out of the fit (projection transient), when the window
-    has at least 10 steps."""
-    compare: bool = True
-    """Also probe nn.LSTM / nn.GRU of the same size and init, and the clipped vanilla RNN."""
-    compare_window: int = 50
-    """Window of the LSTM/GRU comparison (a per-step factor needs no more; G still uses T)."""
-    per_layer: bool = True
-    clip_update: bool = False
-    """Also measure the parameter-gradient norm of one unit-scale sequence before/after clipping
-    (an extra backward pass with weight gradients); off by default: clipping never changes k."""
-    seed: int = 0
-    mlp_batch: int = 4
-    device: str = "cpu"
 
 
 @dataclass
@@ -462,152 +325,3 @@ class ProbeConfig:
 class UnsupportedModule(ValueError):
     """The finding's layer kind is not one the probe can rebuild (the finding is not probed)."""
 
-
-# --------------------------------------------------------------------------------------------
-# The result
-# --------------------------------------------------------------------------------------------
-
-VERDICT_RANK = {"vanishes": 0, "stable": 1, "explodes": 2}
-
-
-def json_number(value: Any) -> Any:
-    """JSON has no inf/nan: finite floats stay numbers, the others become the strings
-    "inf", "-inf" and "nan". Everything else is returned unchanged."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-    return value
-
-
-def from_json_number(value: Any) -> Any:
-    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
-        return float(value)
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return json_number(value)
-
-
-def log10_total_growth(k: float, steps: int) -> float | None:
-    """log10 G = (T - 1) * log10 k, computed without forming G (finite whenever k is finite
-    and positive, even when G itself overflows); -inf for k = 0, None for nan."""
-    if math.isnan(k) or k < 0:
-        return None
-    if steps <= 1:
-        return 0.0
-    if k == 0:
-        return float("-inf")
-    if math.isinf(k):
-        return float("inf")
-    return (steps - 1) * math.log10(k)
-
-
-def total_growth(k: float, steps: int) -> float:
-    """G = k ** (T - 1); inf when it overflows a float."""
-    if steps <= 1:
-        return 1.0
-    if math.isnan(k):
-        return float("nan")
-    if k <= 0:
-        return 0.0
-    if math.isinf(k):
-        return float("inf")
-    exponent = (steps - 1) * math.log(k)
-    if exponent > 709.0:
-        return float("inf")
-    return math.exp(exponent)
-
-
-@dataclass
-class RegimeResult:
-    """One input regime's measurement (the same fields as the headline)."""
-
-    regime: str
-    verdict: str
-    growth_per_step: float
-    total_growth: float
-    steps: int
-    window: int
-    input_scale: float
-    norms: list[float]
-    """log10 ||dL/dx_t|| for t = 0..window-1 (MLP: per layer input); -inf for an exact 0."""
-    nonfinite: bool = False
-    fit_points: int = 0
-    per_layer: list[dict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    state_max: float | None = None
-    """Small-signal: largest |h| of the zero-input (operating-point) trajectory."""
-    linear: bool | None = None
-    """Small-signal: the state stayed in the linear range (no biases: max |h| <= 1e-3; with biases
-    True by construction, see gradlint.probe.measure)."""
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["log10_total_growth"] = log10_total_growth(self.growth_per_step, self.steps)
-        return d
-
-
-@dataclass
-class ProbeResult:
-    """What one probe found (see gradlint.probe.measure for the definitions).
-
-    The headline fields are those of the worst regime (explodes > stable > vanishes, ties:
-    the larger k), named by `regime`; `regimes` holds every regime probed.
-    """
-
-    verdict: str
-    """`explodes` / `stable` / `vanishes`."""
-    growth_per_step: float
-    """k: the per-step (MLP: per-layer) factor of the gradient norm, going back from the loss."""
-    total_growth: float
-    """G = k ** (steps - 1); float("inf") when it overflows."""
-    steps: int
-    """T: the user's sequence length (MLP: depth), uncapped."""
-    regime: str
-    """The regime that gave the headline: `small-signal` or `unit-scale`."""
-    regimes: list[RegimeResult] = field(default_factory=list)
-    per_layer: list[dict] = field(default_factory=list)
-    """Recurrent: {"layer", "input_size", "growth_per_step", "total_growth", "verdict",
-    "nonfinite"} per layer of the headline regime; MLP: {"layer", "log10_norm", "factor"}."""
-    compare: dict[str, dict] = field(default_factory=dict)
-    """{"lstm": {...}, "gru": {...}, "rnn_clipped": {...}} for recurrent modules, each with at
-    least growth_per_step and verdict; {} for MLPs."""
-    norms: list[float] = field(default_factory=list)
-    """log10 ||dL/dx_t|| per time step t = 0..window-1 of the headline regime (for charts)."""
-    defaults_applied: list[str] = field(default_factory=list)
-    caps_applied: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    """Wall time of the probe (torch import excluded)."""
-    kind: str = "RNN"
-    window: int = 0
-    """Steps (MLP: layers) actually run; G is extrapolated from them to `steps`."""
-    config: dict = field(default_factory=dict)
-    """The ProbeConfig that was rebuilt (after defaults and caps)."""
-    notes: list[str] = field(default_factory=list)
-
-    def regime_result(self, name: str) -> RegimeResult:
-        for item in self.regimes:
-            if item.regime == name:
-                return item
-        raise KeyError(name)
-
-    def to_dict(self) -> dict:
-        """Python values (floats may be inf / nan)."""
-        d = asdict(self)
-        d["regimes"] = [r.to_dict() for r in self.regimes]
-        d["log10_total_growth"] = log10_total_growth(self.growth_per_step, self.steps)
-        return d
-
-    def to_json(self) -> dict:
-        """A JSON-safe dict: every non-finite float (G = inf, log10 of a zero norm) is written
-        as the string "inf", "-inf" or "nan"; finite values stay numbers. `log10_total_growth`
-        (a number whenever k is finite and positive) rides along for consumers that want a
-        number. `from_json_number` reads the strings back."""
-        return _jsonable(self.to_dict())

@@ -43,15 +43,12 @@ from typing import Any
 
 from gradlint.findings import Finding, Report, Severity
 from gradlint.probe import ProbeUnavailable, load_measure
-from gradlint.probe.config import (
-    _SPEC_KEYS,
-    ProbeConfig,
-    ProbeOptions,
-    ProbeResult,
-    UnsupportedModule,
-    _jsonable,
-    log10_total_growth,
-)
+from gradlint.probe.config import ProbeConfig, UnsupportedModule
+from gradlint.probe.growth import log10_total_growth
+from gradlint.probe.jsonsafe import jsonable
+from gradlint.probe.names import init_spec
+from gradlint.probe.options import ProbeOptions
+from gradlint.probe.result import ProbeResult
 
 ELIGIBLE = ("GL201", "GL202", "GL203", "GL301", "GL302")
 """Rules whose findings describe a recurrent layer or its init: always probed (or not-probed)."""
@@ -116,16 +113,6 @@ def _weight_key(finding: Finding) -> tuple[str, str] | None:
     return (finding.display_path, name) if name else None
 
 
-def _init_spec(data: dict) -> dict | None:
-    """The init a GL301/GL302 finding describes, as one spec of gradlint.probe.config."""
-    init = data.get("init")
-    if not isinstance(init, str):
-        return None
-    spec = {"init": init}
-    spec.update({key: data[key] for key in _SPEC_KEYS if data.get(key) is not None})
-    return spec
-
-
 def _groups(findings: list[Finding]) -> dict[int, list[Finding]]:
     """id(finding) -> the findings on the same layer (itself included), in report order."""
     parent: dict[int, int] = {id(f): id(f) for f in findings}
@@ -168,7 +155,7 @@ def pooled_data(finding: Finding, group: list[Finding]) -> tuple[dict, list[str]
     for member in sorted(group, key=lambda f: (f.line, f.column)):
         if member.code not in INIT_RULES or not isinstance(member.data, dict):
             continue
-        spec = _init_spec(member.data)
+        spec = init_spec(member.data)  # the init a GL301/GL302 finding describes
         if spec is not None and spec not in inits:
             inits.append(spec)  # in source order: the code applies them in this order
             if member is not finding:
@@ -188,10 +175,10 @@ def pooled_data(finding: Finding, group: list[Finding]) -> tuple[dict, list[str]
 
 
 def _number(value: Any, digits: int = 6) -> Any:
-    """Finite floats to `digits` significant digits (stable, readable JSON); others via _jsonable."""
+    """Finite floats to `digits` significant digits (stable, readable JSON); others via jsonable."""
     if isinstance(value, float) and math.isfinite(value):
         return float(f"{value:.{digits}g}")
-    return _jsonable(value)
+    return jsonable(value)
 
 
 def _growth_fields(entry: dict, steps: int) -> dict:
@@ -235,9 +222,9 @@ def probe_object(result: ProbeResult, status: str, static_severity: str, notes: 
         for entry in result.per_layer if "growth_per_step" in entry
     ]
     config = result.config or {}
-    module = {key: _jsonable(config.get(key)) for key in (
+    module = {key: jsonable(config.get(key)) for key in (
         "kind", "input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first", "seq_len", "window")}
-    module["init"] = _jsonable(config.get("init") or [])
+    module["init"] = jsonable(config.get("init") or [])
     obj = {
         "status": status,
         "reason": None,

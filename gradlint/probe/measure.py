@@ -5,7 +5,7 @@ Definitions (the theory tests in tests/test_probe_theory.py hold the probe to th
 Recurrent modules (nn.RNN / nn.LSTM / nn.GRU, their cells)
     Run the rebuilt module (float64, fixed seeds, zero initial state, one sequence per regime)
     over `window` steps of synthetic input x_0..x_{W-1} (window = min(seq_len, 200), shortened
-    by the work cap of `gradlint.probe.config`, never below 50). The loss is a fixed random
+    by the work cap of `gradlint.probe.defaults`, never below 50). The loss is a fixed random
     unit projection of the last output, L = <r, h_{W-1}>. Backward gives g_t = dL/dx_t for
     every step (the input sequence requires grad; parameters do not). Norms are taken in log
     space (ln max|g| + ln ||g / max|g|||) so that nothing under- or overflows before float64
@@ -94,15 +94,19 @@ import torch
 from torch import nn
 
 from gradlint.probe.build import build_module, comparison_config, split_layers
-from gradlint.probe.config import (
-    MLP_KIND,
+from gradlint.probe.config import ProbeConfig
+from gradlint.probe.growth import (
+    LN10,
     VERDICT_RANK,
-    ProbeConfig,
-    ProbeOptions,
-    ProbeResult,
-    RegimeResult,
+    fit_growth,
+    fit_window,
+    log10_norms,
     total_growth,
+    verdict_for,
 )
+from gradlint.probe.names import MLP_KIND
+from gradlint.probe.options import ProbeOptions
+from gradlint.probe.result import ProbeResult, RegimeResult
 
 __all__ = [
     "SMALL_SIGNAL",
@@ -120,7 +124,6 @@ __all__ = [
 SMALL_SIGNAL = "small-signal"
 UNIT_SCALE = "unit-scale"
 DTYPE = torch.float64
-LN10 = math.log(10.0)
 LINEAR_TOLERANCE = 1e-3
 """Small-signal without biases: max |h| for the trajectory to count as linear (tanh'(h) = 1 - h^2
 stays within 1e-6 of 1)."""
@@ -143,33 +146,6 @@ def probe_environment() -> Iterator[None]:
     finally:
         torch.set_flush_denormal(False)
         torch.set_num_threads(threads)
-
-
-def fit_growth(log_norms: list[float], skip_last: int = 0) -> tuple[float, int]:
-    """(k, points): k = exp of the least-squares slope of ln-norm against the distance from the
-    loss s = n-1-t, over the finite entries with s >= skip_last. `log_norms` are natural logs
-    indexed by position t (-inf for a zero norm). Returns (nan, points) with fewer than 2 points."""
-    n = len(log_norms)
-    pts = [(float(n - 1 - t), v) for t, v in enumerate(log_norms) if math.isfinite(v) and n - 1 - t >= skip_last]
-    if len(pts) < 2:
-        return float("nan"), len(pts)
-    mx = sum(p[0] for p in pts) / len(pts)
-    my = sum(p[1] for p in pts) / len(pts)
-    sxx = sum((p[0] - mx) ** 2 for p in pts)
-    sxy = sum((p[0] - mx) * (p[1] - my) for p in pts)
-    slope = sxy / sxx
-    try:
-        return math.exp(slope), len(pts)
-    except OverflowError:
-        return float("inf"), len(pts)
-
-
-def verdict_for(growth: float, nonfinite: bool, options: ProbeOptions) -> str:
-    if nonfinite or math.isnan(growth) or growth >= options.explode_threshold:
-        return "explodes"
-    if growth <= options.vanish_threshold:
-        return "vanishes"
-    return "stable"
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -216,8 +192,7 @@ def _has_bias(module: nn.Module) -> bool:
 
 def _fit_regime(log_norms: list[float], nonfinite: bool, steps: int, options: ProbeOptions, notes: list[str]) -> tuple[float, int]:
     window = len(log_norms)
-    skip = options.skip_last if window >= 10 else 0
-    k, points = fit_growth(log_norms, skip)
+    k, points = fit_window(log_norms, options)
     zeros = sum(1 for v in log_norms if v == float("-inf"))
     if zeros:
         notes.append(f"the gradient is exactly 0 at {zeros} of {window} positions (underflow or dead units): fit over the rest")
@@ -341,7 +316,7 @@ def _regime_result(regime: str, out: torch.Tensor, grad: torch.Tensor, window: i
         regime=regime, verdict=verdict_for(G, nonfinite, options), growth_per_step=k, total_growth=G,
         steps=steps, window=window,
         input_scale=options.small_signal_scale if regime == SMALL_SIGNAL else input_scale,
-        norms=[v / LN10 for v in log_norms], nonfinite=nonfinite, fit_points=points, notes=notes,
+        norms=log10_norms(log_norms), nonfinite=nonfinite, fit_points=points, notes=notes,
     )
 
 
@@ -428,7 +403,7 @@ def measure_mlp(module: nn.Sequential, *, regimes: tuple[str, ...], steps: int, 
             regime=regime, verdict=verdict_for(G, nonfinite, options), growth_per_step=k, total_growth=G,
             steps=steps, window=depth,
             input_scale=options.small_signal_scale if regime == SMALL_SIGNAL else input_scale,
-            norms=[v / LN10 for v in log_norms], nonfinite=nonfinite, fit_points=points, notes=notes,
+            norms=log10_norms(log_norms), nonfinite=nonfinite, fit_points=points, notes=notes,
         )
         for index, v in enumerate(log_norms):
             nxt = log_norms[index + 1] if index + 1 < depth else None

@@ -22,8 +22,8 @@ The measurement (all in the user's dtype, on the chosen device, with the model i
     time steps (recurrent modules: nn.RNN/LSTM/GRU as the model or its first child): a float64
         copy of that module is run on the model input x (float64, requires grad); the loss is the
         sum of its last time step's output; ||dL/dx_t|| for every step t; k = least-squares
-        factor per step (`measure.fit_growth`, leaving out the 2 steps nearest the loss when
-        T >= 10); G = k^(T-1); verdict by `measure.verdict_for` (explodes when G >= 10 or anything
+        factor per step (`growth.fit_window`, leaving out the 2 steps nearest the loss when
+        T >= 10); G = k^(T-1); verdict by `growth.verdict_for` (explodes when G >= 10 or anything
         non-finite, vanishes when G <= 0.1).
 """
 
@@ -38,6 +38,8 @@ import sys
 import traceback
 from pathlib import Path
 from typing import Any
+
+from gradlint.probe.jsonsafe import jsonable
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 3, 4
 TOP_PARAMETERS = 20
@@ -225,8 +227,8 @@ def measure(request: dict, notes: list[str], capped: list[bool]) -> dict:
         import torch
         from torch import nn
 
-        from gradlint.probe import measure as probe_measure
-        from gradlint.probe.config import ProbeOptions
+        from gradlint.probe.growth import fit_window, log10_norms, power_growth, verdict_for
+        from gradlint.probe.options import ProbeOptions
 
     torch.set_num_threads(1)
     requested = request["device"]
@@ -394,18 +396,15 @@ def measure(request: dict, notes: list[str], capped: list[bool]) -> dict:
                 else:
                     log_norms.append(math.log(m) + math.log(float((g / m).norm())))
             bad = (not bool(torch.isfinite(out).all())) or any(math.isnan(v) for v in log_norms)
-            k, points = probe_measure.fit_growth(log_norms, skip_last=options.skip_last if T >= 10 else 0)
-            try:
-                growth = k ** (T - 1) if math.isfinite(k) else k
-            except OverflowError:
-                growth = float("inf")
-            verdict = probe_measure.verdict_for(growth, bad, options)
+            k, points = fit_window(log_norms, options)
+            growth = power_growth(k, T)
+            verdict = verdict_for(growth, bad, options)
             recurrent = {
                 "module": name or "(model)",
                 "kind": type(layer).__name__,
                 "seq_len": T,
                 "batch_first": bool(layer.batch_first),
-                "log10_norms": [v / math.log(10) if math.isfinite(v) else v for v in log_norms],
+                "log10_norms": log10_norms(log_norms),
                 "k": k,
                 "growth": growth,
                 "points": points,
@@ -417,16 +416,6 @@ def measure(request: dict, notes: list[str], capped: list[bool]) -> dict:
     result["verdict"] = (recurrent["verdict"] if recurrent is not None
                          else "explodes" if nonfinite else None)
     return result
-
-
-def _jsonable(value):
-    from gradlint.probe.config import json_number
-
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return json_number(value)
 
 
 def main(argv: list[str]) -> int:
@@ -453,7 +442,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"out of memory under the {request['memory_mb']} MiB cap (--memory-mb)\n")
         return EXIT_USAGE
     result["notes"] = notes
-    Path(result_path).write_text(json.dumps(_jsonable(result)), encoding="utf-8")
+    Path(result_path).write_text(json.dumps(jsonable(result)), encoding="utf-8")
     return EXIT_OK
 
 
