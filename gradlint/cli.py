@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Sequence, TextIO
 import click
 
 from gradlint import __version__
+from gradlint.cache import DEFAULT_DIRECTORY
 from gradlint.config import ConfigError, apply_overrides, load_config
 from gradlint.findings import Report, Severity
 from gradlint.report import FORMATS, write_report
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-DEFAULT_CACHE = ".gradlint_cache"
 
 
 def _split(values: Sequence[str]) -> list[str] | None:
@@ -151,7 +151,7 @@ def main() -> None:
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help=f"Where the results cache lives [default: {DEFAULT_CACHE} in the project root].",
+    help=f"Where the results cache lives [default: {DEFAULT_DIRECTORY} in the project root].",
 )
 def check(
     paths: tuple[Path, ...],
@@ -189,7 +189,7 @@ def check(
     if no_cache:
         cache_dir = None
     elif cache_dir is None:
-        cache_dir = config.root / DEFAULT_CACHE
+        cache_dir = config.root / DEFAULT_DIRECTORY
     human = output_format in ("text", "concise") and output is None and not quiet
 
     baseline = None
