@@ -165,10 +165,9 @@ class FileChecker:
             reason = "no automatic fix in notebooks"
         else:
             assert source.positions is not None and source.text is not None
-            resolver = source.__dict__.get("_fix_resolver")
+            resolver = source.fix_resolver
             if resolver is None:
-                resolver = Resolver(source.positions.module, source.text, source.positions.start)
-                source.__dict__["_fix_resolver"] = resolver
+                resolver = source.fix_resolver = Resolver(source.positions.module, source.text, source.positions.start)
             try:
                 fix = resolver.resolve(diagnostic.fix) if diagnostic.fix is not None else None
             except Exception:  # a fix that cannot be computed is not made
