@@ -36,6 +36,7 @@ from gradlint.analysis.model import (
     Function,
     Kind,
     iter_calls,
+    shorten,
 )
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.values import string_value
@@ -417,14 +418,10 @@ def _target_of(ref: ModuleRef, parts: list[str], project: ProjectIndex) -> Weigh
     square, n, origin = square_size(project, bound.model, shape[1], bound.scope)
     if not square:
         return None
-    built_by = f"`{_short(code(bound.model, value))}`"
+    built_by = f"`{shorten(code(bound.model, value), 50)}`"
     return WeightTarget(
         display, "parameter", n, built_by, (bound.path, value), origin, unresolved=[] if n is not None else ["n"]
     )
-
-
-def _short(text: str, limit: int = 50) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _parameter_tensor(bound: Bound) -> cst.Call | None:
