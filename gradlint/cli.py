@@ -23,6 +23,8 @@ from gradlint.rules import ALL_RULES, get_rule
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from gradlint.fix.files import FixResult
+
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
@@ -256,71 +258,38 @@ def check(
     raise click.exceptions.Exit(exit_code(report, config.fail_on, exit_zero))
 
 
-def _fixable_files(report: Report, unsafe: bool):
-    """(path, display path, findings with a wanted fix) per file; notebooks are never fixed."""
-    from gradlint.fix import wanted
-
-    by_file: dict[Path, list] = {}
-    names: dict[Path, str] = {}
-    for finding in report.findings:
-        if wanted(finding, unsafe):
-            by_file.setdefault(finding.path, []).append(finding)
-            names[finding.path] = finding.display_path
-    return [(path, names[path], findings) for path, findings in by_file.items()]
-
-
-def _fix_summary(report: Report, unsafe: bool) -> tuple[int, int]:
-    """(unsafe fixes not applied, notebook findings that have a fix kind) for the closing note."""
-    hidden = sum(1 for f in report.findings if f.fix is not None and f.fix.safety != "safe" and not unsafe)
-    notebooks = sum(1 for f in report.findings if f.fix_safety and f.cell is not None)
-    return hidden, notebooks
-
-
 def _show_diff(report: Report, unsafe: bool) -> int:
-    from gradlint.fix import fixed_text, read_text, unified_diff
+    from gradlint.fix.files import diff_files
 
-    changed = 0
-    count = 0
-    for path, name, findings in _fixable_files(report, unsafe):
-        try:
-            before = read_text(path)
-        except Exception as error:
-            _stderr().print(f"[yellow]warning:[/] cannot read {escape(name)}: {escape(str(error))}", emoji=False)
-            continue
-        after, fixed = fixed_text(before, findings, unsafe)
-        if after != before:
-            changed += 1
-            count += len(fixed)
-            sys.stdout.write(unified_diff(before, after, name))
-    _fix_notes(report, unsafe, f"Would fix {count} {'finding' if count == 1 else 'findings'} in {changed} "
+    result = diff_files(report, unsafe)
+    for file in result.files:
+        if file.error is not None:
+            _stderr().print(f"[yellow]warning:[/] cannot read {escape(file.name)}: {escape(file.error)}", emoji=False)
+        elif file.diff:
+            sys.stdout.write(file.diff)
+    changed, count = result.changed, result.fixed
+    _fix_notes(result, f"Would fix {count} {'finding' if count == 1 else 'findings'} in {changed} "
                f"{'file' if changed == 1 else 'files'}." if changed else "No fixes available.")
     return EXIT_FINDINGS if changed else EXIT_CLEAN
 
 
 def _autofix(report: Report, unsafe: bool, *, quiet: bool) -> None:
-    from gradlint.fix import fixed_text, read_text, write_atomic
+    from gradlint.fix.files import fix_files
 
-    changed = 0
-    count = 0
-    for path, name, findings in _fixable_files(report, unsafe):
-        try:
-            before = read_text(path)
-            after, fixed = fixed_text(before, findings, unsafe)
-            if after != before:
-                write_atomic(path, after)
-                changed += 1
-                count += len(fixed)
-        except Exception as error:  # never a bare traceback; the file is left as it was
-            _stderr().print(f"[yellow]warning:[/] cannot fix {escape(name)}: {escape(str(error))}", emoji=False)
+    result = fix_files(report, unsafe)
+    for file in result.files:
+        if file.error is not None:
+            _stderr().print(f"[yellow]warning:[/] cannot fix {escape(file.name)}: {escape(file.error)}", emoji=False)
     if not quiet:
-        _fix_notes(report, unsafe, f"Fixed {count} {'finding' if count == 1 else 'findings'} in {changed} "
+        changed, count = result.changed, result.fixed
+        _fix_notes(result, f"Fixed {count} {'finding' if count == 1 else 'findings'} in {changed} "
                    f"{'file' if changed == 1 else 'files'}.")
 
 
-def _fix_notes(report: Report, unsafe: bool, headline: str) -> None:
+def _fix_notes(result: "FixResult", headline: str) -> None:
     console = _stderr()
     console.print(escape(headline), emoji=False, highlight=False)
-    hidden, notebooks = _fix_summary(report, unsafe)
+    hidden, notebooks = result.unsafe_left, result.in_notebooks
     if hidden:
         console.print(f"{hidden} more {'fix is' if hidden == 1 else 'fixes are'} available with `--unsafe-fixes`.",
                       emoji=False, highlight=False)

@@ -157,7 +157,7 @@ class FileChecker:
     @staticmethod
     def _attach_fix(finding: Finding, diagnostic: Diagnostic, source: SourceFile) -> None:
         """Resolve the rule's fix into line edits; say "no automatic fix" when it cannot be made."""
-        from gradlint.fix import NO_FIX, Resolver
+        from gradlint.fix.edits import NO_FIX, Resolver
 
         fix = None
         reason = "no automatic fix here"

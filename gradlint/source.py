@@ -21,7 +21,7 @@ from gradlint.notebook import NotebookSource
 from gradlint.suppress import Suppressions
 
 if TYPE_CHECKING:
-    from gradlint.fix import Resolver
+    from gradlint.fix.edits import Resolver
 
 
 @dataclass(frozen=True)
