@@ -182,9 +182,11 @@ def check(
     cache_dir: Path | None = None,
 ) -> None:
     """Check PATHS (files or directories, default: the current directory)."""
-    from gradlint.api import lint_paths
+    from gradlint import api
+    from gradlint.baseline import BaselineError
+    from gradlint.changes import ChangesError
     from gradlint.parallel import default_jobs
-    from gradlint.progress import Bar
+    from gradlint.progress import Bars
 
     targets = list(paths) or [Path(".")]
     config = _load_config(targets, config_file, select, extend_select, ignore, exclude, extend_exclude, fail_on)
@@ -193,53 +195,42 @@ def check(
     elif cache_dir is None:
         cache_dir = config.root / DEFAULT_DIRECTORY
     human = output_format in ("text", "concise") and output is None and not quiet
+    probe_options = None
+    if probe and not show_diff:
+        from gradlint.probe import ProbeOptions
 
-    baseline = None
-    if baseline_file is not None:
-        from gradlint.baseline import BaselineError, load
+        probe_options = ProbeOptions(explode_threshold=probe_threshold)
 
-        try:
-            baseline = load(baseline_file)
-        except BaselineError as error:
-            raise _fail(str(error)) from None
-    changed = None
-    if changed_since is not None:
-        from gradlint.changes import ChangesError, changed_lines
+    try:
+        report = api.check(
+            targets,
+            config,
+            baseline=baseline_file,
+            changed_since=changed_since,
+            probe=probe_options,
+            fix=fix and not show_diff,
+            unsafe_fixes=unsafe_fixes,
+            report_unused_ignores=report_unused_ignores,
+            jobs=jobs or default_jobs(),
+            cache_dir=cache_dir,
+            progress=Bars(enabled=human),
+        )
+    except (BaselineError, ChangesError) as error:
+        raise _fail(str(error)) from None
+    except Exception as error:  # the last line of defence: never a bare traceback
+        raise _fail(f"internal error: {type(error).__name__}: {error} (please report this)") from None
 
-        try:
-            changed = changed_lines(targets, changed_since)
-        except ChangesError as error:
-            raise _fail(str(error)) from None
-
-    def run_check(final: bool = True) -> Report:
-        try:
-            with Bar("checking", enabled=human) as bar:
-                report = lint_paths(
-                    targets,
-                    config,
-                    report_unused_ignores=report_unused_ignores,
-                    jobs=jobs or default_jobs(),
-                    cache_dir=cache_dir,
-                    progress=bar,
-                )
-        except Exception as error:  # the last line of defence: never a bare traceback
-            raise _fail(f"internal error: {type(error).__name__}: {error} (please report this)") from None
-        if baseline is not None:  # before --changed-since: every finding may match an entry
-            # Stale entries are told once, for the report that is printed.
-            _apply_baseline(report, baseline, baseline_file, targets, config, quiet=quiet, warn=final)
-        if changed is not None:  # only reporting is filtered: the check saw the whole project
-            report.findings = changed.filter(report.findings)
-        return report
-
-    report = run_check(final=not fix)
     if show_diff:
+        if not fix:  # `--diff --fix` has always shown the diff without the stale entries
+            _print_stale_baseline(report, baseline_file, quiet=quiet)
         _print_problems(report)
-        raise click.exceptions.Exit(_show_diff(report, unsafe_fixes))
-    if fix:
-        _autofix(report, unsafe_fixes, quiet=quiet)
-        report = run_check()
+        from gradlint.fix.files import diff_files
 
-    probe_error = _run_probe(report, probe_threshold, quiet=quiet, progress=human) if probe else None
+        raise click.exceptions.Exit(_print_diff(diff_files(report, unsafe_fixes)))
+    if report.fixes is not None:
+        _print_fixes(report.fixes, quiet=quiet)
+    _print_stale_baseline(report, baseline_file, quiet=quiet)
+    _print_probe(report, quiet=quiet)
     _print_problems(report)
     try:
         if output is not None:
@@ -253,15 +244,13 @@ def check(
     except OSError as error:
         raise _fail(f"cannot write the report to {output}: {error.strerror or error}") from None
 
-    if probe_error is not None:
-        raise _fail(probe_error)
+    if report.probe_error is not None:
+        raise _fail(report.probe_error)
     raise click.exceptions.Exit(exit_code(report, config.fail_on, exit_zero))
 
 
-def _show_diff(report: Report, unsafe: bool) -> int:
-    from gradlint.fix.files import diff_files
-
-    result = diff_files(report, unsafe)
+def _print_diff(result: "FixResult") -> int:
+    """`--diff`: the diffs on stdout, the notes on stderr; the exit code (1 when a file would change)."""
     for file in result.files:
         if file.error is not None:
             _stderr().print(f"[yellow]warning:[/] cannot read {escape(file.name)}: {escape(file.error)}", emoji=False)
@@ -273,10 +262,8 @@ def _show_diff(report: Report, unsafe: bool) -> int:
     return EXIT_FINDINGS if changed else EXIT_CLEAN
 
 
-def _autofix(report: Report, unsafe: bool, *, quiet: bool) -> None:
-    from gradlint.fix.files import fix_files
-
-    result = fix_files(report, unsafe)
+def _print_fixes(result: "FixResult", *, quiet: bool) -> None:
+    """What `--fix` did, before the report of what it left."""
     for file in result.files:
         if file.error is not None:
             _stderr().print(f"[yellow]warning:[/] cannot fix {escape(file.name)}: {escape(file.error)}", emoji=False)
@@ -323,53 +310,35 @@ def _load_config(
         raise _fail(str(error)) from None
 
 
-def _apply_baseline(
-    report: Report, baseline, baseline_file: Path, targets: list[Path], config, *, quiet: bool, warn: bool = True
-) -> None:
-    """Drop the baselined findings; warn on stderr about entries that matched nothing."""
-    from gradlint.baseline import apply, scope
-    from gradlint.discovery import discover
-
-    checked = discover(targets, config).files
-    result = apply(baseline, report, in_scope=scope(report.root, checked, targets, config.enabled_codes()))
-    report.findings = result.findings
-    report.baselined = result.baselined
-    report.stale_baseline = result.stale_count
-    if result.stale_count and warn:
-        console = _stderr()
-        entries = "entry" if result.stale_count == 1 else "entries"
-        console.print(
-            f"[yellow]warning:[/] {result.stale_count} stale baseline {entries} in {escape(str(baseline_file))} "
-            f"matched no finding (fixed or changed code); refresh it with `gradlint baseline create`",
-            emoji=False,
-            highlight=False,
-        )
-        if not quiet:
-            for entry in result.stale:
-                times = f" (x{entry.count})" if entry.count > 1 else ""
-                console.print(
-                    f"  stale: {escape(entry.path)}: {entry.code}{times} {escape(entry.message)}",
-                    emoji=False,
-                    highlight=False,
-                )
+def _print_stale_baseline(report: Report, baseline_file: Path | None, *, quiet: bool) -> None:
+    """Warn about baseline entries that matched no finding (fixed or changed code)."""
+    stale = report.stale_baseline
+    if not stale:
+        return
+    console = _stderr()
+    entries = "entry" if stale == 1 else "entries"
+    console.print(
+        f"[yellow]warning:[/] {stale} stale baseline {entries} in {escape(str(baseline_file))} "
+        f"matched no finding (fixed or changed code); refresh it with `gradlint baseline create`",
+        emoji=False,
+        highlight=False,
+    )
+    if not quiet:
+        for entry in report.stale_entries:
+            times = f" (x{entry.count})" if entry.count > 1 else ""
+            console.print(
+                f"  stale: {escape(entry.path)}: {entry.code}{times} {escape(entry.message)}",
+                emoji=False,
+                highlight=False,
+            )
 
 
-def _run_probe(report: Report, threshold: float, *, quiet: bool, progress: bool = False) -> str | None:
-    """Probe the report's findings in place; the error to print after the report, if any.
-
-    Imported here so that the static path never imports the probe's measurement (nor torch).
-    """
-    from gradlint.probe import InstallHint, ProbeOptions, ProbeUnavailable
-    from gradlint.probe.confirm import confirm_report
-    from gradlint.progress import Bar
-
-    try:
-        with Bar("probing", minimum=5, enabled=progress) as bar:
-            summary = confirm_report(report, ProbeOptions(explode_threshold=threshold), progress=bar)
-    except ProbeUnavailable:
-        return f"--probe needs torch: {InstallHint}"
-    except Exception as error:  # never a bare traceback
-        return f"internal error in the probe: {type(error).__name__}: {error} (please report this)"
+def _print_probe(report: Report, *, quiet: bool) -> None:
+    """The probe's problems and, unless quiet, its summary (a probe that could not run is an
+    error after the report)."""
+    summary = report.probe_summary
+    if summary is None:
+        return
     console = _stderr()
     for problem in summary.errors:
         console.print(f"[yellow]warning:[/] probe: {escape(problem)}", emoji=False, highlight=False)
@@ -381,7 +350,6 @@ def _run_probe(report: Report, threshold: float, *, quiet: bool, progress: bool 
             emoji=False,
             highlight=False,
         )
-    return None
 
 
 def exit_code(report: Report, fail_on: Severity | None, exit_zero: bool = False) -> int:
