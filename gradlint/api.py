@@ -1,19 +1,106 @@
-"""The pipeline, one stage per line: files -> parse -> project index -> rules -> findings
--> suppressions -> report. The CLI and the tests both come through here."""
+"""The pipeline, top to bottom: files -> parse -> project index -> rules -> findings ->
+suppressions -> baseline / changed lines -> (fixes, then the check again) -> probe -> report.
+
+`check()` is the whole of `gradlint check`, usable as a library: it returns the `Report`,
+with what the later stages did (stale baseline entries, fixes, the probe's summary) on it as
+data; the CLI only prints. `lint_paths` and `lint_sources` are the checking stages alone
+(files to findings), for the tests, the rule documents' harness and the benchmarks.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Mapping, Protocol, Sequence
 
+from gradlint.baseline import Baseline, Entry, apply, load, scope
 from gradlint.cache import Cache
+from gradlint.changes import ChangedLines, changed_lines
 from gradlint.config import Config
-from gradlint.discovery import discover
+from gradlint.discovery import Discovery, discover
 from gradlint.engine import FileChecker, FileResult, SourceFile
 from gradlint.findings import Finding, InternalError, Report, SkippedFile
+from gradlint.fix.files import fix_files
 from gradlint.index import ProjectIndex
 from gradlint.parallel import check_one, check_parallel, worth_parallel
 from gradlint.rules import ALL_RULES, RULES_BY_CODE, expand_selector
+
+if TYPE_CHECKING:  # the static path never imports the probe (see _probe)
+    from gradlint.probe import ProbeOptions
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
+
+Stages = Callable[[str], ContextManager["Progress | None"]]
+"""A progress display per stage: called with "checking" or "probing" (gradlint.progress.Bars)."""
+
+
+def check(
+    paths: Sequence[Path],
+    config: Config,
+    *,
+    baseline: Baseline | Path | None = None,
+    changed_since: str | None = None,
+    probe: "ProbeOptions | None" = None,
+    fix: bool = False,
+    unsafe_fixes: bool = False,
+    report_unused_ignores: bool = False,
+    cwd: Path | None = None,
+    jobs: int = 1,
+    cache_dir: Path | None = None,
+    progress: Stages | None = None,
+) -> Report:
+    """Check `paths` and report as `gradlint check` does.
+
+    `baseline` (a Baseline, or the path of one): drop the findings it records; entries that
+    match nothing are `report.stale_entries`. `changed_since` (a git revision): report only
+    findings on lines changed since then. `fix`: apply the safe fixes (`unsafe_fixes`: all of
+    them) in place, then check again; `report.fixes` says what changed. `probe`: measure the
+    findings' gradient growth with torch; `report.probe_summary`, or `report.probe_error`.
+
+    Raises BaselineError (gradlint.baseline) or ChangesError (gradlint.changes), before
+    anything is checked, for a baseline or a revision that cannot be read.
+    """
+    if baseline is not None and not isinstance(baseline, Baseline):
+        baseline = load(Path(baseline))
+    changed = changed_lines(paths, changed_since) if changed_since is not None else None
+    lint = functools.partial(
+        _lint, config=config, report_unused_ignores=report_unused_ignores, cwd=cwd, jobs=jobs, cache_dir=cache_dir
+    )
+    report = _checked(paths, config, lint, baseline, changed, progress)
+    if fix:
+        fixes = fix_files(report, unsafe_fixes)
+        report = _checked(paths, config, lint, baseline, changed, progress)  # what the fixes left
+        report.fixes = fixes
+    if probe is not None:
+        _probe(report, probe, progress)
+    return report
+
+
+def _checked(
+    paths: Sequence[Path],
+    config: Config,
+    lint: Callable[..., Report],
+    baseline: Baseline | None,
+    changed: ChangedLines | None,
+    progress: Stages | None,
+) -> Report:
+    """One check of `paths` (`lint`: `_lint` with the run's settings), with only the findings
+    the user asked to see."""
+    discovery = discover(paths, config)
+    with _stage(progress, "checking") as bar:
+        report = lint(discovery, progress=bar)
+    if baseline is not None:  # before the changed lines: every finding may match an entry
+        checked = scope(report.root, discovery.files, paths, config.enabled_codes())
+        _apply_baseline(report, baseline, checked)
+    if changed is not None:  # only reporting is filtered: the check saw the whole project
+        report.findings = changed.filter(report.findings)
+    return report
 
 
 def lint_paths(
@@ -24,12 +111,34 @@ def lint_paths(
     cwd: Path | None = None,
     jobs: int = 1,
     cache_dir: Path | None = None,
-    progress: "Progress | None" = None,
+    progress: Progress | None = None,
 ) -> Report:
     """Lint files and folders. `jobs`: worker processes; `cache_dir`: the results cache (None:
     no cache); `progress`: told how many files there are and as each is done."""
+    return _lint(
+        discover(paths, config),
+        config,
+        report_unused_ignores=report_unused_ignores,
+        cwd=cwd,
+        jobs=jobs,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+
+
+def _lint(
+    discovery: Discovery,
+    config: Config,
+    *,
+    report_unused_ignores: bool = False,
+    cwd: Path | None = None,
+    jobs: int = 1,
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Phase 1: read every discovered file; then phase 2 (`_report`); then the configured
+    severities."""
     cwd = (cwd or Path.cwd()).resolve()
-    discovery = discover(paths, config)
     checker = FileChecker(
         [RULES_BY_CODE[code] for code in sorted(config.enabled_codes())],
         {code: dict(options) for code, options in config.rule_options.items()},
@@ -80,12 +189,6 @@ def lint_sources(
     return _report(checker, sources, root, roots=[root]).findings
 
 
-class Progress(Protocol):
-    def start(self, total: int) -> None: ...
-
-    def advance(self, count: int) -> None: ...
-
-
 def _report(
     checker: FileChecker,
     sources: list[SourceFile],
@@ -134,6 +237,37 @@ def _report(
         report.findings.extend(result.findings)
     report.findings.sort(key=Finding.sort_key)
     return report
+
+
+def _apply_baseline(report: Report, baseline: Baseline, in_scope: Callable[[Entry], bool]) -> None:
+    """Drop the findings the baseline covers; keep the entries in scope that matched nothing."""
+    result = apply(baseline, report, in_scope=in_scope)
+    report.findings = result.findings
+    report.baselined = result.baselined
+    report.stale_baseline = result.stale_count
+    report.stale_entries = result.stale
+
+
+def _probe(report: Report, options: "ProbeOptions", progress: Stages | None) -> None:
+    """Probe the report's findings in place (`report.probe_summary`). When torch is missing the
+    findings are left as they were; that, or a crash of the probe, is `report.probe_error`.
+
+    Imported here so that the static path never imports the probe's measurement (nor torch).
+    """
+    from gradlint.probe import INSTALL_HINT, ProbeUnavailable
+    from gradlint.probe.confirm import confirm_report
+
+    try:
+        with _stage(progress, "probing") as bar:
+            report.probe_summary = confirm_report(report, options, progress=bar)
+    except ProbeUnavailable:
+        report.probe_error = f"--probe needs torch: {INSTALL_HINT}"
+    except Exception as error:  # never a bare traceback
+        report.probe_error = f"internal error in the probe: {type(error).__name__}: {error} (please report this)"
+
+
+def _stage(progress: Stages | None, stage: str) -> ContextManager["Progress | None"]:
+    return progress(stage) if progress is not None else contextlib.nullcontext()
 
 
 def repository_root(start: Path) -> Path | None:

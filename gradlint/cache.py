@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from gradlint.source import SourceFile
 
 DEFAULT_DIRECTORY = ".gradlint_cache"
+"""Where the cache lives, in the project root, unless `--cache-dir` says otherwise."""
 _FORMAT = 1
 
 

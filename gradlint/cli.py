@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Sequence, TextIO
 import click
 
 from gradlint import __version__
+from gradlint.cache import DEFAULT_DIRECTORY
 from gradlint.config import ConfigError, apply_overrides, load_config
 from gradlint.findings import Report, Severity
 from gradlint.report import FORMATS, write_report
@@ -22,8 +23,9 @@ from gradlint.rules import ALL_RULES, get_rule
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from gradlint.fix.files import FixResult
+
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-DEFAULT_CACHE = ".gradlint_cache"
 
 
 def _split(values: Sequence[str]) -> list[str] | None:
@@ -151,7 +153,7 @@ def main() -> None:
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help=f"Where the results cache lives [default: {DEFAULT_CACHE} in the project root].",
+    help=f"Where the results cache lives [default: {DEFAULT_DIRECTORY} in the project root].",
 )
 def check(
     paths: tuple[Path, ...],
@@ -180,64 +182,55 @@ def check(
     cache_dir: Path | None = None,
 ) -> None:
     """Check PATHS (files or directories, default: the current directory)."""
-    from gradlint.api import lint_paths
+    from gradlint import api
+    from gradlint.baseline import BaselineError
+    from gradlint.changes import ChangesError
     from gradlint.parallel import default_jobs
-    from gradlint.progress import Bar
+    from gradlint.progress import Bars
 
     targets = list(paths) or [Path(".")]
     config = _load_config(targets, config_file, select, extend_select, ignore, exclude, extend_exclude, fail_on)
     if no_cache:
         cache_dir = None
     elif cache_dir is None:
-        cache_dir = config.root / DEFAULT_CACHE
+        cache_dir = config.root / DEFAULT_DIRECTORY
     human = output_format in ("text", "concise") and output is None and not quiet
+    probe_options = None
+    if probe and not show_diff:
+        from gradlint.probe import ProbeOptions
 
-    baseline = None
-    if baseline_file is not None:
-        from gradlint.baseline import BaselineError, load
+        probe_options = ProbeOptions(explode_threshold=probe_threshold)
 
-        try:
-            baseline = load(baseline_file)
-        except BaselineError as error:
-            raise _fail(str(error)) from None
-    changed = None
-    if changed_since is not None:
-        from gradlint.changes import ChangesError, changed_lines
+    try:
+        report = api.check(
+            targets,
+            config,
+            baseline=baseline_file,
+            changed_since=changed_since,
+            probe=probe_options,
+            fix=fix and not show_diff,
+            unsafe_fixes=unsafe_fixes,
+            report_unused_ignores=report_unused_ignores,
+            jobs=jobs or default_jobs(),
+            cache_dir=cache_dir,
+            progress=Bars(enabled=human),
+        )
+    except (BaselineError, ChangesError) as error:
+        raise _fail(str(error)) from None
+    except Exception as error:  # the last line of defence: never a bare traceback
+        raise _fail(f"internal error: {type(error).__name__}: {error} (please report this)") from None
 
-        try:
-            changed = changed_lines(targets, changed_since)
-        except ChangesError as error:
-            raise _fail(str(error)) from None
-
-    def run_check(final: bool = True) -> Report:
-        try:
-            with Bar("checking", enabled=human) as bar:
-                report = lint_paths(
-                    targets,
-                    config,
-                    report_unused_ignores=report_unused_ignores,
-                    jobs=jobs or default_jobs(),
-                    cache_dir=cache_dir,
-                    progress=bar,
-                )
-        except Exception as error:  # the last line of defence: never a bare traceback
-            raise _fail(f"internal error: {type(error).__name__}: {error} (please report this)") from None
-        if baseline is not None:  # before --changed-since: every finding may match an entry
-            # Stale entries are told once, for the report that is printed.
-            _apply_baseline(report, baseline, baseline_file, targets, config, quiet=quiet, warn=final)
-        if changed is not None:  # only reporting is filtered: the check saw the whole project
-            report.findings = changed.filter(report.findings)
-        return report
-
-    report = run_check(final=not fix)
     if show_diff:
+        if not fix:  # `--diff --fix` has always shown the diff without the stale entries
+            _print_stale_baseline(report, baseline_file, quiet=quiet)
         _print_problems(report)
-        raise click.exceptions.Exit(_show_diff(report, unsafe_fixes))
-    if fix:
-        _autofix(report, unsafe_fixes, quiet=quiet)
-        report = run_check()
+        from gradlint.fix.files import diff_files
 
-    probe_error = _run_probe(report, probe_threshold, quiet=quiet, progress=human) if probe else None
+        raise click.exceptions.Exit(_print_diff(diff_files(report, unsafe_fixes)))
+    if report.fixes is not None:
+        _print_fixes(report.fixes, quiet=quiet)
+    _print_stale_baseline(report, baseline_file, quiet=quiet)
+    _print_probe(report, quiet=quiet)
     _print_problems(report)
     try:
         if output is not None:
@@ -251,76 +244,39 @@ def check(
     except OSError as error:
         raise _fail(f"cannot write the report to {output}: {error.strerror or error}") from None
 
-    if probe_error is not None:
-        raise _fail(probe_error)
+    if report.probe_error is not None:
+        raise _fail(report.probe_error)
     raise click.exceptions.Exit(exit_code(report, config.fail_on, exit_zero))
 
 
-def _fixable_files(report: Report, unsafe: bool):
-    """(path, display path, findings with a wanted fix) per file; notebooks are never fixed."""
-    from gradlint.fix import wanted
-
-    by_file: dict[Path, list] = {}
-    names: dict[Path, str] = {}
-    for finding in report.findings:
-        if wanted(finding, unsafe):
-            by_file.setdefault(finding.path, []).append(finding)
-            names[finding.path] = finding.display_path
-    return [(path, names[path], findings) for path, findings in by_file.items()]
-
-
-def _fix_summary(report: Report, unsafe: bool) -> tuple[int, int]:
-    """(unsafe fixes not applied, notebook findings that have a fix kind) for the closing note."""
-    hidden = sum(1 for f in report.findings if f.fix is not None and f.fix.safety != "safe" and not unsafe)
-    notebooks = sum(1 for f in report.findings if f.fix_safety and f.cell is not None)
-    return hidden, notebooks
-
-
-def _show_diff(report: Report, unsafe: bool) -> int:
-    from gradlint.fix import fixed_text, read_text, unified_diff
-
-    changed = 0
-    count = 0
-    for path, name, findings in _fixable_files(report, unsafe):
-        try:
-            before = read_text(path)
-        except Exception as error:
-            _stderr().print(f"[yellow]warning:[/] cannot read {escape(name)}: {escape(str(error))}", emoji=False)
-            continue
-        after, fixed = fixed_text(before, findings, unsafe)
-        if after != before:
-            changed += 1
-            count += len(fixed)
-            sys.stdout.write(unified_diff(before, after, name))
-    _fix_notes(report, unsafe, f"Would fix {count} {'finding' if count == 1 else 'findings'} in {changed} "
+def _print_diff(result: "FixResult") -> int:
+    """`--diff`: the diffs on stdout, the notes on stderr; the exit code (1 when a file would change)."""
+    for file in result.files:
+        if file.error is not None:
+            _stderr().print(f"[yellow]warning:[/] cannot read {escape(file.name)}: {escape(file.error)}", emoji=False)
+        elif file.diff:
+            sys.stdout.write(file.diff)
+    changed, count = result.changed, result.fixed
+    _fix_notes(result, f"Would fix {count} {'finding' if count == 1 else 'findings'} in {changed} "
                f"{'file' if changed == 1 else 'files'}." if changed else "No fixes available.")
     return EXIT_FINDINGS if changed else EXIT_CLEAN
 
 
-def _autofix(report: Report, unsafe: bool, *, quiet: bool) -> None:
-    from gradlint.fix import fixed_text, read_text, write_atomic
-
-    changed = 0
-    count = 0
-    for path, name, findings in _fixable_files(report, unsafe):
-        try:
-            before = read_text(path)
-            after, fixed = fixed_text(before, findings, unsafe)
-            if after != before:
-                write_atomic(path, after)
-                changed += 1
-                count += len(fixed)
-        except Exception as error:  # never a bare traceback; the file is left as it was
-            _stderr().print(f"[yellow]warning:[/] cannot fix {escape(name)}: {escape(str(error))}", emoji=False)
+def _print_fixes(result: "FixResult", *, quiet: bool) -> None:
+    """What `--fix` did, before the report of what it left."""
+    for file in result.files:
+        if file.error is not None:
+            _stderr().print(f"[yellow]warning:[/] cannot fix {escape(file.name)}: {escape(file.error)}", emoji=False)
     if not quiet:
-        _fix_notes(report, unsafe, f"Fixed {count} {'finding' if count == 1 else 'findings'} in {changed} "
+        changed, count = result.changed, result.fixed
+        _fix_notes(result, f"Fixed {count} {'finding' if count == 1 else 'findings'} in {changed} "
                    f"{'file' if changed == 1 else 'files'}.")
 
 
-def _fix_notes(report: Report, unsafe: bool, headline: str) -> None:
+def _fix_notes(result: "FixResult", headline: str) -> None:
     console = _stderr()
     console.print(escape(headline), emoji=False, highlight=False)
-    hidden, notebooks = _fix_summary(report, unsafe)
+    hidden, notebooks = result.unsafe_left, result.in_notebooks
     if hidden:
         console.print(f"{hidden} more {'fix is' if hidden == 1 else 'fixes are'} available with `--unsafe-fixes`.",
                       emoji=False, highlight=False)
@@ -354,53 +310,35 @@ def _load_config(
         raise _fail(str(error)) from None
 
 
-def _apply_baseline(
-    report: Report, baseline, baseline_file: Path, targets: list[Path], config, *, quiet: bool, warn: bool = True
-) -> None:
-    """Drop the baselined findings; warn on stderr about entries that matched nothing."""
-    from gradlint.baseline import apply, scope
-    from gradlint.discovery import discover
-
-    checked = discover(targets, config).files
-    result = apply(baseline, report, in_scope=scope(report.root, checked, targets, config.enabled_codes()))
-    report.findings = result.findings
-    report.baselined = result.baselined
-    report.stale_baseline = result.stale_count
-    if result.stale_count and warn:
-        console = _stderr()
-        entries = "entry" if result.stale_count == 1 else "entries"
-        console.print(
-            f"[yellow]warning:[/] {result.stale_count} stale baseline {entries} in {escape(str(baseline_file))} "
-            f"matched no finding (fixed or changed code); refresh it with `gradlint baseline create`",
-            emoji=False,
-            highlight=False,
-        )
-        if not quiet:
-            for entry in result.stale:
-                times = f" (x{entry.count})" if entry.count > 1 else ""
-                console.print(
-                    f"  stale: {escape(entry.path)}: {entry.code}{times} {escape(entry.message)}",
-                    emoji=False,
-                    highlight=False,
-                )
+def _print_stale_baseline(report: Report, baseline_file: Path | None, *, quiet: bool) -> None:
+    """Warn about baseline entries that matched no finding (fixed or changed code)."""
+    stale = report.stale_baseline
+    if not stale:
+        return
+    console = _stderr()
+    entries = "entry" if stale == 1 else "entries"
+    console.print(
+        f"[yellow]warning:[/] {stale} stale baseline {entries} in {escape(str(baseline_file))} "
+        f"matched no finding (fixed or changed code); refresh it with `gradlint baseline create`",
+        emoji=False,
+        highlight=False,
+    )
+    if not quiet:
+        for entry in report.stale_entries:
+            times = f" (x{entry.count})" if entry.count > 1 else ""
+            console.print(
+                f"  stale: {escape(entry.path)}: {entry.code}{times} {escape(entry.message)}",
+                emoji=False,
+                highlight=False,
+            )
 
 
-def _run_probe(report: Report, threshold: float, *, quiet: bool, progress: bool = False) -> str | None:
-    """Probe the report's findings in place; the error to print after the report, if any.
-
-    Imported here so that the static path never imports the probe's measurement (nor torch).
-    """
-    from gradlint.probe import INSTALL_HINT, ProbeOptions, ProbeUnavailable
-    from gradlint.probe.confirm import confirm_report
-    from gradlint.progress import Bar
-
-    try:
-        with Bar("probing", minimum=5, enabled=progress) as bar:
-            summary = confirm_report(report, ProbeOptions(explode_threshold=threshold), progress=bar)
-    except ProbeUnavailable:
-        return f"--probe needs torch: {INSTALL_HINT}"
-    except Exception as error:  # never a bare traceback
-        return f"internal error in the probe: {type(error).__name__}: {error} (please report this)"
+def _print_probe(report: Report, *, quiet: bool) -> None:
+    """The probe's problems and, unless quiet, its summary (a probe that could not run is an
+    error after the report)."""
+    summary = report.probe_summary
+    if summary is None:
+        return
     console = _stderr()
     for problem in summary.errors:
         console.print(f"[yellow]warning:[/] probe: {escape(problem)}", emoji=False, highlight=False)
@@ -412,7 +350,6 @@ def _run_probe(report: Report, threshold: float, *, quiet: bool, progress: bool 
             emoji=False,
             highlight=False,
         )
-    return None
 
 
 def exit_code(report: Report, fail_on: Severity | None, exit_zero: bool = False) -> int:

@@ -157,7 +157,7 @@ class FileChecker:
     @staticmethod
     def _attach_fix(finding: Finding, diagnostic: Diagnostic, source: SourceFile) -> None:
         """Resolve the rule's fix into line edits; say "no automatic fix" when it cannot be made."""
-        from gradlint.fix import NO_FIX, Resolver
+        from gradlint.fix.edits import NO_FIX, Resolver
 
         fix = None
         reason = "no automatic fix here"
@@ -165,10 +165,9 @@ class FileChecker:
             reason = "no automatic fix in notebooks"
         else:
             assert source.positions is not None and source.text is not None
-            resolver = source.__dict__.get("_fix_resolver")
+            resolver = source.fix_resolver
             if resolver is None:
-                resolver = Resolver(source.positions.module, source.text, source.positions.start)
-                source.__dict__["_fix_resolver"] = resolver
+                resolver = source.fix_resolver = Resolver(source.positions.module, source.text, source.positions.start)
             try:
                 fix = resolver.resolve(diagnostic.fix) if diagnostic.fix is not None else None
             except Exception:  # a fix that cannot be computed is not made

@@ -6,6 +6,12 @@ import enum
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gradlint.baseline import Entry
+    from gradlint.fix.files import FixResult
+    from gradlint.probe.confirm import ConfirmSummary
 
 
 class Severity(enum.IntEnum):
@@ -117,6 +123,17 @@ class Report:
     """Baseline entries that matched no finding; None without a baseline."""
     from_cache: int = 0
     """Files whose results the cache still held (not parsed or checked again)."""
+
+    # What the later stages of `gradlint.api.check` did, for the CLI to tell on stderr;
+    # reporters do not read them.
+    stale_entries: list[Entry] = field(default_factory=list)
+    """The baseline entries counted in `stale_baseline` (sorted by path, code, fingerprint)."""
+    fixes: FixResult | None = None
+    """What `check(fix=True)` changed on disk before this (final) check; None when it did not fix."""
+    probe_summary: ConfirmSummary | None = None
+    """What `check(probe=...)` probed; None when the probe did not run."""
+    probe_error: str | None = None
+    """Why the probe could not run (torch missing, or a crash); the findings are then unprobed."""
 
     def counts(self) -> dict[str, int]:
         counts = {s.label: 0 for s in sorted(Severity, reverse=True)}

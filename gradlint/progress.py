@@ -12,6 +12,8 @@ from typing import Any
 
 MIN_FILES = 200
 """Fewer files than this finish before a bar would be worth reading."""
+MIN_PROBED = 5
+"""Probing takes long per finding: a bar is worth reading from this many."""
 
 
 class Bar:
@@ -55,6 +57,16 @@ class Bar:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Bars:
+    """A new bar for each stage of `gradlint.api.check` ("checking", "probing")."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    def __call__(self, stage: str) -> Bar:
+        return Bar(stage, minimum=MIN_PROBED if stage == "probing" else MIN_FILES, enabled=self.enabled)
 
 
 def wanted() -> bool:

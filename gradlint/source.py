@@ -7,10 +7,10 @@ the files it checks, the project index for the files a cross-file question reach
 from __future__ import annotations
 
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 from libcst.metadata import PositionProvider
@@ -19,6 +19,9 @@ from gradlint.analysis.model import FileModel
 from gradlint.findings import SkippedFile
 from gradlint.notebook import NotebookSource
 from gradlint.suppress import Suppressions
+
+if TYPE_CHECKING:
+    from gradlint.fix.edits import Resolver
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class SourceFile:
     skipped: SkippedFile | None = None
     notebook: NotebookSource | None = None
     """For a `.ipynb` file: its joined code cells (`text`) and the map back to cells."""
+    fix_resolver: "Resolver | None" = field(default=None, repr=False, compare=False)
+    """Made by the engine for the first finding of this file that has a fix; shared by the rest."""
 
     @property
     def lines(self) -> list[str]:

@@ -69,12 +69,18 @@ class Event:
         return snippet(module, self.node if self.call is None else self.call)
 
 
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, the last three of them `...` when it is cut:
+    the one shortening of source text in messages."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def snippet(module: cst.Module, node: cst.CSTNode, limit: int = 60) -> str:
     """One line of source for a message: comments dropped, whitespace collapsed, shortened."""
     lines = [line.split("#", 1)[0] if "#" in line and "'" not in line and '"' not in line else line
              for line in module.code_for_node(node).splitlines()]
     text = " ".join(" ".join(lines).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(text, limit)
 
 
 class BlockKind(enum.Enum):

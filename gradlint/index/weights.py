@@ -25,7 +25,7 @@ import libcst as cst
 from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import arg_value
 from gradlint.analysis.layers import owner_class
-from gradlint.analysis.model import ClassInfo, FileModel, Function, last_assignment
+from gradlint.analysis.model import ClassInfo, FileModel, Function, last_assignment, shorten
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.tensors import (
     LINEAR_CLASSES,
@@ -318,14 +318,10 @@ def _target_of(ref: ModuleRef, parts: list[str], project: ProjectIndex) -> Weigh
     square, n, origin = square_size(project, bound.model, shape[1], bound.scope)
     if not square:
         return None
-    built_by = f"`{_short(code(bound.model, value))}`"
+    built_by = f"`{shorten(code(bound.model, value), 50)}`"
     return WeightTarget(
         display, "parameter", n, built_by, (bound.path, value), origin, unresolved=[] if n is not None else ["n"]
     )
-
-
-def _short(text: str, limit: int = 50) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _parameter_tensor(bound: Bound) -> cst.Call | None:

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import libcst as cst
 
 from gradlint.analysis.calls import arg_value
-from gradlint.analysis.model import FileModel, Function
+from gradlint.analysis.model import FileModel, Function, shorten
 from gradlint.index.values import Scope
 from gradlint.analysis.inits import InitOp, functions_with_init_ops, init_ops
 from gradlint.analysis.layers import owner_class
@@ -444,5 +444,5 @@ def _truncated_std(mean: float, std: float, low: float, high: float) -> float | 
 
 
 def _snippet(model: FileModel, node: cst.CSTNode, limit: int = 70) -> str:
-    text = " ".join(model.module.code_for_node(node).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    # Unlike analysis.model.snippet, comments are kept (only whitespace is collapsed).
+    return shorten(" ".join(model.module.code_for_node(node).split()), limit)

@@ -8,7 +8,7 @@ from typing import Iterator
 import libcst as cst
 
 from gradlint.analysis.calls import arg_value, kwarg_value
-from gradlint.analysis.model import FileModel, Function, Kind
+from gradlint.analysis.model import FileModel, Function, Kind, shorten
 from gradlint.analysis.names import dotted_name
 from gradlint.index.values import Scope
 from gradlint.analysis.inits import init_ops
@@ -68,8 +68,7 @@ class UnscaledRandomParameter(Rule):
             yield self._diagnostic(model, report_at, factory, form, n, origin, target)
 
     def _diagnostic(self, model, node, factory, form, n, origin, target) -> Diagnostic:
-        text = " ".join(model.module.code_for_node(node).split())
-        text = text if len(text) <= 70 else text[:67] + "..."
+        text = shorten(" ".join(model.module.code_for_node(node).split()), 70)
         name = target[5:] if target and target.startswith("self.") else target
         what = f"the square weight `{name}`" if name else "a square weight"
         source = f" ({origin})" if origin else ""

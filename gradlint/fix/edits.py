@@ -1,5 +1,5 @@
-"""Autofix: what a rule asks for (a `FixSpec` on its Diagnostic), the edits it resolves to (a
-`Fix` on the Finding), applying them to source text, diffs and atomic writes.
+"""The edit machinery of autofix: what a rule asks for (a `FixSpec` on its Diagnostic), the
+edits it resolves to (a `Fix` on the Finding), and applying them to source text.
 
 A fix is made of three kinds of edit computed from libcst positions: whole lines inserted
 before a line, whole lines deleted (a statement moved elsewhere), and a node's source range
@@ -10,11 +10,8 @@ move, are a single simple statement); otherwise the finding says "no automatic f
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import libcst as cst
@@ -464,50 +461,3 @@ def fixed_text(text: str, findings: Sequence["Finding"], unsafe: bool) -> tuple[
     except (cst.ParserSyntaxError, SyntaxError, ValueError, RecursionError, MemoryError):
         return text, []
     return result, chosen
-
-
-def unified_diff(before: str, after: str, name: str) -> str:
-    import difflib
-
-    return "".join(
-        difflib.unified_diff(
-            before.splitlines(keepends=True),
-            after.splitlines(keepends=True),
-            fromfile=f"a/{name}",
-            tofile=f"b/{name}",
-        )
-    )
-
-
-def read_text(path: Path) -> str:
-    """The file as text with its line endings as they are (no newline translation)."""
-    from gradlint.engine import read_source
-
-    return read_source(path)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder + os.replace, keeping the mode and
-    the encoding (a UTF-8 BOM or a coding cookie) of the original."""
-    import tempfile
-    import tokenize
-    from io import BytesIO
-
-    original = path.read_bytes()
-    encoding, _ = tokenize.detect_encoding(BytesIO(original).readline)
-    data = text.encode("utf-8" if encoding == "utf-8-sig" else encoding)
-    if original.startswith(b"\xef\xbb\xbf"):
-        data = b"\xef\xbb\xbf" + data
-    mode = stat.S_IMODE(path.stat().st_mode)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gradlint-fix", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
