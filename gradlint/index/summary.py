@@ -1,0 +1,484 @@
+"""A file's summary: the facts other files ask about, taken once from CPython's syntax tree.
+
+Every cross-file question the project index answers (what a name is bound to, where a class is
+called, what an argparse option defaults to, what a constant holds) is answered from these
+summaries, never from another file's libcst tree. A summary is built once per file per run from
+the tree CPython's parser makes (which gradlint parses first anyway, and which costs a sixth of
+libcst's), and it holds no tree: expressions are kept as spans of the source text and
+re-parsed, one expression at a time, when a question reaches them (`FileSummary.expression`).
+So a summary costs a few kilobytes, survives the index's release of syntax trees, and a file is
+never parsed twice to answer a lookup.
+
+The walk mirrors `gradlint.analysis.builder` (the libcst model of a checked file) in what it
+records and in which order, so that both agree on names, scopes and call sites;
+tests/test_summary.py compares the two on every fixture.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from gradlint.analysis import vocabulary as vocab
+from gradlint.index.syntax import Span, argument, calls_in, dotted, evaluate_number, keyword, span_of, string_value
+
+
+@dataclass(eq=False)
+class Param:
+    name: str
+    default: Span | None
+    kind: str
+    """'posonly', 'regular', 'kwonly', 'vararg' or 'kwarg'."""
+    line: int
+
+
+@dataclass(eq=False)
+class FunctionSummary:
+    name: str
+    qualname: str
+    key: str
+    """The qualname, with `#2`, `#3`... for a second and third definition of the same qualname."""
+    line: int
+    span: Span
+    """The whole `def` statement."""
+    class_name: str | None
+    parent: "FunctionSummary | None"
+    params: tuple[Param, ...] = ()
+    bindings: dict[str, Span | None] = field(default_factory=dict)
+    """Each name's last plain `name = value` in the function's own body (the value's span), or
+    None when the last binding unpacks, is augmented or annotation-only (the value is unknown)."""
+    assigned: set[str] = field(default_factory=set)
+    """Every name any assignment of the body binds (`a, b = ...` included)."""
+    local_functions: dict[str, "FunctionSummary"] = field(default_factory=dict)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(param.name for param in self.params)
+
+    def param(self, name: str) -> Param | None:
+        """A named parameter (positional-only, regular or keyword-only; not `*args`/`**kwargs`)."""
+        for param in self.params:
+            if param.name == name and param.kind in ("posonly", "regular", "kwonly"):
+                return param
+        return None
+
+    def positional_names(self) -> list[str]:
+        """The parameters a call fills by position (a method's `self`/`cls` is not passed)."""
+        ordered = [param.name for param in self.params if param.kind in ("posonly", "regular")]
+        if self.class_name is not None and ordered and ordered[0] in ("self", "cls"):
+            ordered = ordered[1:]
+        return ordered
+
+
+@dataclass(eq=False)
+class ClassSummary:
+    name: str
+    line: int
+    span: Span
+    bases: tuple[str, ...]
+    """Qualified through the imports seen so far when possible, else as spelled (`""` for an
+    expression that is no dotted name)."""
+    decorators: tuple[str, ...] = ()
+    methods: dict[str, FunctionSummary] = field(default_factory=dict)
+    attribute_values: dict[str, Span] = field(default_factory=dict)
+    """`self.x = <value>` in any method (last one wins)."""
+    attribute_functions: dict[str, FunctionSummary] = field(default_factory=dict)
+    class_values: dict[str, Span] = field(default_factory=dict)
+    """Class-level `x = <value>` / `x: int = <value>`."""
+
+
+@dataclass(eq=False)
+class CallSummary:
+    span: Span
+    callee: str
+    """As spelled: `nn.LSTM`, `RNNModel`, `self.rnn`."""
+    qualified: str | None
+    """Through the imports seen before the call (`torch.nn.LSTM`), None for local names."""
+    function: FunctionSummary | None
+
+    @property
+    def line(self) -> int:
+        return self.span[0]
+
+
+@dataclass(eq=False)
+class ArgparseSummary:
+    call: Span
+    dest: str
+    option: str
+    default: Span | None
+    implicit_default: object = None
+
+
+@dataclass(frozen=True)
+class RiskFactorSummary:
+    line: int
+    description: str
+
+
+@dataclass(eq=False)
+class FileSummary:
+    text: str
+    imports: dict[str, str] = field(default_factory=dict)
+    """Local name -> qualified name it was imported as (relative imports keep their dots)."""
+    star_imports: list[str] = field(default_factory=list)
+    """`from model import *` -> `model` (with leading dots for relative imports)."""
+    functions: dict[str, FunctionSummary] = field(default_factory=dict)
+    """Module-level functions by name (last one wins)."""
+    classes: dict[str, ClassSummary] = field(default_factory=dict)
+    all_functions: list[FunctionSummary] = field(default_factory=list)
+    constants: dict[str, Span] = field(default_factory=dict)
+    calls: list[CallSummary] = field(default_factory=list)
+    argparse: dict[str, ArgparseSummary] = field(default_factory=dict)
+    risk_factors: list[RiskFactorSummary] = field(default_factory=list)
+    statement_lines: list[int] = field(default_factory=list)
+    """The first line of each top-level statement (for libcst positions, see source.py)."""
+    _expressions: dict[Span, ast.expr | None] = field(default_factory=dict, repr=False)
+    _lines: list[bytes] | None = field(default=None, repr=False)
+
+    def qualify(self, dotted: str | None) -> str | None:
+        """The qualified name of a dotted name, or None when its head was not imported."""
+        if not dotted:
+            return None
+        head, _, rest = dotted.partition(".")
+        target = self.imports.get(head)
+        if target is None:
+            return None
+        return f"{target}.{rest}" if rest else target
+
+    def function(self, key: str) -> FunctionSummary | None:
+        for function in self.all_functions:
+            if function.key == key:
+                return function
+        return None
+
+    def expression(self, span: Span | None) -> ast.expr | None:
+        """The expression at `span`, parsed from the source text on first use (lines and columns
+        are those of the file). None when the span holds no standalone expression."""
+        if span is None:
+            return None
+        if span in self._expressions:
+            return self._expressions[span]
+        node = self._parse_span(span)
+        self._expressions[span] = node
+        return node
+
+    def source_segment(self, span: Span) -> str:
+        line, column, end_line, end_column = span
+        if self._lines is None:
+            self._lines = [line.encode("utf-8") for line in self.text.splitlines(keepends=True)]
+        lines = self._lines[line - 1 : end_line]
+        if not lines:
+            return ""
+        if len(lines) == 1:
+            return lines[0][column:end_column].decode("utf-8", "replace")
+        first, last = lines[0][column:], lines[-1][:end_column]
+        return b"".join([first, *lines[1:-1], last]).decode("utf-8", "replace")
+
+    def forget_expressions(self) -> None:
+        """Drop the parsed expressions (the index releases memory between files)."""
+        self._expressions.clear()
+        self._lines = None
+
+    def _parse_span(self, span: Span) -> ast.expr | None:
+        segment = self.source_segment(span)
+        try:
+            node = ast.parse(f"({segment}\n)", mode="eval").body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+        line, column = span[0], span[1]
+        for inner in ast.walk(node):
+            if hasattr(inner, "lineno"):
+                if inner.lineno == 1:
+                    inner.col_offset += column - 1
+                    if getattr(inner, "end_lineno", None) == 1:
+                        inner.end_col_offset += column - 1
+                elif getattr(inner, "end_lineno", None) == 1:
+                    inner.end_col_offset += column - 1
+                inner.lineno += line - 1
+                if getattr(inner, "end_lineno", None) is not None:
+                    inner.end_lineno += line - 1
+        return node
+
+
+def _target_names(node: ast.AST) -> list[str]:
+    if isinstance(node, (ast.Tuple, ast.List)):
+        names: list[str] = []
+        for element in node.elts:
+            names.extend(_target_names(element))
+        return names
+    if isinstance(node, ast.Starred):
+        return _target_names(node.value)
+    name = dotted(node)
+    return [name] if name and not isinstance(node, ast.Subscript) else []
+
+
+def _unpacked(raw_targets: list[ast.expr], value: ast.expr) -> dict[str, ast.expr]:
+    """`a = b = 1` binds both to 1; `w, d = 256, 32` binds element-wise; `w, d = f()` binds nothing."""
+    bound: dict[str, ast.expr] = {}
+    for raw in raw_targets:
+        if isinstance(raw, (ast.Tuple, ast.List)):
+            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(raw.elts):
+                for target, element in zip(raw.elts, value.elts):
+                    name = dotted(target) if isinstance(target, (ast.Name, ast.Attribute)) else None
+                    if name:
+                        bound[name] = element
+        else:
+            name = dotted(raw) if isinstance(raw, (ast.Name, ast.Attribute)) else None
+            if name:
+                bound[name] = value
+    return bound
+
+
+def summarize(tree: ast.Module, text: str) -> FileSummary:
+    summary = FileSummary(text=text, statement_lines=[statement.lineno for statement in tree.body])
+    _Summarizer(summary).statements(tree.body)
+    return summary
+
+
+class _Summarizer:
+    def __init__(self, summary: FileSummary) -> None:
+        self.summary = summary
+        self.class_stack: list[ClassSummary] = []
+        self.function_stack: list[FunctionSummary] = []
+        self.keys: dict[str, int] = {}
+        self.body_owners: list[FunctionSummary | None] = [None]
+        """Whose body a statement binds into: class bodies inside a function bind into it."""
+        self.constant_values: dict[str, ast.expr] = {}
+        """Module constants seen so far, as nodes (the risk-factor lr needs them)."""
+
+    @property
+    def function(self) -> FunctionSummary | None:
+        return self.function_stack[-1] if self.function_stack else None
+
+    # ----------------------------------------------------------------- statements
+
+    def statements(self, statements: list[ast.stmt]) -> None:
+        for statement in statements:
+            self.statement(statement)
+
+    def statement(self, statement: ast.stmt) -> None:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            self.define_function(statement)
+        elif isinstance(statement, ast.ClassDef):
+            self.define_class(statement)
+        elif isinstance(statement, (ast.For, ast.AsyncFor)):
+            self.expression(statement.iter)
+            self.statements(statement.body)
+            self.statements(statement.orelse)
+        elif isinstance(statement, ast.While):
+            self.expression(statement.test)
+            self.statements(statement.body)
+            self.statements(statement.orelse)
+        elif isinstance(statement, ast.If):
+            self.expression(statement.test)
+            self.statements(statement.body)
+            self.statements(statement.orelse)
+        elif isinstance(statement, (ast.With, ast.AsyncWith)):
+            for item in statement.items:
+                self.expression(item.context_expr)
+            self.statements(statement.body)
+        elif isinstance(statement, ast.Try) or type(statement).__name__ == "TryStar":
+            self.statements(statement.body)  # type: ignore[attr-defined]
+            for handler in statement.handlers:  # type: ignore[attr-defined]
+                self.statements(handler.body)
+            self.statements(statement.orelse)  # type: ignore[attr-defined]
+            self.statements(statement.finalbody)  # type: ignore[attr-defined]
+        elif isinstance(statement, ast.Match):
+            self.expression(statement.subject)
+            for case in statement.cases:
+                self.statements(case.body)
+        elif isinstance(statement, ast.Import):
+            for alias in statement.names:
+                if alias.asname is not None:
+                    self.summary.imports[alias.asname] = alias.name
+                else:
+                    head = alias.name.split(".", 1)[0]
+                    self.summary.imports[head] = head
+        elif isinstance(statement, ast.ImportFrom):
+            prefix = "." * statement.level + (statement.module or "")
+            for alias in statement.names:
+                if alias.name == "*":
+                    self.summary.star_imports.append(prefix)
+                    continue
+                base = f"{prefix}.{alias.name}" if prefix and not prefix.endswith(".") else f"{prefix}{alias.name}"
+                self.summary.imports[alias.asname or alias.name] = base
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            self.assignment(statement)
+        elif isinstance(statement, (ast.Expr, ast.Return)):
+            if statement.value is not None:
+                self.expression(statement.value)
+        else:
+            for child in ast.iter_child_nodes(statement):
+                if isinstance(child, ast.expr):
+                    self.expression(child)
+
+    def define_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        parent = self.function
+        owner = self.class_stack[-1] if self.class_stack and parent is None else None
+        qualname = node.name
+        if owner is not None:
+            qualname = f"{owner.name}.{qualname}"
+        elif parent is not None:
+            qualname = f"{parent.qualname}.<locals>.{qualname}"
+        count = self.keys[qualname] = self.keys.get(qualname, 0) + 1
+        arguments = node.args
+        params: list[Param] = []
+        defaults = list(arguments.defaults)
+        positional = [*arguments.posonlyargs, *arguments.args]
+        padded: list[ast.expr | None] = [None] * (len(positional) - len(defaults)) + defaults  # type: ignore[list-item]
+        for index, arg in enumerate(positional):
+            default = padded[index]
+            kind = "posonly" if index < len(arguments.posonlyargs) else "regular"
+            params.append(Param(arg.arg, span_of(default) if default is not None else None, kind, arg.lineno))
+        if arguments.vararg is not None:
+            params.append(Param(arguments.vararg.arg, None, "vararg", arguments.vararg.lineno))
+        for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults):
+            params.append(Param(arg.arg, span_of(default) if default is not None else None, "kwonly", arg.lineno))
+        if arguments.kwarg is not None:
+            params.append(Param(arguments.kwarg.arg, None, "kwarg", arguments.kwarg.lineno))
+        # libcst's order: positional-only, regular, keyword-only, then *args and **kwargs.
+        order = {"posonly": 0, "regular": 1, "kwonly": 2, "vararg": 3, "kwarg": 4}
+        params.sort(key=lambda param: order[param.kind])
+        function = FunctionSummary(
+            name=node.name,
+            qualname=qualname,
+            key=qualname if count == 1 else f"{qualname}#{count}",
+            line=node.lineno,
+            span=span_of(node),
+            class_name=owner.name if owner else None,
+            parent=parent,
+            params=tuple(params),
+        )
+        self.summary.all_functions.append(function)
+        if owner is not None:
+            owner.methods[function.name] = function
+        elif parent is not None:
+            parent.local_functions[function.name] = function
+        elif not self.class_stack:
+            self.summary.functions[function.name] = function
+        # libcst's model reads the defaults of regular and keyword-only parameters (not of
+        # positional-only ones) in the enclosing block.
+        regular_defaults = padded[len(arguments.posonlyargs):]
+        for default in [*regular_defaults, *arguments.kw_defaults]:
+            if default is not None:
+                self.expression(default)
+        self.function_stack.append(function)
+        self.body_owners.append(function)
+        self.statements(node.body)
+        self.body_owners.pop()
+        self.function_stack.pop()
+
+    def define_class(self, node: ast.ClassDef) -> None:
+        bases = []
+        for base in node.bases:
+            self.expression(base)
+            spelled = dotted(base)
+            bases.append(self.summary.qualify(spelled) or spelled or "")
+        decorators = []
+        for decorator in node.decorator_list:
+            target = decorator.func if isinstance(decorator, ast.Call) else decorator
+            spelled = dotted(target)
+            decorators.append(self.summary.qualify(spelled) or spelled or "")
+        info = ClassSummary(node.name, node.lineno, span_of(node), tuple(bases), tuple(decorators))
+        if not self.function_stack:
+            self.summary.classes[info.name] = info
+        self.class_stack.append(info)
+        saved, self.function_stack = self.function_stack, []
+        # A class body inside a function binds into that function's body, as the libcst model has it.
+        self.statements(node.body)
+        self.function_stack = saved
+        self.class_stack.pop()
+
+    def assignment(self, node: ast.Assign | ast.AnnAssign | ast.AugAssign) -> None:
+        value = node.value
+        if value is not None:
+            self.expression(value)
+        raw_targets = list(node.targets) if isinstance(node, ast.Assign) else [node.target]
+        targets = [name for target in raw_targets for name in _target_names(target)]
+        augmented = isinstance(node, ast.AugAssign)
+        if not targets:
+            return
+        self._bind_in_function(targets, value, augmented)
+        if value is None:
+            return
+        values = _unpacked(raw_targets, value)
+        if not self.function_stack and not self.class_stack and not augmented:
+            for target, target_value in values.items():
+                if "." not in target:
+                    self.summary.constants[target] = span_of(target_value)
+                    self.constant_values[target] = target_value
+        if self.class_stack and self.function_stack:
+            info = self.class_stack[-1]
+            for target in targets:
+                if target.startswith("self.") and target.count(".") == 1:
+                    info.attribute_values[target[5:]] = span_of(value)
+                    info.attribute_functions[target[5:]] = self.function_stack[-1]
+        elif self.class_stack and not augmented:
+            for target, target_value in values.items():
+                if "." not in target:
+                    self.class_stack[-1].class_values[target] = span_of(target_value)
+
+    def _bind_in_function(self, targets: list[str], value: ast.expr | None, augmented: bool) -> None:
+        """Record the binding in the innermost function whose body holds it: the function being
+        walked, or, for a class body inside a function, that function (the saved stack)."""
+        function = self.body_owners[-1]
+        if function is None:
+            return
+        for name in targets:
+            function.assigned.add(name)
+            if augmented:
+                continue  # `x += 1` leaves the last plain binding as it was
+            function.bindings[name] = span_of(value) if value is not None and targets == [name] else None
+
+    # ---------------------------------------------------------------- expressions
+
+    def expression(self, expression: ast.expr) -> None:
+        for call in calls_in(expression):
+            self.call(call)
+
+    def call(self, call: ast.Call) -> None:
+        spelled = dotted(call.func)
+        qualified = self.summary.qualify(spelled)
+        self.risk_factor(call, qualified)
+        if spelled is None:
+            return
+        self.summary.calls.append(CallSummary(span_of(call), spelled, qualified, self.function))
+        if isinstance(call.func, ast.Attribute) and call.func.attr == "add_argument":
+            self.argparse_argument(call)
+
+    def argparse_argument(self, call: ast.Call) -> None:
+        flags = [string_value(arg) for arg in call.args]
+        flags = [flag for flag in flags if flag]
+        if not flags:
+            return
+        dest_arg = string_value(keyword(call, "dest"))
+        long = next((flag for flag in flags if flag.startswith("--")), None)
+        option = long or flags[0]
+        dest = dest_arg or option.lstrip("-").replace("-", "_")
+        action = string_value(keyword(call, "action"))
+        implicit = {"store_true": False, "store_false": True}.get(action or "")
+        default = keyword(call, "default")
+        self.summary.argparse[dest] = ArgparseSummary(
+            span_of(call), dest, option, span_of(default) if default is not None else None, implicit
+        )
+
+    def risk_factor(self, call: ast.Call, qualified: str | None) -> None:
+        if qualified is None:
+            return
+        if qualified in vocab.RECURRENT_LAYERS:
+            layer = qualified.rsplit(".", 1)[-1]
+            detail = f"nn.{layer}"
+            if string_value(keyword(call, "nonlinearity")) == "relu":
+                detail += " with nonlinearity='relu'"
+            self.summary.risk_factors.append(RiskFactorSummary(call.lineno, f"a recurrent layer ({detail})"))
+            return
+        if vocab.is_optimizer_class(qualified):
+            family = qualified.rsplit(".", 1)[-1]
+            limit = vocab.LR_LIMITS.get(family)
+            lr = argument(call, 1, "lr")
+            value = evaluate_number(lr, self.summary.qualify, self.constant_values) if lr is not None else None
+            if limit is not None and value is not None and value > limit:
+                self.summary.risk_factors.append(
+                    RiskFactorSummary(call.lineno, f"a learning rate of {value:g} for {family} (usual range: <= {limit:g})")
+                )
