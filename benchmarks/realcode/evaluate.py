@@ -65,10 +65,11 @@ class Label:
     fires: bool
     reason: str
     severity: str | None = None
+    cell: int | None = None  # notebooks: `line` is then the line within this code cell
 
     @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.rule, self.file, self.line)
+    def key(self) -> tuple[str, str, int | None, int]:
+        return (self.rule, self.file, self.cell, self.line)
 
 
 @dataclass
@@ -170,7 +171,10 @@ def load_manifest(path: Path) -> Manifest:
                 raise ManifestError(f"{where}: severity must be info, warning or error")
             if not fires:
                 raise ManifestError(f"{where}: severity is only allowed with fires = true")
-        label = Label(rule, file, line, fires, reason, severity)
+        cell = raw.get("cell")
+        if cell is not None and (not isinstance(cell, int) or isinstance(cell, bool) or cell < 1):
+            raise ManifestError(f"{where}: cell must be a positive integer")
+        label = Label(rule, file, line, fires, reason, severity, cell)
         if label.key in seen:
             raise ManifestError(f"{where}: duplicates label {seen[label.key]} ({rule} {file}:{line})")
         seen[label.key] = index
@@ -231,7 +235,10 @@ def _safe_extract(archive: bytes, dest: Path) -> None:
                 raise RuntimeError(f"unsafe path in archive: {member.name}")
             if member.issym() or member.islnk():
                 continue  # links are not needed to lint, and may point outside
-            tar.extract(member, dest)
+            if hasattr(tarfile, "data_filter"):  # Python 3.12+ (and 3.11.4+): no warning
+                tar.extract(member, dest, filter="data")
+            else:
+                tar.extract(member, dest)
 
 
 def materialise_from_git(git_dir: Path, manifest: Manifest, dest: Path) -> list[str]:
@@ -392,6 +399,15 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _finding_keys(finding: dict) -> list[tuple]:
+    """Label keys a finding can match: (rule, file, None, line), and for a notebook cell also
+    (rule, file, cell, line-in-cell)."""
+    keys = [(finding.get("code"), finding["path"], None, finding.get("line"))]
+    if finding.get("cell") is not None and finding.get("cell_line") is not None:
+        keys.append((finding.get("code"), finding["path"], finding["cell"], finding["cell_line"]))
+    return keys
+
+
 def _sev(finding: dict) -> str:
     return str(finding.get("severity", "info")).lower()
 
@@ -407,9 +423,10 @@ def score(results: list[RepoResult]) -> dict:
         if result.status != "ok":
             continue
         manifest = result.manifest
-        by_key: dict[tuple[str, str, int], list[dict]] = {}
+        by_key: dict[tuple, list[dict]] = {}
         for finding in result.findings:
-            by_key.setdefault((finding.get("code"), finding["path"], finding.get("line")), []).append(finding)
+            for key in _finding_keys(finding):
+                by_key.setdefault(key, []).append(finding)
         labels_by_key = {label.key: label for label in manifest.labels}
         for label in manifest.labels:
             counts = per_rule.setdefault(label.rule, Counts())
@@ -422,17 +439,17 @@ def score(results: list[RepoResult]) -> dict:
             setattr(counts, outcome.lower(), getattr(counts, outcome.lower()) + 1)
             outcomes.append({
                 "repository": manifest.repository, "manifest": manifest.source.name,
-                "rule": label.rule, "file": label.file, "line": label.line, "fires": label.fires,
+                "rule": label.rule, "file": label.file, "line": label.line, "cell": label.cell, "fires": label.fires,
                 "severity": label.severity, "reason": label.reason, "outcome": outcome,
                 "found_severity": max((_sev(h) for h in hits), key=SEVERITY_RANK.get, default=None),
             })
         for finding in result.findings:
-            key = (finding.get("code"), finding["path"], finding.get("line"))
-            label = labels_by_key.get(key)
+            label = next((labels_by_key[k] for k in _finding_keys(finding) if k in labels_by_key), None)
             severity = _sev(finding)
             entry = {
                 "repository": manifest.repository, "manifest": manifest.source.name,
                 "rule": finding.get("code"), "file": finding["path"], "line": finding.get("line"),
+                "cell": finding.get("cell"), "cell_line": finding.get("cell_line"),
                 "severity": severity, "message": finding.get("message", ""),
             }
             if label is None:
@@ -464,6 +481,15 @@ def score(results: list[RepoResult]) -> dict:
 
 
 # --------------------------------------------------------------------------- report
+
+
+def _loc(entry: dict) -> str:
+    """repository:file:line, or repository:file:cell N:line M for a notebook cell."""
+    where = f"{entry['repository']}:{entry['file']}"
+    if entry.get("cell") is not None:
+        line = entry.get("cell_line", entry["line"]) if "cell_line" in entry else entry["line"]
+        return f"{where}:cell {entry['cell']}:line {line}"
+    return f"{where}:{entry['line']}"
 
 
 def print_report(results: list[RepoResult], scored: dict) -> None:
@@ -507,14 +533,14 @@ def print_report(results: list[RepoResult], scored: dict) -> None:
     if g["too_severe"]:
         out(f"  {g['too_severe']} true findings are more severe than their label allows\n")
     for entry in scored["gate_false"]:
-        out(f"  false: {entry['rule']} {entry['repository']}:{entry['file']}:{entry['line']} "
+        out(f"  false: {entry['rule']} {_loc(entry)} "
             f"[{entry['severity']}] ({entry['why']})\n")
 
     mismatches = [o for o in scored["outcomes"] if o["outcome"] in ("FP", "FN")]
     out(f"\nLabel mismatches ({len(mismatches)}: FP = gradlint fires on a fires = false label, "
         f"FN = silent on a fires = true label)\n")
     for o in sorted(mismatches, key=lambda o: (o["outcome"], o["rule"], o["repository"], o["file"], o["line"])):
-        out(f"  {o['outcome']} {o['rule']} {o['repository']}:{o['file']}:{o['line']}  {o['reason']}\n")
+        out(f"  {o['outcome']} {o['rule']} {_loc(o)}  {o['reason']}\n")
 
     unlabeled = scored["unlabeled"]
     out(f"\nFindings no label covers ({len(unlabeled)})\n")
@@ -522,8 +548,7 @@ def print_report(results: list[RepoResult], scored: dict) -> None:
         message = " ".join(entry["message"].split())
         if len(message) > 160:
             message = message[:157] + "..."
-        out(f"  {entry['rule']} {entry['repository']}:{entry['file']}:{entry['line']} "
-            f"[{entry['severity']}] {message}\n")
+        out(f"  {entry['rule']} {_loc(entry)} [{entry['severity']}] {message}\n")
 
     out("\nTime per repository (gradlint only)\n")
     for result in results:
