@@ -147,7 +147,7 @@ class FileChecker:
                 )
                 continue
             for diagnostic in _unique(diagnostics):
-                finding = self._finding(rule, diagnostic, source.path, source.display_path, lines, positions)
+                finding = self._finding(rule, diagnostic, source.path, source.display_path, lines, _Locator(positions, project, source.path))
                 if rule.fix is not None:
                     self._attach_fix(finding, diagnostic, source)
                 else:
@@ -235,7 +235,7 @@ class FileChecker:
         path: Path,
         display_path: str,
         lines: list[str],
-        positions: "LazyPositions",
+        positions: "_Locator",
     ) -> Finding:
         (line, column), (end_line, end_column) = positions.span(diagnostic.node)
         related = tuple(
@@ -300,3 +300,19 @@ def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     return unique
 
 
+class _Locator:
+    """Positions of a finding's nodes: the checked file's own tree, or a node the project index
+    found in the file's summary (an optimizer built in this file, reached through the index)."""
+
+    def __init__(self, positions: "LazyPositions", project: Any, path: Path) -> None:
+        self.positions, self.project, self.path = positions, project, path
+
+    def span(self, node: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+        if not self.positions.holds(node) and self.project is not None:
+            found = self.project.span_of(self.path, node)
+            if found is not None:
+                return found
+        return self.positions.span(node)
+
+    def start(self, node: Any) -> tuple[int, int]:
+        return self.span(node)[0]

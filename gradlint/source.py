@@ -89,6 +89,8 @@ def read_source(path: Path) -> str:
 class Parsed:
     model: FileModel
     positions: "LazyPositions"
+    summary: Any = None
+    """What `parse(..., summarize=)` made of CPython's tree (the index's file summary)."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ STACK_BYTES = 512 * 2**20
 RECURSION_LIMIT = 60_000
 
 
-def parse(text: str, build: Any) -> Parsed | ParseFailure:
+def parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailure:
     """CPython's parser first: it names syntax errors precisely, refuses nesting past its
     limits in milliseconds, and never crashes. Then libcst and `build(module)`, in a thread
     with a large stack, so that deeply nested code cannot overflow the C stack and kill the
@@ -114,11 +116,16 @@ def parse(text: str, build: Any) -> Parsed | ParseFailure:
     A file is a syntax error (GL000) when both parsers refuse it, or when CPython refuses it
     for nesting. When only CPython refuses it, the file is written for a newer Python than the
     one running gradlint (`def f[T](...)` on 3.11) and libcst, which knows newer grammars,
-    decides."""
+    decides. `summarize(tree, text)`, when given, reads CPython's tree before it is dropped."""
     syntax: tuple[int, int, str] | None = None
     statement_lines: list[int] | None = None
+    summary = None
     try:
-        statement_lines = [statement.lineno for statement in cpython_parse(text).body]
+        tree = cpython_parse(text)
+        statement_lines = [statement.lineno for statement in tree.body]
+        if summarize is not None:
+            summary = summarize(tree, text)
+        del tree
     except SyntaxError as error:
         syntax = (max(1, error.lineno or 1), max(1, error.offset or 1), error.msg)
         if "too many nested" in error.msg:
@@ -130,7 +137,7 @@ def parse(text: str, build: Any) -> Parsed | ParseFailure:
 
     def parse_and_build() -> Parsed:
         module = cst.parse_module(text)
-        return Parsed(build(module), LazyPositions(module, statement_lines))
+        return Parsed(build(module), LazyPositions(module, statement_lines), summary)
 
     try:
         return _with_large_stack(parse_and_build)
@@ -264,6 +271,18 @@ class LazyPositions:
         provider._gen_impl(self.module)
         self._positions = provider._computed
         self._whole = True
+
+    def holds(self, node: cst.CSTNode) -> bool:
+        """Whether `node` is a node of this module (not one parsed from a span of it elsewhere)."""
+        if node in self._positions:
+            return True
+        if self._statement_of(node) is not None:
+            return True
+        if self._whole or self._statement_lines is None:
+            from gradlint.analysis.walk import walk
+
+            return any(inner is node for inner in walk(self.module))
+        return False
 
     def start(self, node: cst.CSTNode) -> tuple[int, int]:
         position = self._get(node)

@@ -12,7 +12,7 @@ from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import training_steps
 from gradlint.engine import FileChecker
 from gradlint.findings import Severity
-from gradlint.index import ProjectIndex, Scope
+from gradlint.index import ProjectIndex
 from gradlint.rules import ALL_RULES
 from snippets import lint
 
@@ -35,7 +35,7 @@ def value_of(files: dict[str, str], file: str, needle: str):
     assert model is not None
     for site in model.calls:
         if site.callee == needle:
-            resolved = project.resolver.resolve(site.node.args[0].value, Scope(source.path, model, site.function))
+            resolved = project.resolver.resolve(site.node.args[0].value, project.scope(source.path, site.function))
             return None if resolved is None else resolved.value
     raise AssertionError(f"no call to {needle} in {file}")
 
@@ -195,7 +195,7 @@ def test_constructor_call_site_in_another_file_resolves_a_parameter():
     project, sources = project_of(files)
     model = project.model(ROOT / "model.py")
     site = next(site for site in model.calls if site.callee == "probe")
-    resolved = project.resolver.resolve(site.node.args[0].value, Scope(ROOT / "model.py", model, site.function))
+    resolved = project.resolver.resolve(site.node.args[0].value, project.scope(ROOT / "model.py", site.function))
     assert resolved.value == 4
     assert "--nlayers" in resolved.origin and "train.py" in resolved.origin
 
@@ -388,5 +388,5 @@ def test_origin_names_where_a_value_came_from():
     project, sources = project_of(files)
     model = project.model(ROOT / "train.py")
     site = next(site for site in model.calls if site.callee == "probe")
-    resolved = project.resolver.resolve(site.node.args[0].value, Scope(ROOT / "train.py", model, None))
+    resolved = project.resolver.resolve(site.node.args[0].value, project.scope(ROOT / "train.py", None))
     assert resolved.value == 200 and str(resolved.origin) == "BPTT = ... (config.py:1)"

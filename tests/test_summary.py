@@ -69,13 +69,16 @@ def _pair(text: str) -> tuple[FileModel, FileSummary, Parsed]:
     return parsed.model, summarize(cpython_parse(text), text), parsed
 
 
+def _dump(code: str) -> str:
+    return ast.dump(ast.parse(f"({code}\n)", mode="eval").body)
+
+
 def _same_expression(model: FileModel, node: cst.CSTNode | None, summary: FileSummary, span) -> bool:
+    """The libcst model's node and the summary's expression at `span` are the same expression."""
     if node is None or span is None:
         return node is None and span is None
-    code = model.module.code_for_node(node)
-    expected = ast.dump(ast.parse(f"({code}\n)", mode="eval").body)
     found = summary.expression(span)
-    return found is not None and ast.dump(found) == expected
+    return found is not None and _dump(cst.Module([]).code_for_node(found)) == _dump(model.module.code_for_node(node))
 
 
 def _qualname(function: Function | None) -> str | None:
@@ -92,6 +95,7 @@ def check_agreement(text: str) -> None:
     assert [f.qualname for f in summary.all_functions] == [f.qualname for f in model.all_functions]
     for mine, theirs in zip(summary.all_functions, model.all_functions):
         assert mine.param_names == theirs.params
+        assert mine.key == theirs.key
         assert mine.class_name == theirs.class_name
         assert _qualname(mine.parent) == _qualname(theirs.parent)  # type: ignore[arg-type]
         assert mine.local_functions.keys() == theirs.local_functions.keys()
@@ -150,17 +154,27 @@ def test_summary_keeps_star_imports_and_relative_prefixes() -> None:
     assert summary.imports["clip"] == "torch.nn.utils.clip_grad_norm_"
 
 
-def test_summary_expressions_are_parsed_back_at_their_place_in_the_file() -> None:
+def test_summary_expressions_are_parsed_back_with_their_place_in_the_file() -> None:
     summary = summarize(cpython_parse(TRICKY), TRICKY)
     call = next(c for c in summary.calls if c.callee == "torch.optim.Adam")
     node = summary.expression(call.span)
-    assert isinstance(node, ast.Call)
-    assert node.lineno == call.line == TRICKY.splitlines().index(
-        "    optimizer = torch.optim.Adam(model.parameters(), lr=0.5)"
-    ) + 1
-    lr = node.keywords[0].value
-    assert isinstance(lr, ast.Constant) and lr.lineno == node.lineno
+    assert isinstance(node, cst.Call)
+    line = TRICKY.splitlines().index("    optimizer = torch.optim.Adam(model.parameters(), lr=0.5)") + 1
+    assert summary.line_of(node) == call.line == line
+    lr = node.args[1].value
+    assert summary.position_of(lr) == ((line, 57), (line, 60))
     assert summary.source_segment(call.span) == "torch.optim.Adam(model.parameters(), lr=0.5)"
+    assert cst.Module([]).code_for_node(node) == "torch.optim.Adam(model.parameters(), lr=0.5)"
+
+
+def test_a_multi_line_expression_places_its_inner_nodes_on_their_own_lines() -> None:
+    text = "CONFIG = dict(\n    lr=0.1,\n    hidden=256,\n)\n"
+    summary = summarize(cpython_parse(text), text)
+    node = summary.expression(summary.constants["CONFIG"])
+    assert isinstance(node, cst.Call)
+    hidden = node.args[1].value
+    assert summary.line_of(node) == 1 and summary.line_of(hidden) == 3
+    assert summary.position_of(hidden) == ((3, 12), (3, 15))
 
 
 def test_a_second_definition_gets_its_own_key() -> None:

@@ -119,6 +119,7 @@ class _Builder:
         self.argparse: dict[str, ArgparseArgument] = {}
         self._class_stack: list[ClassInfo] = []
         self._function_stack: list[Function] = []
+        self._keys: dict[str, int] = {}
 
     def build(self) -> FileModel:
         body = Block(BlockKind.BODY, self.module)
@@ -239,9 +240,11 @@ class _Builder:
             qualname = f"{owner.name}.{qualname}"
         elif parent is not None:
             qualname = f"{parent.qualname}.<locals>.{qualname}"
+        count = self._keys[qualname] = self._keys.get(qualname, 0) + 1
         function = Function(
             name=node.name.value,
             qualname=qualname,
+            key=qualname if count == 1 else f"{qualname}#{count}",
             node=node,
             body=Block(BlockKind.BODY, node),
             class_name=owner.name if owner else None,

@@ -143,6 +143,9 @@ class Function:
     parent: "Function | None"
     params: tuple[str, ...] = ()
     local_functions: dict[str, "Function"] = field(default_factory=dict)
+    key: str = ""
+    """The qualname, with `#2`, `#3`... for later definitions of the same qualname (the key of
+    the function in the file's summary, gradlint.index.summary)."""
 
 
 @dataclass(eq=False)
@@ -212,6 +215,9 @@ class FileModel:
 
     def qualify_call(self, call: cst.Call) -> str | None:
         return self.imports.qualify_expr(call.func)
+
+    def qualify_expr(self, node: cst.BaseExpression) -> str | None:
+        return self.imports.qualify_expr(node)
 
     def number(self, node: cst.BaseExpression | None, lookup=None) -> float | int | None:
         """A constant's value; names resolve through `lookup` (default: module constants)."""

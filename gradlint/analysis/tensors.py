@@ -11,6 +11,8 @@ import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import kwarg_value
+from typing import Any
+
 from gradlint.analysis.model import FileModel
 
 PARAMETER_CLASSES = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
@@ -23,8 +25,10 @@ TENSOR_FACTORIES = {
 TENSOR_MOVES = {"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "contiguous", "requires_grad_", "clone", "detach"}
 
 
-def qualified(model: FileModel, node: cst.BaseExpression) -> str | None:
-    return model.imports.qualify_expr(node)
+def qualified(model: "FileModel | Any", node: cst.BaseExpression) -> str | None:
+    """The qualified name of `node` through the imports of `model` (a FileModel, or any object
+    with `qualify_expr`, such as a file summary)."""
+    return model.qualify_expr(node)
 
 
 def strip_data(node: cst.BaseExpression) -> cst.BaseExpression:
@@ -43,8 +47,12 @@ def strip_data(node: cst.BaseExpression) -> cst.BaseExpression:
             return node
 
 
-def code(model: FileModel, node: cst.CSTNode) -> str:
-    return " ".join(model.module.code_for_node(node).split())
+_EMPTY_MODULE = cst.Module(body=[])
+
+
+def code(node: cst.CSTNode) -> str:
+    """A node's source on one line (whitespace collapsed), for messages."""
+    return " ".join(_EMPTY_MODULE.code_for_node(node).split())
 
 
 # --------------------------------------------------------------------------- layers

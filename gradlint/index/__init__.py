@@ -14,8 +14,5 @@ class ProjectIndex(_ProjectIndex):
         self.resolver = Resolver(self)
         self.facts = Facts(self)
 
-    def on_release(self) -> None:
-        self.facts = Facts(self)
-
 
 __all__ = ["Facts", "LayerSite", "ModelFacts", "ProjectIndex", "Resolved", "Resolver", "Scope", "Symbol"]

@@ -16,10 +16,12 @@ import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import arg_value, kwarg_value
-from gradlint.analysis.model import ClassInfo, FileModel, Function, Kind, enclosing_class, in_class, last_assignment
+from gradlint.analysis.model import FileModel, Function, Kind, enclosing_class, last_assignment
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, TrainingStep
-from gradlint.analysis.values import string_value
+from gradlint.analysis.values import string_value as cst_string_value
+from gradlint.index.summary import ClassSummary, FileSummary, FunctionSummary
+from gradlint.index.syntax import Span
 
 if TYPE_CHECKING:
     from gradlint.index.project import ProjectIndex, Symbol
@@ -30,7 +32,9 @@ MAX_DEPTH = 6
 @dataclass(frozen=True, eq=False)
 class LayerSite:
     path: Path
-    node: cst.Call
+    node: "cst.Call | Span"
+    """The construction: a libcst call of the checked file, or the span of the call in another
+    file's summary (`ProjectIndex.where` names either)."""
     layer: str
     """`LSTM`, `RNN`, `GRUCell`, ..."""
     nonlinearity: str | None = None
@@ -40,7 +44,7 @@ class LayerSite:
 class ModelFacts:
     name: str
     path: Path | None
-    info: ClassInfo | None = None
+    info: ClassSummary | None = None
     recurrent: list[LayerSite] = field(default_factory=list)
     lightning: bool = False
     configures_clipping: bool = False
@@ -63,6 +67,9 @@ class ModelFacts:
 
 
 class Facts:
+    """Model facts, computed once per class per run from file summaries (they hold no tree, so
+    they outlive the release of libcst trees)."""
+
     def __init__(self, project: "ProjectIndex") -> None:
         self.project = project
         self._classes: dict[int, tuple[ModelFacts, set]] = {}
@@ -71,7 +78,7 @@ class Facts:
 
     def of_class(self, symbol: "Symbol", depth: int = 0) -> ModelFacts:
         info = symbol.target
-        assert isinstance(info, ClassInfo)
+        assert isinstance(info, ClassSummary)
         entry = self._classes.get(id(info))
         if entry is not None:
             facts, dependencies = entry
@@ -83,14 +90,15 @@ class Facts:
             self._fill(facts, symbol, info, depth)
         return facts
 
-    def _fill(self, facts: ModelFacts, symbol: "Symbol", info: ClassInfo, depth: int) -> None:
-        model = symbol.model
-        for site in model.calls:
+    def _fill(self, facts: ModelFacts, symbol: "Symbol", info: ClassSummary, depth: int) -> None:
+        summary = symbol.summary
+        for site in summary.calls:
             if not in_class(site.function, info):
                 continue
             if site.qualified in vocab.RECURRENT_LAYERS:
-                nonlinearity = string_value(kwarg_value(site.node, "nonlinearity"))
-                facts.recurrent.append(LayerSite(symbol.path, site.node, site.qualified.rsplit(".", 1)[-1], nonlinearity))
+                call = summary.expression(site.span)
+                nonlinearity = cst_string_value(kwarg_value(call, "nonlinearity")) if isinstance(call, cst.Call) else None
+                facts.recurrent.append(LayerSite(symbol.path, site.span, site.qualified.rsplit(".", 1)[-1], nonlinearity))
             elif depth < MAX_DEPTH and not (site.qualified or "").startswith(("torch.", "numpy.", "math.")):
                 inner = self.project.resolve_callee(symbol.path, site.callee)
                 if inner is not None and inner.kind == "class" and inner.target is not info:
@@ -110,21 +118,22 @@ class Facts:
                 facts.manual_optimization |= parent.manual_optimization
                 facts.clips_manually |= parent.clips_manually
         facts.configures_clipping |= "configure_gradient_clipping" in info.methods
-        flag = info.attribute_values.get("automatic_optimization", info.class_values.get("automatic_optimization"))
+        flag_span = info.attribute_values.get("automatic_optimization", info.class_values.get("automatic_optimization"))
+        flag = summary.expression(flag_span) if flag_span is not None else None
         facts.manual_optimization |= isinstance(flag, cst.Name) and flag.value == "False"
-        facts.clips_manually |= any(
-            event.kind is Kind.CLIP and event.form == "lightning"
-            for method in info.methods.values()
-            for event in method.body.events()
+        methods = set(map(id, info.methods.values()))
+        facts.clips_manually |= "clip_gradients" not in info.methods and any(
+            site.callee == "self.clip_gradients" and id(site.function) in methods for site in summary.calls
         )
 
     # ----------------------------------------------------------- expressions
 
     def of_expression(
-        self, expression: cst.BaseExpression | None, path: Path, model: FileModel, context: Context | None,
-        before: int, function: Function | None, depth: int = 0,
+        self, expression: cst.BaseExpression | None, path: Path, model: "FileModel | FileSummary",
+        context: Context | None, before: int, function: "Function | FunctionSummary | None", depth: int = 0,
     ) -> ModelFacts | None:
-        """The model an expression evaluates to (`model`, `self.net`, `RNNModel(...).to(device)`)."""
+        """The model an expression evaluates to (`model`, `self.net`, `RNNModel(...).to(device)`),
+        read in the checked file's libcst model or in a file summary."""
         if expression is None or depth > MAX_DEPTH:
             return None
         recurse = lambda e, fn=function: self.of_expression(e, path, model, context, before, fn, depth + 1)  # noqa: E731
@@ -133,32 +142,30 @@ class Facts:
             if isinstance(func, cst.Attribute) and func.attr.value in vocab.MODULE_MOVES:
                 return recurse(func.value)
             callee = dotted_name(func) or ""
-            qualified = model.imports.qualify(callee)
+            qualified = model.qualify_expr(func)
             if qualified in vocab.RECURRENT_LAYERS:
                 layer = qualified.rsplit(".", 1)[-1]
-                nonlinearity = string_value(kwarg_value(expression, "nonlinearity"))
+                nonlinearity = cst_string_value(kwarg_value(expression, "nonlinearity"))
                 return ModelFacts(f"nn.{layer}", path, recurrent=[LayerSite(path, expression, layer, nonlinearity)])
             if callee.rsplit(".", 1)[-1] in vocab.MODULE_WRAPPERS and expression.args:
                 return recurse(expression.args[0].value)
             symbol = self.project.resolve_callee(path, callee) if callee else None
-            if symbol is not None and symbol.kind == "class":
+            if symbol is not None and symbol.kind == "class" and isinstance(symbol.target, ClassSummary):
                 return self.of_class(symbol)
             return None
         name = dotted_name(expression)
         if name is None:
             return None
         if name.startswith("self.") and name.count(".") == 1:
-            owner = enclosing_class(function, model)
-            if owner is not None and name[5:] in owner.attribute_values:
-                return recurse(owner.attribute_values[name[5:]], owner.attribute_functions.get(name[5:]))
-            return None
+            found = _self_attribute(model, function, name[5:])
+            return recurse(*found) if found is not None else None
         if "." in name:
             return None
         value = context.binding(name, before) if context is not None else None
         if value is None and function is not None:
-            value = last_assignment(function, name)
+            value = _local(model, function, name)
         if value is None:
-            value = model.constants.get(name)
+            value = _constant(model, name)
         return recurse(value) if value is not None else None
 
     def trained_by(self, step: TrainingStep, path: Path) -> ModelFacts | None:
@@ -171,7 +178,8 @@ class Facts:
         if _from_lightning_optimizers(context, optimizer, step.step.index):
             # Lightning manual optimization: `opt = self.optimizers()` trains the module itself.
             owner = enclosing_class(context.function, model)
-            return self.of_class(self.project.class_symbol(path, owner)) if owner is not None else None
+            symbol = self.project.class_symbol(path, owner) if owner is not None else None
+            return self.of_class(symbol) if symbol is not None else None
         constructor = context.binding(optimizer, step.step.index)
         if constructor is None and optimizer.startswith("self."):
             owner = enclosing_class(context.function, model)
@@ -185,7 +193,7 @@ class Facts:
             first = params.elements[0].value
             if isinstance(first, cst.Dict):
                 params = next(
-                    (e.value for e in first.elements if isinstance(e, cst.DictElement) and string_value(e.key) == "params"),
+                    (e.value for e in first.elements if isinstance(e, cst.DictElement) and cst_string_value(e.key) == "params"),
                     None,
                 )
         if not (isinstance(params, cst.Call) and isinstance(params.func, cst.Attribute)):
@@ -213,3 +221,40 @@ def _from_lightning_optimizers(context: Context, name: str, before: int) -> bool
                 and dotted_name(value.func.value) == "self"
             )
     return False
+
+
+def in_class(function: FunctionSummary | None, info: ClassSummary) -> bool:
+    """Whether a summarised function is a method of `info` or nested in one."""
+    while function is not None:
+        if function.class_name == info.name and info.methods.get(function.name) is function:
+            return True
+        function = function.parent
+    return False
+
+
+def _self_attribute(model: "FileModel | FileSummary", function, attribute: str):
+    """(value, the method that assigns it) of `self.<attribute>` in the class `function` is in."""
+    if isinstance(model, FileSummary):
+        while function is not None and function.class_name is None:
+            function = function.parent
+        info = model.classes.get(function.class_name) if function is not None and function.class_name else None
+        if info is None or attribute not in info.attribute_values:
+            return None
+        value = model.expression(info.attribute_values[attribute])
+        return (value, info.attribute_functions.get(attribute)) if value is not None else None
+    owner = enclosing_class(function, model)
+    if owner is None or attribute not in owner.attribute_values:
+        return None
+    return owner.attribute_values[attribute], owner.attribute_functions.get(attribute)
+
+
+def _local(model: "FileModel | FileSummary", function, name: str) -> cst.BaseExpression | None:
+    if isinstance(model, FileSummary):
+        return model.expression(function.bindings.get(name))
+    return last_assignment(function, name)
+
+
+def _constant(model: "FileModel | FileSummary", name: str) -> cst.BaseExpression | None:
+    if isinstance(model, FileSummary):
+        return model.expression(model.constants.get(name))
+    return model.constants.get(name)

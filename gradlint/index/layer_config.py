@@ -17,8 +17,6 @@ from typing import Any
 import libcst as cst
 
 from gradlint.analysis.layers import JSONValue, REQUIRED, SIGNATURES, bound_arguments, json_value
-from gradlint.analysis.model import FileModel, Function
-from gradlint.index.values import Scope
 
 _INT = "int"
 _SIZE = "int or ints"
@@ -95,18 +93,22 @@ class LayerConfig:
         return result
 
 
-def resolve_layer(
-    project: Any, path: Path, model: FileModel, call: cst.Call, kind: str, function: Function | None
-) -> LayerConfig:
-    """Every parameter of a layer call, resolved in the scope of the function it sits in."""
-    cache = model.derived.setdefault("layers.configs", {})
-    return project.deps.memo(cache, id(call), lambda: _resolve_layer(project, path, model, call, kind, function))
+def resolve_layer(project: Any, path: Path, model: Any, call: cst.Call, kind: str, function: Any) -> LayerConfig:
+    """Every parameter of a layer call, resolved in the scope of the function it sits in (a
+    function of the checked file's model, or of a file summary)."""
+    cache = project.table("layers.configs")
+    entry = cache.get(id(call))
+    if entry is not None and entry[0][0] is call:
+        project.deps.note_all(entry[1])
+        return entry[0][1]
+    with project.deps.recording() as dependencies:
+        config = _resolve_layer(project, path, call, kind, function)
+    cache[id(call)] = ((call, config), dependencies)
+    return config
 
 
-def _resolve_layer(
-    project: Any, path: Path, model: FileModel, call: cst.Call, kind: str, function: Function | None
-) -> LayerConfig:
-    scope = Scope(path, model, function)
+def _resolve_layer(project: Any, path: Path, call: Any, kind: str, function: Any) -> LayerConfig:
+    scope = project.scope(path, function)
     passed, opaque = bound_arguments(call, kind)
     config = LayerConfig(kind, passed=set(passed))
     for name, default in SIGNATURES[kind]:
@@ -126,5 +128,3 @@ def _resolve_layer(
         else:
             config.values[name] = default
     return config
-
-

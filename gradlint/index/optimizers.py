@@ -13,11 +13,12 @@ from pathlib import Path
 import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
-from gradlint.analysis.calls import arg_value, argument_for, parameter
-from gradlint.analysis.model import FileModel, Function, Kind, enclosing_class, last_assignment
+from gradlint.analysis.calls import arg_value
+from gradlint.analysis.model import FileModel, Function, Kind
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import TrainingStep, optimizer_name
-from gradlint.index.values import Scope
+from gradlint.index.summary import ClassSummary, FileSummary, FunctionSummary
+from gradlint.index.values import Scope, argument_for
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,9 +26,10 @@ class OptimizerSite:
     """The `torch.optim.X(...)` call that built a step's optimizer, with where it is evaluated."""
 
     call: cst.Call
+    """A node of the checked file's tree, or one its file summary parsed from a span."""
     path: Path
-    model: FileModel
-    function: Function | None
+    summary: FileSummary
+    function: FunctionSummary | None
     qualified: str
 
     @property
@@ -35,8 +37,8 @@ class OptimizerSite:
         return self.qualified.rsplit(".", 1)[-1]
 
     @property
-    def scope(self):
-        return Scope(self.path, self.model, self.function)
+    def scope(self) -> Scope:
+        return Scope(self.path, self.summary, self.function)
 
 
 _MAX_HOPS = 6
@@ -48,6 +50,9 @@ def optimizer_site(step: TrainingStep, project, path: Path) -> OptimizerSite | N
     function (or of the class whose `__init__` stores it), possibly in another file."""
     context = step.context
     model = context.model
+    summary = project.summary(path)
+    if summary is None:
+        return None
     name = optimizer_name(step)
     value = context.binding(name, step.step.index)
     if value is not None:
@@ -55,59 +60,60 @@ def optimizer_site(step: TrainingStep, project, path: Path) -> OptimizerSite | N
         if name.startswith("self."):
             owner = context.owner_class()
             function = owner.attribute_functions.get(name[5:]) if owner is not None else None
-        return _site(value, path, model, function, project, 0)
+        return _site(value, path, summary, project.function_summary(path, function), project, 0)
     if "." in name:
         return None
-    return _site(cst.Name(name), path, model, context.function, project, 0)
+    return _site(cst.Name(name), path, summary, project.function_summary(path, context.function), project, 0)
 
 
-def _site(value, path: Path, model: FileModel, function: Function | None, project, hops: int) -> OptimizerSite | None:
+def _site(
+    value, path: Path, summary: FileSummary, function: FunctionSummary | None, project, hops: int
+) -> OptimizerSite | None:
     if hops > _MAX_HOPS or value is None:
         return None
     if isinstance(value, cst.Call):
-        qualified = model.qualify_call(value)
+        qualified = summary.qualify_expr(value.func)
         if vocab.is_optimizer_class(qualified):
             assert qualified is not None
-            return OptimizerSite(value, path, model, function, qualified)
+            return OptimizerSite(value, path, summary, function, qualified)
         return None
     name = dotted_name(value) if isinstance(value, (cst.Name, cst.Attribute)) else None
     if name is None:
         return None
     if name.startswith("self.") and name.count(".") == 1:
-        owner = enclosing_class(function, model)
+        owner = _enclosing_class(summary, function)
         if owner is None or name[5:] not in owner.attribute_values:
             return None
         inner_function = owner.attribute_functions.get(name[5:])
-        return _site(owner.attribute_values[name[5:]], path, model, inner_function, project, hops + 1)
+        return _site(summary.expression(owner.attribute_values[name[5:]]), path, summary, inner_function, project, hops + 1)
     if "." in name:
         return None
     scope_function = function
     while scope_function is not None:
-        assigned = last_assignment(scope_function, name)
+        assigned = scope_function.bindings.get(name)
         if assigned is not None:
-            return _site(assigned, path, model, scope_function, project, hops + 1)
-        if name in scope_function.params:
-            return _through_callers(scope_function, name, path, model, project, hops + 1)
+            return _site(summary.expression(assigned), path, summary, scope_function, project, hops + 1)
+        if name in scope_function.param_names:
+            return _through_callers(scope_function, name, path, summary, project, hops + 1)
         scope_function = scope_function.parent
-    constant = model.constants.get(name)
-    return _site(constant, path, model, None, project, hops + 1) if constant is not None else None
+    constant = summary.constants.get(name)
+    return _site(summary.expression(constant), path, summary, None, project, hops + 1) if constant is not None else None
 
 
-def _through_callers(function: Function, name: str, path: Path, model: FileModel, project, hops: int):
+def _through_callers(function: FunctionSummary, name: str, path: Path, summary: FileSummary, project, hops: int):
     """A parameter: what the function's call sites pass for it (the first that resolves)."""
-    param = parameter(function, name)
-    if param is None:
+    if function.param(name) is None:
         return None
-    sites: list[tuple[Path, cst.Call, Function | None]] = []
+    sites: list[tuple[Path, FileSummary, object, FunctionSummary | None]] = []
     if function.class_name is not None and function.name != "__init__":
         # `self.train_epoch(optimizer)`: calls of the method in its own class.
-        info = model.classes.get(function.class_name)
-        for site in model.calls:
-            if site.callee == f"self.{function.name}" and enclosing_class(site.function, model) is info:
-                sites.append((path, site.node, site.function))
+        info = summary.classes.get(function.class_name)
+        for site in summary.calls:
+            if site.callee == f"self.{function.name}" and _enclosing_class(summary, site.function) is info:
+                sites.append((path, summary, site.span, site.function))
     else:
         if function.class_name is not None:
-            info = model.classes.get(function.class_name)
+            info = summary.classes.get(function.class_name)
             symbol = project.class_symbol(path, info) if info is not None else None
         elif function.parent is None:
             symbol = project.resolve(path, function.name)
@@ -116,16 +122,25 @@ def _through_callers(function: Function, name: str, path: Path, model: FileModel
             symbol = None
         if symbol is None:
             return None
-        sites = [(site_path, site.node, site.function) for site_path, site in project.call_sites(symbol)]
-    for site_path, call, caller in sites:
-        argument = argument_for(function, param, call)
-        site_model = project.model(site_path)
-        if argument is None or site_model is None:
+        for site_path, site in project.call_sites(symbol):
+            site_summary = project.summary(site_path)
+            if site_summary is not None:
+                sites.append((site_path, site_summary, site.span, site.function))
+    for site_path, site_summary, span, caller in sites:
+        call = site_summary.expression(span)
+        argument = argument_for(function, name, call) if isinstance(call, cst.Call) else None
+        if argument is None:
             continue
-        found = _site(argument, site_path, site_model, caller, project, hops)
+        found = _site(argument, site_path, site_summary, caller, project, hops)
         if found is not None:
             return found
     return None
+
+
+def _enclosing_class(summary: FileSummary, function: FunctionSummary | None) -> ClassSummary | None:
+    while function is not None and function.class_name is None:
+        function = function.parent
+    return summary.classes.get(function.class_name) if function is not None and function.class_name else None
 
 
 def _value_function(model: FileModel, value: cst.CSTNode) -> Function | None:

@@ -1,44 +1,47 @@
-"""The project index: every scanned file, importable by module name, parsed on demand.
+"""The project index: every scanned file, importable by module name, answered from summaries.
 
 Rules ask it cross-file questions: what `RNNModel` in train.py is (a class in model.py),
-what `from config import BPTT` is bound to, where a class is instantiated. Files that the
-pre-filter did not parse (a `config.py` of constants) are parsed the first time a
-question reaches them; files outside the run (a model module next to a script passed by
-pre-commit) are read from disk the same way.
+what `from config import BPTT` is bound to, where a class is instantiated. Each file reached
+by a question is summarised once per run from CPython's syntax tree (gradlint.index.summary):
+names, scopes, bindings, call sites and options, without a tree. Summaries outlive the
+release of libcst trees, so a file is never parsed twice to answer a lookup, and the cost of
+the run grows with the number of files. Files outside the run (a model module next to a
+script passed by pre-commit) are read from disk the same way. Which files mention a word is
+answered from one inverted index of the run's identifiers, built on first use.
+
+libcst trees (`parsed`) are for the files the engine checks, and for the few questions that
+need the flow of another file's training step (see `model`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-import libcst as cst
 
-from gradlint.analysis.model import (
-    CallSite,
-    ClassInfo,
-    FileModel,
-    Function,
-    build_model,
-)
+from gradlint.analysis.builder import build_model
+from gradlint.analysis.model import CallSite, ClassInfo, FileModel, Function
+from gradlint.index.deps import Dependency, DependencyLog
+from gradlint.index.summary import CallSummary, ClassSummary, FileSummary, FunctionSummary, summarize
+from gradlint.index.syntax import Span
 from gradlint.source import (
     Parsed,
     ParseFailure,
     RiskFactorSite,
     SourceError,
     SourceFile,
+    cpython_parse,
     parse,
     read_source,
 )
-from gradlint.index.deps import Dependency, DependencyLog
 
 MAX_DEPTH = 8
 
-RISK_TRIGGERS = ("RNN", "LSTM", "GRU", "lr=", "lr =")
-"""Text a file must hold to be read for risk factors (GL101's context)."""
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,62 +49,99 @@ class Symbol:
     """What a name is bound to, and where."""
 
     path: Path
-    model: FileModel
+    summary: FileSummary
     kind: str
     """'class', 'function', 'value' or 'module'."""
     name: str
-    target: ClassInfo | Function | cst.BaseExpression | None = None
+    target: ClassSummary | FunctionSummary | Span | None = None
 
 
 class ProjectIndex:
     """Every question answered here from another file is noted in `deps` (see index/deps.py),
-    and nothing depends on which files happen to be parsed already: with `--jobs` each worker
-    parses its own share of the run plus what the questions reach, and gets the same answers."""
+    and nothing depends on which files happen to be parsed or summarised already: with `--jobs`
+    each worker reads what its own questions reach, and gets the same answers."""
 
     def __init__(self, sources: Iterable[SourceFile], roots: Iterable[Path] = ()) -> None:
         self.sources: dict[Path, SourceFile] = {source.path: source for source in sources}
         self.deps = DependencyLog()
         self._loaded: dict[Path, Parsed | ParseFailure | None] = {}
+        self._summaries: dict[Path, FileSummary | None] = {}
         self._roots = [Path(root) for root in roots]
-        self._call_sites: dict[int, tuple[list[tuple[Path, CallSite]], set]] = {}
+        self._call_sites: dict[tuple, tuple[list[tuple[Path, CallSummary]], set]] = {}
         self._values: dict[Dependency, str] = {}
         self._tables: dict[str, dict] = {}
+        self._lasting: dict[str, dict] = {}
+        self._words: dict[str, list[Path]] | None = None
         self.parsed_lines = 0
-        """Lines parsed since the last release (a syntax tree costs about 8 MiB per 1,000 lines)."""
+        """Lines parsed by libcst since the last release (a tree costs about 8 MiB per 1,000 lines)."""
 
     # ------------------------------------------------------------------ files
 
     def parsed(self, path: Path) -> Parsed | ParseFailure | None:
-        """The file parsed (once per run), the reason it cannot be, or None when unreadable."""
+        """The file parsed by libcst (once per run until released), the reason it cannot be, or
+        None when unreadable."""
         self.deps.note(("text", str(path)))
         if path in self._loaded:
             return self._loaded[path]
         loaded: Parsed | ParseFailure | None
-        source = self.sources.get(path)
-        try:
-            text = source.text if source is not None and source.text is not None else read_source(path)
-        except (SourceError, OSError):
+        text = self._text(path)
+        if text is None:
             loaded = None
         else:
-            loaded = parse(text, build_model)
+            loaded = parse(text, build_model, summarize if path not in self._summaries else None)
         self._loaded[path] = loaded
         if isinstance(loaded, Parsed):
+            assert text is not None
             self.parsed_lines += text.count("\n") + 1
+            if path not in self._summaries and loaded.summary is not None:
+                self._summaries[path] = loaded.summary
         return loaded
+
+    def summary(self, path: Path) -> FileSummary | None:
+        """The file's summary (built once per run from CPython's tree); None when the file cannot
+        be read or CPython's parser refuses it."""
+        self.deps.note(("text", str(path)))
+        if path in self._summaries:
+            return self._summaries[path]
+        summary = None
+        text = self._text(path)
+        if text is not None:
+            try:
+                summary = summarize(cpython_parse(text), text)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                summary = None
+        self._summaries[path] = summary
+        return summary
+
+    def _text(self, path: Path) -> str | None:
+        source = self.sources.get(path)
+        if source is not None and source.text is not None:
+            return source.text
+        try:
+            return read_source(path)
+        except (SourceError, OSError):
+            return None
 
     def table(self, name: str) -> dict:
         """A memo table that lives as long as the parsed trees its entries point into."""
         return self._tables.setdefault(name, {})
 
+    def lasting_table(self, name: str) -> dict:
+        """A memo table whose entries hold no tree (summaries, values, strings): kept for the run."""
+        return self._lasting.setdefault(name, {})
+
     def release(self) -> None:
-        """Forget every parsed tree and everything computed from them (memory stays bounded on
-        large runs). Only between two files' checks: answers never depend on what is parsed,
-        so a question asked again is parsed again and gets the same answer."""
+        """Forget every libcst tree and everything computed from them (memory stays bounded on
+        large runs), and the expressions summaries parsed back. Only between two files' checks:
+        answers never depend on what is parsed, so a question asked again gets the same answer."""
         self._loaded.clear()
-        self._call_sites.clear()
         self._tables.clear()
         for source in self.sources.values():
             source.model = source.positions = None
+            source.fix_resolver = None
+        for summary in self._summaries.values():
+            if summary is not None:
+                summary.forget_expressions()
         self.on_release()
         self.parsed_lines = 0
 
@@ -109,13 +149,11 @@ class ProjectIndex:
         """Subclasses drop their own memo tables here."""
 
     def model(self, path: Path) -> FileModel | None:
-        """The model of a file in the run, or of any Python file on disk (parsed once)."""
+        """The libcst model of a file in the run, or of any Python file on disk (parsed once until
+        released). Cross-file questions use `summary`; this is for the checked file and for the
+        flow of another file's training steps."""
         parsed = self.parsed(path)
         return parsed.model if isinstance(parsed, Parsed) else None
-
-    def line_of(self, path: Path, node: cst.CSTNode) -> int:
-        parsed = self.parsed(path)
-        return parsed.positions.start(node)[0] if isinstance(parsed, Parsed) else 0
 
     def display(self, path: Path) -> str:
         """As the user should read the path: like the files of the run (relative to the working
@@ -128,35 +166,111 @@ class ProjectIndex:
         except ValueError:
             return path.as_posix()
 
-    def where(self, path: Path, node: cst.CSTNode) -> str:
+    def line_of(self, path: Path, at: Any) -> int:
+        """The line of a span, of a libcst node of the file's tree, or of a node its summary
+        parsed from a span (`FileSummary.expression`)."""
+        if isinstance(at, int):
+            return at
+        if isinstance(at, tuple):
+            return at[0]
+        summary = self._summaries.get(path)
+        parsed = self._loaded.get(path)
+        if isinstance(parsed, Parsed) and parsed.positions.holds(at):
+            return parsed.positions.start(at)[0]
+        if summary is not None:
+            line = summary.line_of(at)
+            if line is not None:
+                return line
+        return 0
+
+    def span_of(self, path: Path, node: Any) -> "tuple[tuple[int, int], tuple[int, int]] | None":
+        """Where a node that a summary of `path` parsed from a span lies in the file (for a finding
+        on a node the index found rather than the rule), as `LazyPositions.span` gives it."""
+        summary = self._summaries.get(path)
+        return summary.position_of(node) if summary is not None else None
+
+    def where(self, path: Path, at: Any) -> str:
         """`model.py:12`, or `notebook.ipynb:cell 4:line 3` in a notebook."""
-        line = self.line_of(path, node)
+        line = self.line_of(path, at)
         source = self.sources.get(path)
         where = source.notebook.locate(line) if source is not None and source.notebook is not None else None
         if where is not None:
             return f"{self.display(path)}:cell {where[0]}:line {where[1]}"
         return f"{self.display(path)}:{line}"
 
+    # ----------------------------------------------------------- which files
+
     def files_with(self, all_of: tuple[str, ...] = (), any_of: tuple[str, ...] = ()) -> Iterator[tuple[Path, FileModel]]:
         """Files of the run whose text holds all of `all_of` and one of `any_of` (when given),
-        parsed on demand. Parsing is what costs: ask for every word the answer needs."""
+        parsed by libcst on demand. Parsing is what costs: ask for every word the answer needs."""
         for path in self._scan(tuple(all_of), tuple(any_of)):
             model = self.model(path)
             if model is not None:
                 yield path, model
+
+    def summaries_with(self, all_of: tuple[str, ...] = (), any_of: tuple[str, ...] = ()) -> Iterator[tuple[Path, FileSummary]]:
+        """Files of the run whose text holds all of `all_of` and one of `any_of`, summarised."""
+        for path in self._scan(tuple(all_of), tuple(any_of)):
+            summary = self.summary(path)
+            if summary is not None:
+                yield path, summary
 
     def _scan(self, all_of: tuple[str, ...], any_of: tuple[str, ...] = ()) -> list[Path]:
         self.deps.note(("scan", "\0".join(all_of), "\0".join(any_of)))
         return self._matching(all_of, any_of)
 
     def _matching(self, all_of: tuple[str, ...], any_of: tuple[str, ...]) -> list[Path]:
+        """Files whose text holds the needles, with each word of a needle a whole identifier there,
+        in run order. Candidates come from the inverted index of words, so a question costs the
+        files that hold its words, not the whole run."""
+        candidates: set[Path] | None = None
+        for needle in all_of:
+            found = self._holding(needle)
+            if found is not None:
+                candidates = found if candidates is None else candidates & found
+        if any_of:
+            union: set[Path] = set()
+            for needle in any_of:
+                found = self._holding(needle)
+                if found is None:
+                    union = set(self.sources)
+                    break
+                union |= found
+            candidates = union if candidates is None else candidates & union
+        pool = self.sources if candidates is None else candidates
         return [
             path
             for path, source in self.sources.items()
-            if source.text is not None
+            if path in pool
+            and source.text is not None
             and all(needle in source.text for needle in all_of)
             and (not any_of or any(needle in source.text for needle in any_of))
         ]
+
+    def _holding(self, needle: str) -> set[Path] | None:
+        """The files whose identifiers include every word of `needle`, whole: `--lr` is looked
+        for where `lr` is a word, so `--lr_scheduler` does not match it. None when the needle
+        has no word to look up (then only the substring test decides)."""
+        words = _WORD.findall(needle)
+        if not words:
+            return None
+        index = self._word_index()
+        found: set[Path] | None = None
+        for word in words:
+            paths = set(index.get(word, ()))
+            found = paths if found is None else found & paths
+        return found
+
+    def _word_index(self) -> dict[str, list[Path]]:
+        if self._words is None:
+            index: dict[str, list[Path]] = {}
+            for path, source in self.sources.items():
+                if source.text is None:
+                    continue
+                for word in set(_WORD.findall(source.text)):
+                    index.setdefault(word, []).append(path)
+            self._words = index
+        return self._words
 
     def paths(self) -> list[Path]:
         """Every file of the run, sorted."""
@@ -217,19 +331,27 @@ class ProjectIndex:
     # ---------------------------------------------------------------- symbols
 
     def resolve(self, path: Path, name: str, depth: int = 0) -> Symbol | None:
-        """What the top-level `name` means in file `path`, following imports and re-exports."""
-        model = self.model(path)
-        if model is None or depth > MAX_DEPTH:
+        """What the top-level `name` means in file `path`, following imports, re-exports and
+        star imports."""
+        summary = self.summary(path)
+        if summary is None or depth > MAX_DEPTH:
             return None
-        if name in model.classes:
-            return Symbol(path, model, "class", name, model.classes[name])
-        if name in model.functions:
-            return Symbol(path, model, "function", name, model.functions[name])
-        target = model.imports.aliases.get(name)
+        if name in summary.classes:
+            return Symbol(path, summary, "class", name, summary.classes[name])
+        if name in summary.functions:
+            return Symbol(path, summary, "function", name, summary.functions[name])
+        target = summary.imports.get(name)
         if target is not None:
             return self.resolve_qualified(path, target, depth + 1)
-        if name in model.constants:
-            return Symbol(path, model, "value", name, model.constants[name])
+        if name in summary.constants:
+            return Symbol(path, summary, "value", name, summary.constants[name])
+        for module in summary.star_imports:
+            level = len(module) - len(module.lstrip("."))
+            file = self.module_path(path, module[level:], level)
+            if file is not None and file != path:
+                found = self.resolve(file, name, depth + 1)
+                if found is not None:
+                    return found
         return None
 
     def resolve_qualified(self, importer: Path, qualified: str, depth: int = 0) -> Symbol | None:
@@ -247,8 +369,8 @@ class ProjectIndex:
                 continue
             rest = parts[cut:]
             if not rest:
-                model = self.model(file)
-                return Symbol(file, model, "module", ".".join(parts), None) if model else None
+                summary = self.summary(file)
+                return Symbol(file, summary, "module", ".".join(parts), None) if summary else None
             symbol = self.resolve(file, rest[0], depth + 1)
             for attribute in rest[1:]:
                 if symbol is None or symbol.kind != "module":
@@ -270,32 +392,61 @@ class ProjectIndex:
                 return None
         return symbol
 
-    def class_symbol(self, path: Path, info: ClassInfo) -> Symbol:
-        model = self.model(path)
-        assert model is not None
-        return Symbol(path, model, "class", info.name, info)
+    def class_symbol(self, path: Path, info: ClassInfo | ClassSummary) -> Symbol | None:
+        """The symbol of a module-level class of `path` (given by its libcst or summary record)."""
+        summary = self.summary(path)
+        target = summary.classes.get(info.name) if summary is not None else None
+        if summary is None or target is None:
+            return None
+        return Symbol(path, summary, "class", info.name, target)
+
+    def function_summary(self, path: Path, function: Function | FunctionSummary | None) -> FunctionSummary | None:
+        """A function of `path` as its summary has it (the libcst model's functions map by key)."""
+        if function is None or isinstance(function, FunctionSummary):
+            return function
+        summary = self.summary(path)
+        return summary.function(function.key) if summary is not None else None
+
+    def scope(self, path: Path, function: Function | FunctionSummary | None = None) -> "Any":
+        """Where an expression of `path` is evaluated, for the resolver (index/values.py)."""
+        from gradlint.index.values import Scope
+
+        summary = self.summary(path)
+        return Scope(path, summary if summary is not None else FileSummary(""), self.function_summary(path, function))
 
     # ------------------------------------------------------------- call sites
 
-    def call_sites(self, symbol: Symbol) -> list[tuple[Path, CallSite]]:
-        """Where a class or function of the project is called, in any file of the run.
+    def call_sites(self, symbol: Symbol) -> list[tuple[Path, CallSummary]]:
+        """Where a class or function of the project is called, in any file of the run."""
+        key = (str(symbol.path), symbol.kind, symbol.name)
+        return self.deps.memo(self._call_sites, key, lambda: self._find_call_sites(symbol))
 
-        Files the pre-filter did not parse are parsed here, but only those whose text
-        mentions the name: a `main.py` that only builds the model still counts.
-        """
-        return self.deps.memo(self._call_sites, id(symbol.target), lambda: self._find_call_sites(symbol))
-
-    def _find_call_sites(self, symbol: Symbol) -> list[tuple[Path, CallSite]]:
-        found: list[tuple[Path, CallSite]] = []
+    def _find_call_sites(self, symbol: Symbol) -> list[tuple[Path, CallSummary]]:
+        found: list[tuple[Path, CallSummary]] = []
         for path in self._scan((f"{symbol.name}(",)):
-            model = self.model(path)
-            for site in model.calls if model is not None else ():
+            summary = self.summary(path)
+            for site in summary.calls if summary is not None else ():
                 if site.callee.rsplit(".", 1)[-1] != symbol.name:
                     continue
                 resolved = self.resolve_callee(path, site.callee)
                 if resolved is not None and resolved.target is symbol.target:
                     found.append((path, site))
         return found
+
+    def model_call(self, path: Path, site: CallSummary) -> "tuple[FileModel, CallSite] | None":
+        """A summary's call site as the file's libcst model has it (the two list calls in the same
+        order; tests/test_summary.py holds them to it), for the few questions that follow the flow
+        of another file. Parses that file with libcst."""
+        summary = self.summary(path)
+        model = self.model(path)
+        if summary is None or model is None:
+            return None
+        for index, candidate in enumerate(summary.calls):
+            if candidate is site:
+                if index < len(model.calls) and model.calls[index].callee == site.callee:
+                    return model, model.calls[index]
+                return None
+        return None
 
     # ----------------------------------------------------------- risk factors
 
@@ -308,11 +459,11 @@ class ProjectIndex:
             text = self.sources[file].text if file in self.sources else None
             if text is None or not any(trigger in text for trigger in RISK_TRIGGERS):
                 continue
-            parsed = self.parsed(file)
-            if not isinstance(parsed, Parsed):
+            summary = self.summary(file)
+            if summary is None:
                 continue
-            for factor in parsed.model.risk_factors:
-                sites.append(RiskFactorSite(file, self.display(file), parsed.positions.start(factor.node)[0], factor.description))
+            for factor in summary.risk_factors:
+                sites.append(RiskFactorSite(file, self.display(file), factor.line, factor.description))
         return sites
 
     # ------------------------------------------------------------ the cache
@@ -356,6 +507,11 @@ class ProjectIndex:
         if kind == "members":
             return sorted(str(path) for path in self.sources)
         raise ValueError(f"unknown dependency {dependency!r}")
+
+
+RISK_TRIGGERS = ("RNN", "LSTM", "GRU", "lr=", "lr =")
+"""Text a file must hold to be read for risk factors (GL101's context)."""
+
 
 
 def _digest(value: object) -> str:

@@ -32,7 +32,6 @@ from gradlint.analysis.model import CallSite, ClassInfo, FileModel, in_class
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.walk import children, walk
 from gradlint.index.counts import ONCE, Count, element_repeats, loop_count, repeat_factor
-from gradlint.index.values import Scope
 
 _TRANSPARENT = (cst.Arg, cst.Element, cst.StarredElement, cst.List, cst.Tuple, cst.DictElement, cst.Dict)
 _TRANSPARENT_CALLS = {"OrderedDict", "collections.OrderedDict", "list", "tuple", "dict"}
@@ -115,7 +114,7 @@ def stacks(project: Any, path: Path, model: FileModel) -> list[Stack]:
         kind = _module_kind(site)
         if kind is None:
             continue
-        scope = Scope(path, model, site.function)
+        scope = project.scope(path, site.function)
         placed = _place(model, site, index, kind, resolver, scope, shared)
         if placed is None:
             continue

@@ -4,8 +4,9 @@ Every cross-file question the project index answers (what a name is bound to, wh
 called, what an argparse option defaults to, what a constant holds) is answered from these
 summaries, never from another file's libcst tree. A summary is built once per file per run from
 the tree CPython's parser makes (which gradlint parses first anyway, and which costs a sixth of
-libcst's), and it holds no tree: expressions are kept as spans of the source text and
-re-parsed, one expression at a time, when a question reaches them (`FileSummary.expression`).
+libcst's), and it holds no tree: expressions are kept as spans of the source text and parsed
+by libcst, one expression at a time, when a question reaches them (`FileSummary.expression`),
+so the resolver and the rules read every file's values as the same libcst nodes.
 So a summary costs a few kilobytes, survives the index's release of syntax trees, and a file is
 never parsed twice to answer a lookup.
 
@@ -19,7 +20,10 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+import libcst as cst
+
 from gradlint.analysis import vocabulary as vocab
+from gradlint.analysis.walk import walk
 from gradlint.index.syntax import Span, argument, calls_in, dotted, evaluate_number, keyword, span_of, string_value
 
 
@@ -39,6 +43,7 @@ class FunctionSummary:
     key: str
     """The qualname, with `#2`, `#3`... for a second and third definition of the same qualname."""
     line: int
+    """Where the definition starts (its first decorator, as libcst places a FunctionDef)."""
     span: Span
     """The whole `def` statement."""
     class_name: str | None
@@ -49,6 +54,9 @@ class FunctionSummary:
     None when the last binding unpacks, is augmented or annotation-only (the value is unknown)."""
     assigned: set[str] = field(default_factory=set)
     """Every name any assignment of the body binds (`a, b = ...` included)."""
+    single_targets: list[str] = field(default_factory=list)
+    """Names bound alone by a plain assignment (`n = ...`, not `a, b = ...` or `n += 1`), in the
+    order they first appear."""
     local_functions: dict[str, "FunctionSummary"] = field(default_factory=dict)
 
     @property
@@ -133,7 +141,8 @@ class FileSummary:
     risk_factors: list[RiskFactorSummary] = field(default_factory=list)
     statement_lines: list[int] = field(default_factory=list)
     """The first line of each top-level statement (for libcst positions, see source.py)."""
-    _expressions: dict[Span, ast.expr | None] = field(default_factory=dict, repr=False)
+    _expressions: dict[Span, "cst.BaseExpression | None"] = field(default_factory=dict, repr=False)
+    _roots: dict[int, tuple["cst.BaseExpression", Span]] = field(default_factory=dict, repr=False)
     _lines: list[bytes] | None = field(default=None, repr=False)
 
     def qualify(self, dotted: str | None) -> str | None:
@@ -146,22 +155,61 @@ class FileSummary:
             return None
         return f"{target}.{rest}" if rest else target
 
+    def qualify_expr(self, node: "cst.BaseExpression") -> str | None:
+        """`qualify` for a libcst Name/Attribute chain."""
+        from gradlint.analysis.names import dotted_name
+
+        return self.qualify(dotted_name(node))
+
     def function(self, key: str) -> FunctionSummary | None:
         for function in self.all_functions:
             if function.key == key:
                 return function
         return None
 
-    def expression(self, span: Span | None) -> ast.expr | None:
-        """The expression at `span`, parsed from the source text on first use (lines and columns
-        are those of the file). None when the span holds no standalone expression."""
+    def expression(self, span: Span | None) -> "cst.BaseExpression | None":
+        """The expression at `span` as a libcst node, parsed from the source text on first use
+        (one expression, not the file). `line_of` gives the line of it or of any node in it.
+        None when the span holds no standalone expression."""
         if span is None:
             return None
-        if span in self._expressions:
-            return self._expressions[span]
-        node = self._parse_span(span)
-        self._expressions[span] = node
-        return node
+        found = self._expressions.get(span)
+        if found is None and span not in self._expressions:
+            found = self._parse_span(span)
+            self._expressions[span] = found
+            if found is not None:
+                self._roots[id(found)] = (found, span)
+        return found
+
+    def line_of(self, node: "cst.CSTNode") -> int | None:
+        """The line in the file of a node that `expression` made (None for another node)."""
+        entry = self._roots.get(id(node))
+        if entry is not None and entry[0] is node:
+            return entry[1][0]
+        for root, span in self._roots.values():
+            if span[0] == span[2]:
+                if any(inner is node for inner in walk(root)):
+                    return span[0]
+                continue
+            line = _relative_line(root, node)
+            if line is not None:
+                return span[0] + line - 1
+        return None
+
+    def position_of(self, node: "cst.CSTNode") -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """((line, column), (end line, end column)) in the file, columns 1-based in characters as
+        `gradlint.source.LazyPositions.span` gives them, of a node `expression` made."""
+        for root, span in self._roots.values():
+            position = _relative_position(root, node)
+            if position is None:
+                continue
+            (line, column), (end_line, end_column) = position
+            text_line = self.text.splitlines()[span[0] - 1] if span[0] - 1 < len(self.text.splitlines()) else ""
+            first = len(text_line.encode("utf-8")[: span[1]].decode("utf-8", "replace"))
+            start = (span[0] + line - 1, column + (first if line == 1 else 0) + 1)
+            end = (span[0] + end_line - 1, end_column + (first if end_line == 1 else 0) + 1)
+            return start, end
+        return None
 
     def source_segment(self, span: Span) -> str:
         line, column, end_line, end_column = span
@@ -178,27 +226,41 @@ class FileSummary:
     def forget_expressions(self) -> None:
         """Drop the parsed expressions (the index releases memory between files)."""
         self._expressions.clear()
+        self._roots.clear()
         self._lines = None
 
-    def _parse_span(self, span: Span) -> ast.expr | None:
+    def _parse_span(self, span: Span) -> "cst.BaseExpression | None":
         segment = self.source_segment(span)
         try:
-            node = ast.parse(f"({segment}\n)", mode="eval").body
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            node = cst.parse_expression(f"({segment}\n)")
+        except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError):
             return None
-        line, column = span[0], span[1]
-        for inner in ast.walk(node):
-            if hasattr(inner, "lineno"):
-                if inner.lineno == 1:
-                    inner.col_offset += column - 1
-                    if getattr(inner, "end_lineno", None) == 1:
-                        inner.end_col_offset += column - 1
-                elif getattr(inner, "end_lineno", None) == 1:
-                    inner.end_col_offset += column - 1
-                inner.lineno += line - 1
-                if getattr(inner, "end_lineno", None) is not None:
-                    inner.end_lineno += line - 1
+        # Drop the parentheses added around the segment (the outermost pair).
+        if getattr(node, "lpar", None) and getattr(node, "rpar", None):
+            node = node.with_changes(lpar=node.lpar[1:], rpar=node.rpar[:-1])
         return node
+
+
+def _relative_line(root: "cst.BaseExpression", node: "cst.CSTNode") -> int | None:
+    """The 1-based line of `node` inside the code of `root` (None when it is not in it)."""
+    position = _relative_position(root, node)
+    return position[0][0] if position is not None else None
+
+
+def _relative_position(root: "cst.BaseExpression", node: "cst.CSTNode"):
+    """((line, column), (end line, end column)) of `node` in the code of `root`, 1-based lines and
+    0-based columns; None when it is not in it."""
+    from libcst.metadata.position_provider import PositionProvider
+
+    if not any(inner is node for inner in walk(root)):
+        return None
+    module = cst.Module(body=[cst.SimpleStatementLine(body=[cst.Expr(value=root)])])
+    provider = PositionProvider()
+    provider._gen_impl(module)
+    position = provider._computed.get(node)
+    if position is None:
+        return None
+    return (position.start.line, position.start.column), (position.end.line, position.end.column)
 
 
 def _target_names(node: ast.AST) -> list[str]:
@@ -344,7 +406,7 @@ class _Summarizer:
             name=node.name,
             qualname=qualname,
             key=qualname if count == 1 else f"{qualname}#{count}",
-            line=node.lineno,
+            line=min([decorator.lineno for decorator in node.decorator_list] + [node.lineno]),
             span=span_of(node),
             class_name=owner.name if owner else None,
             parent=parent,
@@ -380,7 +442,8 @@ class _Summarizer:
             target = decorator.func if isinstance(decorator, ast.Call) else decorator
             spelled = dotted(target)
             decorators.append(self.summary.qualify(spelled) or spelled or "")
-        info = ClassSummary(node.name, node.lineno, span_of(node), tuple(bases), tuple(decorators))
+        line = min([decorator.lineno for decorator in node.decorator_list] + [node.lineno])
+        info = ClassSummary(node.name, line, span_of(node), tuple(bases), tuple(decorators))
         if not self.function_stack:
             self.summary.classes[info.name] = info
         self.class_stack.append(info)
@@ -425,6 +488,8 @@ class _Summarizer:
         function = self.body_owners[-1]
         if function is None:
             return
+        if not augmented and len(targets) == 1 and targets[0] not in function.single_targets:
+            function.single_targets.append(targets[0])
         for name in targets:
             function.assigned.add(name)
             if augmented:

@@ -4,6 +4,9 @@ Resolves literals, module and class constants (imported ones too), simple arithm
 function default arguments, constructor call sites, argparse defaults, dataclass field
 defaults, dict configs and `getattr(cfg, "x", default)`. Anything else is unresolved:
 `resolve` returns None and rules stay quiet rather than guess.
+
+Names are looked up in the scopes file summaries describe (gradlint.index.summary): a value in
+another file costs a lookup and the parse of that one expression, never the parse of its file.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import libcst as cst
 
-from gradlint.analysis.calls import argument_for, kwarg_value, parameter
-from gradlint.analysis.model import ClassInfo, FileModel, Function, last_assignment
+from gradlint.analysis.calls import arg_value, kwarg_value
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.values import INF_NAMES, NAN_NAMES
+from gradlint.index.summary import ClassSummary, FileSummary, FunctionSummary
 
 if TYPE_CHECKING:
     from gradlint.index.project import ProjectIndex
@@ -54,18 +57,21 @@ _ARGS_NAMES = {"args", "opt", "opts", "options", "flags", "hparams", "hp", "para
 
 @dataclass(frozen=True)
 class Scope:
-    """Where an expression is evaluated: its file, and the function it sits in (if any)."""
+    """Where an expression is evaluated: its file, and the function it sits in (if any).
+    Make one with `ProjectIndex.scope(path, function)`."""
 
     path: Path
-    model: FileModel
-    function: Function | None = None
+    summary: FileSummary
+    function: FunctionSummary | None = None
+
+    def expression(self, span) -> cst.BaseExpression | None:
+        return self.summary.expression(span)
 
 
 class Origin:
     """Where a value came from, written only when a message needs it.
 
-    Naming the line of a value in another file means computing that file's positions,
-    which costs about as much as parsing it; most resolved values never reach a message.
+    Most resolved values never reach a message, so their origin is not written until one does.
     """
 
     def __init__(self, describe: Callable[[], str]) -> None:
@@ -182,40 +188,40 @@ class Resolver:
     def _name(self, name: str, scope: Scope, depth: int) -> Resolved | None:
         if name in ("True", "False", "None"):
             return Resolved({"True": True, "False": False, "None": None}[name])
-        qualified = scope.model.imports.qualify(name)
+        qualified = scope.summary.qualify(name)
         if qualified in INF_NAMES:
             return Resolved(math.inf)
         if qualified in NAN_NAMES:
             return Resolved(math.nan)
         function = scope.function
         while function is not None:
-            assigned = last_assignment(function, name)
+            assigned = function.bindings.get(name)
             if assigned is not None:
-                return self.resolve(assigned, Scope(scope.path, scope.model, function), depth)
-            if name in function.params:
+                return self.resolve(scope.expression(assigned), Scope(scope.path, scope.summary, function), depth)
+            if name in function.param_names:
                 return self._parameter(function, name, scope, depth)
             function = function.parent
         symbol = self.project.resolve(scope.path, name)
-        if symbol is not None and symbol.kind == "value" and isinstance(symbol.target, cst.BaseExpression):
-            resolved = self.resolve(symbol.target, Scope(symbol.path, symbol.model), depth)
+        if symbol is not None and symbol.kind == "value" and isinstance(symbol.target, tuple):
+            target = symbol.target
+            resolved = self.resolve(symbol.summary.expression(target), Scope(symbol.path, symbol.summary), depth)
             if resolved is not None and not resolved.source:
-                origin = Origin(lambda: f"{symbol.name} = ... ({self.project.where(symbol.path, symbol.target)})")
+                origin = Origin(lambda: f"{symbol.name} = ... ({self.project.where(symbol.path, target)})")
                 return replace(resolved, source=origin)
             return resolved
         return None
 
-    def _parameter(self, function: Function, name: str, scope: Scope, depth: int) -> Resolved | None:
+    def _parameter(self, function: FunctionSummary, name: str, scope: Scope, depth: int) -> Resolved | None:
         """A parameter's value: what a call site in the project passes, else its default."""
-        param = parameter(function, name)
+        param = function.param(name)
         if param is None:
             return None
         passed_unknown = False
-        for site_path, call, caller in self._call_sites(function, scope):
-            argument = argument_for(function, param, call)
+        for site_path, site_summary, call, caller in self._call_sites(function, scope):
+            argument = argument_for(function, name, call) if isinstance(call, cst.Call) else None
             if argument is None:
                 continue
-            site_model = self.project.model(site_path)
-            resolved = None if site_model is None else self.resolve(argument, Scope(site_path, site_model, caller), depth)
+            resolved = self.resolve(argument, Scope(site_path, site_summary, caller), depth)
             if resolved is not None:
                 origin = resolved.source or Origin(lambda path=site_path, call=call: f"passed at {self.project.where(path, call)}")
                 return replace(resolved, source=origin)
@@ -223,31 +229,37 @@ class Resolver:
         if passed_unknown:
             return None  # a caller passes a value we cannot see: the default would be a guess
         if param.default is not None:
-            resolved = self.resolve(param.default, Scope(scope.path, scope.model, function.parent), depth)
+            default = param.default
+            resolved = self.resolve(scope.expression(default), Scope(scope.path, scope.summary, function.parent), depth)
             if resolved is not None and not resolved.source:
-                origin = Origin(lambda: f"default of {name} ({self.project.where(scope.path, param.default)})")
+                origin = Origin(lambda: f"default of {name} ({self.project.where(scope.path, default)})")
                 return replace(resolved, source=origin)
             return resolved
         return None
 
-    def _call_sites(self, function: Function, scope: Scope):
+    def _call_sites(self, function: FunctionSummary, scope: Scope):
         if function.class_name is not None and function.name == "__init__":
-            info = scope.model.classes.get(function.class_name)
-            if info is None:
-                return []
-            symbol = self.project.class_symbol(scope.path, info)
+            info = scope.summary.classes.get(function.class_name)
+            symbol = self.project.class_symbol(scope.path, info) if info is not None else None
         elif function.parent is None and function.class_name is None:
             symbol = self.project.resolve(scope.path, function.name)
             if symbol is None or symbol.target is not function:
                 return []
         else:
             return []
-        return [(path, site.node, site.function) for path, site in self.project.call_sites(symbol)]
+        if symbol is None:
+            return []
+        found = []
+        for path, site in self.project.call_sites(symbol):
+            summary = self.project.summary(path)
+            if summary is not None:
+                found.append((path, summary, summary.expression(site.span), site.function))
+        return found
 
     # ---------------------------------------------------------------- attributes
 
     def _attribute(self, node: cst.Attribute, scope: Scope, depth: int) -> Resolved | None:
-        qualified = scope.model.imports.qualify_expr(node)
+        qualified = scope.summary.qualify(dotted_name(node))
         if qualified in INF_NAMES:
             return Resolved(math.inf)
         if qualified in NAN_NAMES:
@@ -262,11 +274,11 @@ class Resolver:
             symbol = self.project.resolve_callee(scope.path, base_name)
             if symbol is not None and symbol.kind == "module":
                 inner = self.project.resolve(symbol.path, attribute)
-                if inner is not None and inner.kind == "value":
-                    return self.resolve(inner.target, Scope(inner.path, inner.model), depth)  # type: ignore[arg-type]
+                if inner is not None and inner.kind == "value" and isinstance(inner.target, tuple):
+                    return self.resolve(inner.summary.expression(inner.target), Scope(inner.path, inner.summary), depth)
                 return None
-            if symbol is not None and symbol.kind == "class":
-                return self._class_value(symbol.target, attribute, symbol.path, depth)  # type: ignore[arg-type]
+            if symbol is not None and symbol.kind == "class" and isinstance(symbol.target, ClassSummary):
+                return self._class_value(symbol.target, attribute, symbol.path, depth)
         # `args.x` from argparse, `cfg.x` from a dataclass instance.
         bound = self._binding(base, scope)
         if isinstance(bound, cst.Call):
@@ -276,11 +288,11 @@ class Resolver:
             if isinstance(bound.func, (cst.Subscript,)):
                 return None
             symbol = self.project.resolve_callee(scope.path, callee) if callee else None
-            if symbol is not None and symbol.kind == "class":
+            if symbol is not None and symbol.kind == "class" and isinstance(symbol.target, ClassSummary):
                 passed = kwarg_value(bound, attribute)
                 if passed is not None:
                     return self.resolve(passed, scope, depth)
-                return self._class_value(symbol.target, attribute, symbol.path, depth)  # type: ignore[arg-type]
+                return self._class_value(symbol.target, attribute, symbol.path, depth)
             return None
         if bound is None and isinstance(base, cst.Name) and base.value in _ARGS_NAMES:
             return self._argparse(attribute, scope, depth)
@@ -292,49 +304,53 @@ class Resolver:
             function = function.parent
         if function is None:
             return None
-        info = scope.model.classes.get(function.class_name or "")
+        info = scope.summary.classes.get(function.class_name or "")
         if info is None:
             return None
         if attribute in info.attribute_values:
             where = info.attribute_functions.get(attribute, function)
-            return self.resolve(info.attribute_values[attribute], Scope(scope.path, scope.model, where), depth)
+            value = scope.expression(info.attribute_values[attribute])
+            return self.resolve(value, Scope(scope.path, scope.summary, where), depth)
         return self._class_value(info, attribute, scope.path, depth)
 
-    def _class_value(self, info: ClassInfo, attribute: str, path: Path, depth: int) -> Resolved | None:
-        model = self.project.model(path)
-        if model is None or attribute not in info.class_values:
+    def _class_value(self, info: ClassSummary, attribute: str, path: Path, depth: int) -> Resolved | None:
+        summary = self.project.summary(path)
+        if summary is None or attribute not in info.class_values:
             return None
-        value = info.class_values[attribute]
-        resolved = self.resolve(value, Scope(path, model), depth)
+        span = info.class_values[attribute]
+        resolved = self.resolve(summary.expression(span), Scope(path, summary), depth)
         if resolved is not None and not resolved.source:
-            return replace(resolved, source=Origin(lambda: f"{info.name}.{attribute} ({self.project.where(path, value)})"))
+            return replace(resolved, source=Origin(lambda: f"{info.name}.{attribute} ({self.project.where(path, span)})"))
         return resolved
 
     def _argparse(self, dest: str, scope: Scope, depth: int) -> Resolved | None:
-        """`args.dest`: the default of the matching add_argument, in this file or else the project."""
+        """`args.dest`: the default of the matching add_argument, in this file or else the project
+        (the script's own definition wins before any other file is read)."""
+        found = self._argparse_in(scope.path, scope.summary, dest, depth)
+        if found is not False:
+            return found  # type: ignore[return-value]
         # The option as add_argument spells it: `--dest`, `--de-st`, or a quoted dest/positional.
         spellings = (f"--{dest}", f"--{dest.replace('_', '-')}", f'"{dest}"', f"'{dest}'")
-        candidates = [(scope.path, scope.model)] + [
-            (path, model)
-            for path, model in self.project.files_with(all_of=("add_argument",), any_of=spellings)
-            if path != scope.path
-        ]
-        for path, model in candidates:
-            argument = model.argparse.get(dest)
-            if argument is None:
+        for path, summary in self.project.summaries_with(all_of=("add_argument",), any_of=spellings):
+            if path == scope.path:
                 continue
-            origin = Origin(
-                lambda path=path, argument=argument: (
-                    f"argparse default of {argument.option} ({self.project.where(path, argument.node)})"
-                )
-            )
-            if argument.default is None:
-                return Resolved(argument.implicit_default, origin)
-            resolved = self.resolve(argument.default, Scope(path, model), depth)
-            if resolved is None:
-                return None
-            return Resolved(resolved.value, origin)
+            found = self._argparse_in(path, summary, dest, depth)
+            if found is not False:
+                return found  # type: ignore[return-value]
         return None
+
+    def _argparse_in(self, path: Path, summary: FileSummary, dest: str, depth: int) -> "Resolved | None | bool":
+        """The option's default in one file; False when the file does not define it."""
+        argument = summary.argparse.get(dest)
+        if argument is None:
+            return False
+        origin = Origin(lambda: f"argparse default of {argument.option} ({self.project.where(path, argument.call)})")
+        if argument.default is None:
+            return Resolved(argument.implicit_default, origin)
+        resolved = self.resolve(summary.expression(argument.default), Scope(path, summary), depth)
+        if resolved is None:
+            return None
+        return Resolved(resolved.value, origin)
 
     def _binding(self, base: cst.BaseExpression, scope: Scope) -> cst.BaseExpression | None:
         """The expression a bare name is assigned from, in its function or at module level."""
@@ -342,13 +358,14 @@ class Resolver:
             return None
         function = scope.function
         while function is not None:
-            assigned = last_assignment(function, base.value)
+            assigned = function.bindings.get(base.value)
             if assigned is not None:
-                return assigned
-            if base.value in function.params:
+                return scope.expression(assigned)
+            if base.value in function.param_names:
                 return None
             function = function.parent
-        return scope.model.constants.get(base.value)
+        span = scope.summary.constants.get(base.value)
+        return scope.expression(span) if span is not None else None
 
     # --------------------------------------------------------- subscripts, calls
 
@@ -367,7 +384,7 @@ class Resolver:
 
     def _call(self, node: cst.Call, scope: Scope, depth: int) -> Resolved | None:
         callee = dotted_name(node.func) or ""
-        qualified = scope.model.imports.qualify(callee) or callee
+        qualified = scope.summary.qualify(callee) or callee
         positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
         if callee == "getattr" and len(positional) in (2, 3):
             name = self.resolve(positional[1], scope, depth)
@@ -416,3 +433,12 @@ class Unresolved:
 
     node: cst.BaseExpression
     scope: Scope
+
+
+def argument_for(function: FunctionSummary, name: str, call: cst.Call) -> cst.BaseExpression | None:
+    """The argument a call of `function` passes for parameter `name` (keyword or position; a
+    method's `self`/`cls` is not passed), None when it passes none."""
+    ordered = function.positional_names()
+    if name not in ordered:
+        return kwarg_value(call, name)
+    return arg_value(call, ordered.index(name), name)

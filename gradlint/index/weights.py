@@ -24,8 +24,7 @@ import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import arg_value
-from gradlint.analysis.layers import owner_class
-from gradlint.analysis.model import ClassInfo, FileModel, Function, last_assignment, shorten
+from gradlint.analysis.model import shorten
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.tensors import (
     LINEAR_CLASSES,
@@ -41,6 +40,7 @@ from gradlint.analysis.tensors import (
 )
 from gradlint.analysis.values import string_value
 from gradlint.index.layer_config import resolve_layer
+from gradlint.index.summary import ClassSummary, FileSummary, FunctionSummary
 from gradlint.index.values import Scope
 
 if TYPE_CHECKING:
@@ -56,8 +56,9 @@ class Bound:
 
     value: cst.BaseExpression
     path: Path
-    model: FileModel
-    function: Function | None
+    model: FileSummary
+    """The summary of the file the expression is in."""
+    function: FunctionSummary | None
 
     @property
     def scope(self) -> Scope:
@@ -68,14 +69,16 @@ def bind_name(name: str, scope: Scope) -> Bound | None:
     """The expression a bare name is assigned from: in its function (or an enclosing one), else at module level."""
     function = scope.function
     while function is not None:
-        assigned = last_assignment(function, name)
+        assigned = function.bindings.get(name)
         if assigned is not None:
-            return Bound(assigned, scope.path, scope.model, function)
-        if name in function.params:
+            value = scope.expression(assigned)
+            return Bound(value, scope.path, scope.summary, function) if value is not None else None
+        if name in function.param_names:
             return None
         function = function.parent
-    value = scope.model.constants.get(name)
-    return Bound(value, scope.path, scope.model, None) if value is not None else None
+    span = scope.summary.constants.get(name)
+    value = scope.expression(span) if span is not None else None
+    return Bound(value, scope.path, scope.summary, None) if value is not None else None
 
 
 def unwrap_module(bound: Bound, depth: int = 0) -> Bound:
@@ -103,10 +106,9 @@ def unwrap_module(bound: Bound, depth: int = 0) -> Bound:
             parts = dotted_name(value).split(".")
             if len(parts) == 2:
                 info = owner_class(bound.model, bound.function)
-                if info is not None and parts[1] in info.attribute_values:
-                    bound = Bound(
-                        info.attribute_values[parts[1]], bound.path, bound.model, info.attribute_functions.get(parts[1])
-                    )
+                inner = bound.model.expression(info.attribute_values.get(parts[1])) if info is not None else None
+                if info is not None and inner is not None:
+                    bound = Bound(inner, bound.path, bound.model, info.attribute_functions.get(parts[1]))
                     continue
         return bound
     return bound
@@ -120,10 +122,10 @@ class ModuleRef:
     """The construction call (`nn.RNN(...)`, `RNNModel(...)`) or other value."""
     rest: tuple[str, ...]
     """Attribute names left after the last module that could be followed (`weight_hh_l0`)."""
-    owner: ClassInfo | None = None
+    owner: ClassSummary | None = None
     """For `self` (or an instance of a project class): the class."""
     owner_path: Path | None = None
-    owner_model: FileModel | None = None
+    owner_model: FileSummary | None = None
 
 
 def resolve_path(parts: list[str], scope: Scope, project: ProjectIndex) -> ModuleRef | None:
@@ -132,14 +134,14 @@ def resolve_path(parts: list[str], scope: Scope, project: ProjectIndex) -> Modul
         return None
     head = parts[0]
     if head == "self":
-        info = owner_class(scope.model, scope.function)
+        info = owner_class(scope.summary, scope.function)
         if info is None:
             return None
         if len(parts) == 1:
             return ModuleRef(
-                Bound(cst.Name("self"), scope.path, scope.model, scope.function), (), info, scope.path, scope.model
+                Bound(cst.Name("self"), scope.path, scope.summary, scope.function), (), info, scope.path, scope.summary
             )
-        return _follow_class(info, scope.path, scope.model, parts[1:], project, 0)
+        return _follow_class(info, scope.path, scope.summary, parts[1:], project, 0)
     bound = bind_name(head, scope)
     if bound is None:
         return None
@@ -158,20 +160,21 @@ def _follow(bound: Bound, rest: list[str], project: ProjectIndex, depth: int) ->
     if depth >= MAX_DEPTH or not callee:
         return None
     symbol = project.resolve_callee(bound.path, callee)
-    if symbol is None or symbol.kind != "class" or not isinstance(symbol.target, ClassInfo):
+    if symbol is None or symbol.kind != "class" or not isinstance(symbol.target, ClassSummary):
         return None
     if not rest:
-        return ModuleRef(bound, (), symbol.target, symbol.path, symbol.model)
-    return _follow_class(symbol.target, symbol.path, symbol.model, rest, project, depth + 1)
+        return ModuleRef(bound, (), symbol.target, symbol.path, symbol.summary)
+    return _follow_class(symbol.target, symbol.path, symbol.summary, rest, project, depth + 1)
 
 
 def _follow_class(
-    info: ClassInfo, path: Path, model: FileModel, rest: list[str], project: ProjectIndex, depth: int
+    info: ClassSummary, path: Path, summary: FileSummary, rest: list[str], project: ProjectIndex, depth: int
 ) -> ModuleRef | None:
     attribute = rest[0]
-    if attribute not in info.attribute_values:
+    value = summary.expression(info.attribute_values.get(attribute))
+    if value is None:
         return None
-    bound = Bound(info.attribute_values[attribute], path, model, info.attribute_functions.get(attribute))
+    bound = Bound(value, path, summary, info.attribute_functions.get(attribute))
     return _follow(bound, rest[1:], project, depth)
 
 
@@ -194,7 +197,7 @@ def resolve_size(project: ProjectIndex, node: cst.BaseExpression | None, scope: 
 
 
 def square_size(
-    project: ProjectIndex, model: FileModel, dims: list[cst.BaseExpression], scope: Scope
+    project: ProjectIndex, model: object, dims: list[cst.BaseExpression], scope: Scope
 ) -> tuple[bool, int | None, str]:
     """Whether the last two dimensions are equal, and n with its origin (n None when unresolved)."""
     if len(dims) < 2:
@@ -303,7 +306,7 @@ def _target_of(ref: ModuleRef, parts: list[str], project: ProjectIndex) -> Weigh
         square, n, origin = square_size(project, bound.model, [fan_out, fan_in], bound.scope)
         if not square:
             return None
-        built_by = f"nn.Linear({code(bound.model, fan_in)}, {code(bound.model, fan_out)})"
+        built_by = f"nn.Linear({code(fan_in)}, {code(fan_out)})"
         return WeightTarget(
             display, "linear", n, built_by, (bound.path, value), origin, unresolved=[] if n is not None else ["n"]
         )
@@ -318,7 +321,7 @@ def _target_of(ref: ModuleRef, parts: list[str], project: ProjectIndex) -> Weigh
     square, n, origin = square_size(project, bound.model, shape[1], bound.scope)
     if not square:
         return None
-    built_by = f"`{shorten(code(bound.model, value), 50)}`"
+    built_by = f"`{shorten(code(value), 50)}`"
     return WeightTarget(
         display, "parameter", n, built_by, (bound.path, value), origin, unresolved=[] if n is not None else ["n"]
     )
@@ -350,7 +353,7 @@ def _recurrent_target(display: str, bound: Bound, project: ProjectIndex) -> Weig
     n = n if n is not None and n > 0 else None
     origin = config.origins.get("hidden_size", "") if n is not None else ""
     hidden = arg_value(call, 1, "hidden_size")
-    text = f"hidden_size={n if n is not None else code(bound.model, hidden) if hidden is not None else '?'}"
+    text = f"hidden_size={n if n is not None else code(hidden) if hidden is not None else '?'}"
     unresolved = [] if n is not None else ["hidden_size"]
     return WeightTarget(
         display, "recurrent", n, f"{text} of nn.{layer}", (bound.path, call), origin, config.data(), unresolved
@@ -417,11 +420,14 @@ def _listed_target(iterator: cst.BaseExpression, scope: Scope, project: ProjectI
 
 
 def _class_recurrent_target(
-    info: ClassInfo, path: Path, symbol_model: FileModel, project: ProjectIndex, label: str
+    info: ClassSummary, path: Path, symbol_model: FileSummary, project: ProjectIndex, label: str
 ) -> WeightTarget | None:
     """`self.named_parameters()` filtered to weight_hh: the class's recurrent layers, when they agree on h."""
     found: list[WeightTarget] = []
-    for attribute, value in info.attribute_values.items():
+    for attribute, span in info.attribute_values.items():
+        value = symbol_model.expression(span)
+        if value is None:
+            continue
         layer_bound = unwrap_module(Bound(value, path, symbol_model, info.attribute_functions.get(attribute)))
         if recurrent_layer(layer_bound.model, layer_bound.value) is None:
             continue
@@ -471,3 +477,12 @@ def _conjuncts(test: cst.BaseExpression) -> list[cst.BaseExpression]:
     return [test]
 
 
+def owner_class(summary: FileSummary, function: FunctionSummary | None) -> ClassSummary | None:
+    """The class whose method (or a function nested in it) `function` is (only a method the
+    class holds, as `gradlint.analysis.layers.owner_class` has it for libcst)."""
+    while function is not None and function.class_name is None:
+        function = function.parent
+    if function is None or function.class_name is None:
+        return None
+    info = summary.classes.get(function.class_name)
+    return info if info is not None and info.methods.get(function.name) is function else None

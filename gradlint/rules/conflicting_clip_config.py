@@ -41,8 +41,8 @@ class ConflictingClipConfig(Rule):
             module = fit.module
             if module is None or not module.manual_optimization:
                 continue
-            where = ctx.project.where(module.path, module.info.node) if module.info is not None else ""
-            clips = frameworks.clips_itself(module)
+            where = ctx.project.where(module.path, module.info.line) if module.info is not None else ""
+            clips = frameworks.clips_itself(ctx.project, module)
             message = (
                 f"`{trainer.site.callee}(...)` sets {setting.describe('gradient_clip_val', model.module)} but fits `{module.name}`"
                 + (f" ({where})" if where else "")

@@ -79,7 +79,6 @@ class DeepVanillaRnn(Rule):
 def cell_stacks(model: FileModel, ctx: RuleContext) -> list[CellStack]:
     """Stacks of `nn.RNNCell`s: built in a comprehension or loop, listed in a ModuleList, or
     assigned to several attributes of one class."""
-    from gradlint.index.values import Scope
 
     path = ctx.source.path
     resolver = ctx.project.resolver
@@ -89,7 +88,7 @@ def cell_stacks(model: FileModel, ctx: RuleContext) -> list[CellStack]:
     for layer in layers(model):
         if layer.kind != "RNNCell":
             continue
-        scope = Scope(path, model, layer.function)
+        scope = ctx.project.scope(path, layer.function)
         count, how = ONCE, ""
         container: cst.List | cst.Tuple | None = None
         visited = {id(layer.node)}

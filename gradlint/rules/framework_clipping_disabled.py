@@ -48,7 +48,7 @@ class FrameworkClippingDisabled(Rule):
         if disabled:
             # 0 (or a literal None) turns Lightning's clipping off whatever the module is, unless the
             # module clips with a value of its own.
-            if any(frameworks.clips_itself(module, trainer_disables=True) for module in modules):
+            if any(frameworks.clips_itself(project, module, trainer_disables=True) for module in modules):
                 return None
             module = modules[0] if modules else None
             message = (
@@ -65,9 +65,9 @@ class FrameworkClippingDisabled(Rule):
         if setting.state != "absent" and not (setting.is_value and setting.value is None):
             return None  # a value (or one that cannot be resolved) is set
         for module in modules:
-            if not module.recurrent or frameworks.clips_itself(module):
+            if not module.recurrent or frameworks.clips_itself(project, module):
                 continue
-            where = project.where(module.path, module.info.node) if module.info is not None else ""
+            where = project.where(module.path, module.info.line) if module.info is not None else ""
             risk = module.describe_risk(project)
             if setting.is_value:
                 said = setting.describe("gradient_clip_val", model.module)

@@ -167,13 +167,16 @@ def _from_callers(name: str, project, path: Path, function: Function | None, dep
     if name not in function.params:
         return None
     symbol = project.resolve(path, function.name)
-    if symbol is None or symbol.target is not function:
+    if symbol is None or getattr(symbol.target, "key", None) != function.key:
         return None
-    for site_path, site in project.call_sites(symbol):
-        param = parameter(function, name)
-        argument = argument_for(function, param, site.node) if param is not None else None
-        site_model = project.model(site_path)
-        if argument is None or site_model is None or not isinstance(argument, (cst.Name, cst.Attribute)):
+    param = parameter(function, name)
+    for site_path, summary_site in project.call_sites(symbol):
+        found = project.model_call(site_path, summary_site)
+        if found is None or param is None:
+            continue
+        site_model, site = found
+        argument = argument_for(function, param, site.node)
+        if argument is None or not isinstance(argument, (cst.Name, cst.Attribute)):
             continue
         site_context = frameworks.context_of(site_model, site.function)
         if site_context is None:

@@ -10,7 +10,6 @@ import libcst as cst
 
 from gradlint.analysis.calls import arg_value
 from gradlint.analysis.model import FileModel, Function, shorten
-from gradlint.index.values import Scope
 from gradlint.analysis.inits import InitOp, functions_with_init_ops, init_ops
 from gradlint.analysis.layers import owner_class
 from gradlint.analysis.tensors import PARAMETER_CLASSES, qualified, tensor_shape, unwrap_tensor
@@ -86,7 +85,7 @@ class _Checker:
         self.function = function
         self.ctx = ctx
         self.project = ctx.project
-        self.scope = Scope(ctx.source.path, model, function)
+        self.scope = ctx.project.scope(ctx.source.path, function)
         self._targets: dict[tuple, WeightTarget | None] = {}
 
     # ------------------------------------------------------------------ chains

@@ -159,5 +159,5 @@ def _facts_of_site(site: OptimizerSite, project):
     holder = params.func.value
     while isinstance(holder, cst.Attribute) and dotted_name(holder) and not dotted_name(holder).startswith("self."):
         holder = holder.value
-    return project.facts.of_expression(holder, site.path, site.model, None, 0, site.function)
+    return project.facts.of_expression(holder, site.path, site.summary, None, 0, site.function)
 

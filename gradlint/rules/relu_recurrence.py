@@ -383,7 +383,6 @@ def _data(model: FileModel, ctx: RuleContext, found: Recurrence) -> dict:
 
 def _parameter_size(model: FileModel, ctx: RuleContext, parameter: cst.Call, where: Function | None) -> JSONValue:
     """The last dimension of `nn.Parameter(torch.randn(n, n))`, when it resolves."""
-    from gradlint.index.values import Scope
 
     for node in walk(parameter):
         if isinstance(node, cst.Call) and (model.qualify_call(node) or "").rsplit(".", 1)[-1] in (
@@ -391,7 +390,7 @@ def _parameter_size(model: FileModel, ctx: RuleContext, parameter: cst.Call, whe
         ):
             dims = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
             if dims:
-                resolved = ctx.project.resolver.resolve(dims[-1], Scope(ctx.source.path, model, where))
+                resolved = ctx.project.resolver.resolve(dims[-1], ctx.project.scope(ctx.source.path, where))
                 value = json_value(resolved.value) if resolved is not None else None
                 return value if isinstance(value, int) else None
     return None

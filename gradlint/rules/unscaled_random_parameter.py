@@ -10,7 +10,6 @@ import libcst as cst
 from gradlint.analysis.calls import arg_value, kwarg_value
 from gradlint.analysis.model import FileModel, Function, Kind, shorten
 from gradlint.analysis.names import dotted_name
-from gradlint.index.values import Scope
 from gradlint.analysis.inits import init_ops
 from gradlint.analysis.layers import owner_class
 from gradlint.analysis.tensors import (
@@ -58,7 +57,7 @@ class UnscaledRandomParameter(Rule):
             if drawn is None:
                 continue
             factory, form, dims = drawn
-            scope = Scope(ctx.source.path, model, site.function)
+            scope = ctx.project.scope(ctx.source.path, site.function)
             square, n, origin = square_size(ctx.project, model, dims, scope)
             if not square or (n is not None and (math.sqrt(n) if factory == "randn" else 0.5 * n) <= 1):
                 continue  # gain 1 or less: nothing to report

@@ -60,23 +60,24 @@ def deepspeed_config(reader: SettingReader, expression: cst.BaseExpression, site
     bound = bound_value(expression, reader.model, context, before)
     is_dict_call = isinstance(bound, cst.Call) and dotted_name(bound.func) == "dict"
     if isinstance(bound, cst.Dict) or is_dict_call:
-        clipping = _dict_clipping(reader, bound, Scope(reader.path, reader.model, site.function))
+        clipping = _dict_clipping(reader, bound, reader.project.scope(reader.path, site.function))
         if clipping is None:
             return None
         if isinstance(expression, cst.Name):
             clipping = _mutated(reader, expression.value, clipping, site)
         label = "the config dict" + (f" `{expression.value}`" if isinstance(expression, cst.Name) else "")
         return DeepSpeedConfig("dict", label, clipping, inline=bound)
-    resolved = reader.project.resolver.resolve(expression, Scope(reader.path, reader.model, site.function))
+    resolved = reader.project.resolver.resolve(expression, reader.project.scope(reader.path, site.function))
     if resolved is None:
         return None
     if isinstance(resolved.value, dict):
         # A dict defined in another module (`from ds_configs import ZERO2`).
         symbol = reader.project.resolve(reader.path, expression.value) if isinstance(expression, cst.Name) else None
-        target = symbol.target if symbol is not None and symbol.kind == "value" else None
+        span = symbol.target if symbol is not None and symbol.kind == "value" else None
+        target = symbol.summary.expression(span) if symbol is not None and isinstance(span, tuple) else None
         if not isinstance(target, (cst.Dict, cst.Call)) or symbol is None:
             return None
-        clipping = _dict_clipping(reader, target, Scope(symbol.path, symbol.model))
+        clipping = _dict_clipping(reader, target, Scope(symbol.path, symbol.summary))
         if clipping is None:
             return None
         if clipping.node is not None:
@@ -124,7 +125,7 @@ def _mutated(reader: SettingReader, name: str, clipping: Setting, site: CallSite
     where = site.function.node if site.function is not None else reader.model.module
     if name in reader.model.constants and site.function is not None:
         where = reader.model.module
-    scope = Scope(reader.path, reader.model, site.function)
+    scope = reader.project.scope(reader.path, site.function)
     for node in walk(where):
         if isinstance(node, cst.Assign):
             for target in node.targets:

@@ -48,20 +48,22 @@ def find_trainers(reader: SettingReader) -> list[LightningTrainer]:
     return trainers
 
 
-def clip_events_of(facts: ModelFacts, skip: tuple[str, ...] = ()) -> list:
-    """The clip events in the methods of a module's own class (methods named in `skip` left out)."""
-    if facts.info is None:
+def clip_events_of(project, facts: ModelFacts, skip: tuple[str, ...] = ()) -> list:
+    """The clip events in the methods of a module's own class (methods named in `skip` left out),
+    read from the libcst model of the class's file (a Lightning module's file, once per question)."""
+    info = _class_info(project, facts)
+    if info is None:
         return []
     return [
         event
-        for name, method in facts.info.methods.items()
+        for name, method in info.methods.items()
         if name not in skip
         for event in method.body.events()
         if event.kind is Kind.CLIP
     ]
 
 
-def clips_itself(facts: ModelFacts, trainer_disables: bool = False) -> bool:
+def clips_itself(project, facts: ModelFacts, trainer_disables: bool = False) -> bool:
     """A Lightning module that takes care of clipping itself, whatever the Trainer's `gradient_clip_val`.
 
     It overrides `configure_gradient_clipping`, or clips in one of its methods (`self.clip_gradients`
@@ -69,23 +71,24 @@ def clips_itself(facts: ModelFacts, trainer_disables: bool = False) -> bool:
     place is GL102's finding, not a missing clip). With `trainer_disables` (the Trainer passes 0), an
     override only counts when it clips with a threshold of its own.
     """
-    if clip_events_of(facts, skip=("configure_gradient_clipping",)):
+    if clip_events_of(project, facts, skip=("configure_gradient_clipping",)):
         return True
     if facts.configures_clipping:
-        return override_clips_with_own_value(facts) if trainer_disables else True
+        return override_clips_with_own_value(project, facts) if trainer_disables else True
     if trainer_disables:
         return False
     return facts.clips_manually
 
 
-def override_clips_with_own_value(facts: ModelFacts) -> bool:
+def override_clips_with_own_value(project, facts: ModelFacts) -> bool:
     """`configure_gradient_clipping` clips with a threshold of its own, not the Trainer's `gradient_clip_val`.
 
     An override that only passes `gradient_clip_val` on clips nothing when the Trainer says 0.
     """
     if facts.info is None or not facts.configures_clipping:
         return False
-    method = facts.info.methods.get("configure_gradient_clipping")
+    info = _class_info(project, facts)
+    method = info.methods.get("configure_gradient_clipping") if info is not None else None
     if method is None:
         return True  # inherited from a project base class: assume it decides on its own
     params = set(method.params[2:]) | {"gradient_clip_val"}
@@ -96,3 +99,11 @@ def override_clips_with_own_value(facts: ModelFacts) -> bool:
         if threshold is not None and not (isinstance(threshold, cst.Name) and threshold.value in params):
             return True
     return False
+
+
+def _class_info(project, facts: ModelFacts):
+    """The libcst record of the module's class (its file's model)."""
+    if facts.info is None or facts.path is None:
+        return None
+    model = project.model(facts.path)
+    return model.classes.get(facts.info.name) if model is not None else None

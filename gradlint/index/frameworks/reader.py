@@ -29,7 +29,7 @@ class SettingReader:
             if any(a.star == "**" for a in call.args):
                 return UNRESOLVED  # `Trainer(**config)` may set it
             return ABSENT
-        return self.value(arg, arg.value, Scope(self.path, self.model, function))
+        return self.value(arg, arg.value, self.project.scope(self.path, function))
 
     def value(self, node: cst.CSTNode, value: cst.BaseExpression, scope: Scope) -> Setting:
         resolved = self.project.resolver.resolve(value, scope)
