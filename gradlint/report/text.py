@@ -219,8 +219,7 @@ def _print_full(console: Console, finding: Finding) -> None:
     for related in finding.related:
         note = Text("  ")
         note.append("note:", style="bold")
-        where = f"cell {related.cell}:line {related.cell_line}" if related.cell is not None else related.line
-        note.append(f" {clean(finding.display_path)}:{where}: ")
+        note.append(f" {clean(related.place(finding.display_path))}: ")
         note.append(clean(related.message))
         console.print(note)
     if finding.probe is not None:
