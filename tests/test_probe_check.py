@@ -26,7 +26,7 @@ from gradlint.probe.confirm import PROBE_KEYS, confirm_report, pooled_data
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"
 JSON_DOC = REPO / "docs" / "json-schema.md"
-INSTALL_MESSAGE = "--probe needs torch: pip install 'gradlint[probe]'"
+INSTALL_MESSAGE = "--probe needs torch: pip install 'torch-gradlint[probe]' (from a checkout: pip install -e '.[probe]')"
 
 RELU_DEFAULT = """\
     import torch

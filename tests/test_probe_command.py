@@ -142,7 +142,7 @@ def test_plot_without_matplotlib_gives_the_install_hint(factory_file, tmp_path, 
     plot = tmp_path / "out.png"
     code, out, err = _run("models.py:irnn15", "--steps", "1", "--plot", str(plot))
     assert code == 2
-    assert "pip install 'gradlint[plot]'" in err
+    assert "pip install 'torch-gradlint[plot]'" in err
     assert not plot.exists()
 
 

@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 EXIT_ERROR = 2
-PLOT_HINT = "pip install 'gradlint[plot]'"
+PLOT_HINT = "pip install 'torch-gradlint[plot]' (from a checkout: pip install -e '.[plot]')"
 TARGET_FORMS = "expected `module:factory` (importable from the current directory) or `path/to/file.py:factory`"
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _MODULE_RE = re.compile(rf"^{_IDENT}(\.{_IDENT})*$")
