@@ -368,3 +368,15 @@ def test_an_incomplete_check_is_never_called_all_checked(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "All checked" not in result.stdout
     assert "No problems found in 1 file, but the check is incomplete: 1 error" in result.stdout
+
+
+def test_rules_piped_prints_one_line_per_rule_with_its_whole_summary():
+    from gradlint.rules import ALL_RULES
+
+    result = CliRunner().invoke(main, ["rules"])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(ALL_RULES)
+    for line, rule in zip(lines, ALL_RULES):
+        assert line.split()[:3] == [rule.code, rule.name, rule.severity.label]
+        assert line.endswith(rule.summary)
