@@ -731,3 +731,34 @@ def test_where_a_bad_example_gets_a_fix_the_fix_removes_its_finding_and_is_idemp
         assert len(left) == len(findings) - len(fixed), [f.message for f in left]
         again = [f for f in left if f.fix is not None]
         assert fixed_text(after, again, unsafe=True)[0] == after
+
+
+def test_gl101_hint_shows_the_parameters_the_fix_clips():
+    (finding,) = lint_sources({"t.py": GL101_EXPRESSION}, select=["GL101"])
+    assert "clip_grad_norm_(list(rnn.parameters()) + list(readout.parameters()), max_norm=1.0)" in finding.hint
+
+
+GLOBAL_OPTIMIZER = """import torch
+from torch import nn
+
+rnn = nn.GRU(8, 16)
+optimizer = torch.optim.Adam(rnn.parameters(), lr=1e-3)
+
+
+def train(loader):
+    for x in loader:
+        optimizer.zero_grad()
+        rnn(x)[0].sum().backward()
+        optimizer.step()
+"""
+
+
+def test_gl101_fix_reads_a_module_level_optimizers_expression_in_a_function():
+    after = _check_fixed(GLOBAL_OPTIMIZER, "GL101", unsafe=True)
+    assert "        torch.nn.utils.clip_grad_norm_(rnn.parameters(), max_norm=1.0)\n        optimizer.step()\n" in after
+
+
+def test_gl101_fix_does_not_read_a_global_expression_where_the_function_shadows_its_names():
+    src = GLOBAL_OPTIMIZER.replace("def train(loader):", "def train(loader, rnn):")
+    after = _check_fixed(src, "GL101", unsafe=True)
+    assert '        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]]' in after

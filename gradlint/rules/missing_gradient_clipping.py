@@ -54,11 +54,13 @@ class MissingGradientClipping(Rule):
                     f"{optimizer_name(step)}, max_norm={norm})` between backward and step."
                 )
             elif backward.scaled:
+                params = self._clipped(model, step) or params
                 hint = (
                     f"After {text(model, backward)}, call `{scaler_name(backward)}.unscale_({optimizer_name(step)})` "
                     f"then `torch.nn.utils.clip_grad_norm_({params}, max_norm={norm})` before the step."
                 )
             else:
+                params = self._clipped(model, step) or params
                 hint = f"Clip between backward and step: `torch.nn.utils.clip_grad_norm_({params}, max_norm={norm})`."
             message = (
                 f"{text(model, optimizer_step)} updates the weights with no gradient clipping since "
@@ -75,6 +77,12 @@ class MissingGradientClipping(Rule):
                 fix=(None if owner or not usable else self._fix(model, step, norm))
                 or no_fix("unsafe", "the clip cannot be inserted here"),
             )
+
+    @staticmethod
+    def _clipped(model: FileModel, step) -> str | None:
+        """What the fix clips (the hint shows the same), when the optimizer shows it."""
+        optimizer = resolved_optimizer(step)
+        return clipped_parameters(model, step, optimizer) if optimizer else None
 
     @staticmethod
     def _fix(model: FileModel, step, max_norm: str) -> FixSpec | None:
@@ -162,7 +170,7 @@ def clipped_parameters(model: FileModel, step, optimizer: str) -> str | None:
             return PARAM_GROUPS.format(optimizer=optimizer)  # passed in: an optimizer by contract
         return None
     argument = _params_argument(constructor)
-    if argument is not None and (local or _names_only_self(argument)):
+    if argument is not None and (local or _names_only_self(argument) or _globals_unshadowed(model, context, argument)):
         text = _reevaluated(model, context, index, argument)
         if text is not None:
             return text
@@ -193,6 +201,33 @@ def _params_argument(call: cst.Call) -> cst.BaseExpression | None:
     if first is not None and first.keyword is None and not first.star:
         return first.value
     return None
+
+
+def _globals_unshadowed(model: FileModel, context, node: cst.CSTNode) -> bool:
+    """The optimizer is a module-level global read in a function, and every name of `node` is a
+    module-level name the function does not bind itself: the expression reads the same there."""
+    function = context.function
+    if function is None or function.parent is not None:
+        return False
+    local = set(function.params) | {
+        target.split(".")[0] for occ in context.occurrences if occ.event.targets for target in occ.event.targets
+    }
+    names = _root_names(node)
+    return bool(names) and not (names & local) and names <= set(model.constants) | {"list", "tuple", "itertools"}
+
+
+def _root_names(node: cst.CSTNode) -> set[str]:
+    names: set[str] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Name):
+            names.add(current.value)
+        elif isinstance(current, cst.Attribute):
+            stack.append(current.value)
+        else:
+            stack.extend(children(current))
+    return names
 
 
 def _names_only_self(node: cst.CSTNode) -> bool:
