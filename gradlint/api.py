@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Mapping, Protocol, Sequence
 
@@ -152,7 +153,7 @@ def _lint(
     report = _report(
         checker,
         sources,
-        repository_root(cwd) or config.root,
+        report_root(discovery.files, cwd, config.root),
         roots=[config.root, cwd],
         jobs=jobs,
         cache=cache,
@@ -268,6 +269,21 @@ def _probe(report: Report, options: "ProbeOptions", progress: Stages | None) -> 
 
 def _stage(progress: Stages | None, stage: str) -> ContextManager["Progress | None"]:
     return progress(stage) if progress is not None else contextlib.nullcontext()
+
+
+def report_root(files: Sequence[Path], cwd: Path, fallback: Path) -> Path:
+    """The root that report paths, SARIF locations and fingerprints are relative to: the git work
+    tree holding the checked files (then the one holding the working directory, then the
+    configuration root), so the same finding reads the same from any working directory."""
+    if files:
+        try:
+            common = Path(os.path.commonpath([os.path.abspath(path.parent) for path in files]))
+        except ValueError:  # files on different drives
+            common = None
+        found = repository_root(common) if common is not None else None
+        if found is not None:
+            return found
+    return repository_root(cwd) or fallback
 
 
 def repository_root(start: Path) -> Path | None:

@@ -63,9 +63,7 @@ class BaselineResult:
 
 
 def finding_key(report: Report, finding: Finding) -> Key:
-    path = report.relative_to_root(finding)
-    fingerprint = dataclasses.replace(finding, display_path=path).fingerprint()
-    return (finding.code, path, fingerprint)
+    return (finding.code, report.relative_to_root(finding), report.fingerprint(finding))
 
 
 def build(report: Report) -> Baseline:

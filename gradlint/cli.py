@@ -373,7 +373,7 @@ def _print_problems(report: Report) -> None:
 @main.command("rules")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def list_rules(output_format: str) -> None:
-    """List every rule: code, name, severity, summary."""
+    """List every rule: code, name, severity, summary (piped: one line per rule)."""
     if output_format == "json":
         import json
 
@@ -384,6 +384,14 @@ def list_rules(output_format: str) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        # Piped (`gradlint rules | grep GL1`): one line per rule, however long, never wrapped.
+        widths = [max(len(row[i]) for row in _rule_rows()) for i in range(3)]
+        for row in _rule_rows():
+            click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+        return
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, show_edge=False)
@@ -391,7 +399,11 @@ def list_rules(output_format: str) -> None:
         table.add_column(column, overflow="fold")
     for rule in ALL_RULES:
         table.add_row(rule.code, rule.name, rule.severity.label, rule.summary)
-    Console(highlight=False, soft_wrap=False).print(table)
+    console.print(table)
+
+
+def _rule_rows() -> list[tuple[str, str, str, str]]:
+    return [(r.code, r.name, r.severity.label, r.summary) for r in ALL_RULES]
 
 
 def _explain(code: str) -> None:

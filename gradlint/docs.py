@@ -13,6 +13,10 @@ Inside an example block:
 - lines `# file: model.py` split the block into files (text before the first such line is
   `example.py`); marked line numbers are 1-based within their file.
 
+The `## Autofix` section shows each form of a rule's fix as a pair of blocks, ```` ```python before ````
+then ```` ```python after ```` (one file each, options on the `before` fence as above): the
+fix of the `before` code (with `--unsafe-fixes`) is exactly the `after` code (`fix_examples`).
+
 The Markdown is parsed by hand, a line scanner with a few small regexes for fences, headings and
 marks, so that gradlint needs no Markdown library (no new dependency). Only what the documents
 use is understood: backtick or tilde fences and `## ` headings outside them.
@@ -30,8 +34,10 @@ __all__ = [
     "DEFAULT_FILE",
     "DocError",
     "DocExample",
+    "FixExample",
     "doc_path",
     "examples",
+    "fix_examples",
     "parse_examples",
     "parse_sections",
     "rule_markdown",
@@ -44,6 +50,7 @@ DEFAULT_FILE = "example.py"
 """The name of an example's first file when the block does not start with `# file: NAME`."""
 
 KINDS = ("bad", "good")
+FIX_KINDS = ("before", "after")
 
 _CODE = re.compile(r"^GL\d{3}$")
 _FENCE_OPEN = re.compile(r"^(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
@@ -94,6 +101,24 @@ class DocExample:
             for mark in _marks(line)
             if mark != self.code
         }
+
+
+@dataclass(frozen=True)
+class FixExample:
+    """A `python before` / `python after` pair of the Autofix section of a rule document."""
+
+    code: str
+    index: int
+    """1-based among the document's pairs."""
+    before: str
+    after: str
+    options: dict[str, object] = field(default_factory=dict)
+    line: int = 0
+    """Line of the `before` fence in the document."""
+
+    @property
+    def test_id(self) -> str:
+        return f"{self.code}-fix-{self.index}"
 
 
 @dataclass(frozen=True)
@@ -202,8 +227,8 @@ def _parse_info(info: str, where: str) -> tuple[str, dict[str, object]] | None:
     if not words or words[0] != "python" or len(words) == 1:
         return None
     kind, tokens = words[1], words[2:]
-    if kind not in KINDS:
-        raise DocError(f"{where}: unknown example kind {kind!r} (expected 'bad' or 'good')")
+    if kind not in KINDS + FIX_KINDS:
+        raise DocError(f"{where}: unknown example kind {kind!r} (expected 'bad', 'good', 'before' or 'after')")
     options: dict[str, object] = {}
     for token in tokens:
         match = _OPTION.match(token)
@@ -256,6 +281,8 @@ def parse_examples(code: str, text: str, source: str = "<doc>") -> list[DocExamp
         if parsed is None:
             continue
         kind, options = parsed
+        if kind in FIX_KINDS:
+            continue  # read by parse_fix_examples
         counts[kind] += 1
         files: dict[str, str] = {}
         expected: dict[str, set[int]] = {}
@@ -279,3 +306,42 @@ def examples(code: str) -> list[DocExample]:
     if path is None:
         return []
     return parse_examples(code, path.read_text(encoding="utf-8"), source=path.name)
+
+
+def parse_fix_examples(code: str, text: str, source: str = "<doc>") -> list[FixExample]:
+    """The `python before` / `python after` pairs of a document text, in order."""
+    code = code.strip().upper()
+    found: list[FixExample] = []
+    pending: tuple[_Block, dict[str, object]] | None = None
+    for block in _scan(text)[1]:
+        where = f"{source}:{block.start}"
+        parsed = _parse_info(block.info, where)
+        if parsed is None or parsed[0] not in FIX_KINDS:
+            continue
+        kind, options = parsed
+        if kind == "before":
+            if pending is not None:
+                raise DocError(f"{where}: a `python before` block follows another with no `python after`")
+            pending = (block, options)
+            continue
+        if pending is None:
+            raise DocError(f"{where}: a `python after` block with no `python before` block before it")
+        if options:
+            raise DocError(f"{where}: options go on the `python before` block")
+        before, before_options = pending
+        found.append(FixExample(
+            code, len(found) + 1, "\n".join(before.lines) + "\n", "\n".join(block.lines) + "\n",
+            before_options, before.start,
+        ))
+        pending = None
+    if pending is not None:
+        raise DocError(f"{source}:{pending[0].start}: a `python before` block has no `python after` block")
+    return found
+
+
+def fix_examples(code: str) -> list[FixExample]:
+    """Every before/after pair of the document of `code` ([] without one)."""
+    path = doc_path(code)
+    if path is None:
+        return []
+    return parse_fix_examples(code, path.read_text(encoding="utf-8"), source=path.name)

@@ -46,6 +46,12 @@ class Related:
     cell_line: int | None = None
     """In a notebook: the line within that cell; None for a `.py` file."""
 
+    def place(self, path: str) -> str:
+        """`train.py:116`, or `notebook.ipynb:cell 4:line 3` in a notebook: how every format's
+        notes name the site (`path` is the finding's file as that format names it)."""
+        where = f"cell {self.cell}:line {self.cell_line}" if self.cell is not None else str(self.line)
+        return f"{path}:{where}"
+
 
 @dataclass
 class Finding:
@@ -85,10 +91,13 @@ class Finding:
     def sort_key(self) -> tuple:
         return (self.display_path, self.line, self.column, self.code)
 
-    def fingerprint(self) -> str:
-        """Stable across line moves: rule, file and the normalised code of the line."""
+    def fingerprint(self, path: str | None = None) -> str:
+        """Stable across line moves: rule, file and the normalised code of the line. `path` names
+        the file (default: the display path); `Report.fingerprint` passes the repository-relative
+        one, which does not depend on the working directory."""
         text = " ".join(self.source_line.split())
-        digest = hashlib.sha256(f"{self.code}\0{self.display_path}\0{text}".encode()).hexdigest()
+        name = self.display_path if path is None else path
+        digest = hashlib.sha256(f"{self.code}\0{name}\0{text}".encode()).hexdigest()
         return digest[:16]
 
 
@@ -140,6 +149,12 @@ class Report:
         for finding in self.findings:
             counts[finding.severity.label] += 1
         return counts
+
+    def fingerprint(self, finding: Finding) -> str:
+        """The finding's fingerprint with its repository-relative path and its code: the same
+        from any working directory (SARIF `partialFingerprints`, the json `fingerprint`, the
+        baseline)."""
+        return finding.fingerprint(self.relative_to_root(finding))
 
     def relative_to_root(self, finding: Finding) -> str:
         try:

@@ -351,3 +351,32 @@ def test_static_path_never_imports_torch(tmp_path: Path):
     assert result.returncode == 1, result.stderr
     assert json.loads(result.stdout)["findings"]
     assert "must not import torch" not in result.stderr
+
+
+def test_check_of_a_missing_path_prints_the_error_only(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check", "nonexist/"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == "error: nonexist: no such file or directory"
+
+
+def test_an_incomplete_check_is_never_called_all_checked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clean.py").write_text("x = 1\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", "clean.py", "nonexist/", "--no-cache"])
+    assert result.exit_code == 2
+    assert "All checked" not in result.stdout
+    assert "No problems found in 1 file, but the check is incomplete: 1 error" in result.stdout
+
+
+def test_rules_piped_prints_one_line_per_rule_with_its_whole_summary():
+    from gradlint.rules import ALL_RULES
+
+    result = CliRunner().invoke(main, ["rules"])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(ALL_RULES)
+    for line, rule in zip(lines, ALL_RULES):
+        assert line.split()[:3] == [rule.code, rule.name, rule.severity.label]
+        assert line.endswith(rule.summary)

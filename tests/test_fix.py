@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import libcst as cst
+import pytest
 from click.testing import CliRunner
 
 from gradlint.api import lint_sources
@@ -406,8 +407,45 @@ def test_gl108_fix_handles_tensor_or_tuple_when_the_model_does_not_say():
     ) in after
 
 
-def test_gl108_no_fix_for_a_state_that_starts_as_none():
-    _no_fix_hint(WORD_LM.replace("hidden = model.init_hidden(args.batch_size)", "hidden = None"), "GL108")
+def test_gl108_fix_handles_a_none_start():
+    src = WORD_LM.replace("hidden = model.init_hidden(args.batch_size)", "hidden = None")
+    after = _check_fixed(src, "GL108", unsafe=True)
+    line = (
+        "        hidden = None if hidden is None else hidden.detach() if isinstance(hidden, torch.Tensor) "
+        "else tuple(h.detach() for h in hidden)\n"
+    )
+    assert line + "        output, hidden = model(data, hidden)\n" in after
+    assert after.startswith("import torch\n")
+
+
+def test_gl108_fix_of_a_none_start_keeps_the_layers_shape():
+    gru = LSTM_PAIR.replace("nn.LSTM(", "nn.GRU(").replace(
+        "h = torch.zeros(1, batch_size, 128)\nc = torch.zeros(1, batch_size, 128)\n", "hidden = None\n"
+    ).replace("out, (h, c) = lstm(chunk, (h, c))", "out, hidden = lstm(chunk, hidden)")
+    after = _check_fixed(gru, "GL108", unsafe=True)
+    assert "    hidden = None if hidden is None else hidden.detach()\n    out, hidden = lstm(" in after
+    lstm = gru.replace("nn.GRU(", "nn.LSTM(")
+    after = _check_fixed(lstm, "GL108", unsafe=True)
+    assert "    hidden = None if hidden is None else tuple(h.detach() for h in hidden)\n" in after
+
+
+def test_gl108_none_start_fix_runs_for_none_a_tensor_and_a_tuple():
+    """The inserted line, executed: None stays None, a tensor and each tensor of a tuple detach."""
+    torch = pytest.importorskip("torch")
+    src = WORD_LM.replace("hidden = model.init_hidden(args.batch_size)", "hidden = None")
+    after = _fix(src, "GL108")
+    (line,) = [text.strip() for text in after.splitlines() if text.strip().startswith("hidden = None if")]
+    x = torch.ones(2, requires_grad=True)
+    for start in (None, x * 2, (x * 2, x * 3)):
+        scope = {"torch": torch, "hidden": start}
+        exec(line, scope)
+        hidden = scope["hidden"]
+        if start is None:
+            assert hidden is None
+        elif isinstance(start, tuple):
+            assert isinstance(hidden, tuple) and not any(h.requires_grad for h in hidden)
+        else:
+            assert not hidden.requires_grad
 
 
 # ----------------------------------------------------------------------------- GL101 option
@@ -434,8 +472,8 @@ def test_docs_autofix_table_and_rule_documents_agree_with_the_fixes():
     from gradlint import docs
 
     table = dict(re.findall(r"^\| (GL\d{3}) \| (safe|unsafe) \|", (ROOT / "docs/autofix.md").read_text(), re.M))
-    assert {"GL101", "GL102", "GL103", "GL105", "GL107", "GL108"} <= set(table)
-    for code in ("GL101", "GL102", "GL105", "GL108"):
+    assert {"GL101", "GL102", "GL103", "GL105", "GL107", "GL108", "GL110"} <= set(table)
+    for code in ("GL101", "GL102", "GL105", "GL108", "GL110"):
         rows = re.findall(r"^\|(.+)\|\s*$", docs.rule_markdown(code) or "", flags=re.MULTILINE)
         assert rows[2].split("|")[2].strip() == table[code], code
     for code, safety in table.items():
@@ -470,3 +508,257 @@ def test_text_summary_says_how_many_findings_each_fix_mode_would_fix(tmp_path):
     assert "1 finding fixable with `gradlint check --fix --unsafe-fixes`." in only_unsafe.stdout
     quiet = CliRunner().invoke(main, ["check", str(tmp_path), "--no-cache", "-q"])
     assert "fixable" not in quiet.stdout
+
+
+# ----------------------------------------------------------------------------- the documents' before/after pairs
+
+def _fix_pairs():
+    from gradlint import docs
+    from gradlint.rules import ALL_RULES
+
+    return [pair for rule in ALL_RULES for pair in docs.fix_examples(rule.code)]
+
+
+@pytest.mark.parametrize("pair", _fix_pairs(), ids=lambda pair: pair.test_id)
+def test_autofix_section_after_block_is_what_the_fix_makes_of_the_before_block(pair):
+    """Each `python before` / `python after` pair of a rule document's Autofix section is a
+    specification: the fix turns the one into the other, the finding is gone, a second fix
+    changes nothing."""
+    findings = lint_sources({"t.py": pair.before}, select=[pair.code], rule_options={pair.code: pair.options})
+    assert findings, f"{pair.code} does not fire on the before block"
+    assert all(finding.fix is not None for finding in findings), [finding.hint for finding in findings]
+    after = fixed_text(pair.before, findings, unsafe=True)[0]
+    assert after == pair.after
+    cst.parse_module(after)
+    compile(after, "t.py", "exec")
+    again = lint_sources({"t.py": after}, select=[pair.code], rule_options={pair.code: pair.options})
+    assert not again
+    everything = lint_sources({"t.py": after})
+    assert fixed_text(after, everything, unsafe=True)[0] == after, "a second --fix must change nothing"
+
+
+def test_rules_whose_fixes_changed_show_each_form_as_a_before_after_pair():
+    from gradlint import docs
+
+    for code, minimum in (("GL101", 3), ("GL108", 3), ("GL110", 2)):
+        assert len(docs.fix_examples(code)) >= minimum, code
+
+
+# ----------------------------------------------------------------------------- GL101: what the optimizer holds
+
+GL101_EXPRESSION = """import torch
+from torch import nn
+
+rnn = nn.RNN(8, 16)
+readout = nn.Linear(16, 1)
+optimizer = torch.optim.SGD(list(rnn.parameters()) + list(readout.parameters()), lr=0.1)
+for x, y in loader:
+    optimizer.zero_grad()
+    out, _ = rnn(x)
+    loss = ((readout(out) - y) ** 2).mean()
+    loss.backward()
+    optimizer.step()
+"""
+
+
+def test_gl101_fix_clips_a_side_effect_free_expression_evaluated_again():
+    after = _check_fixed(GL101_EXPRESSION, "GL101", unsafe=True)
+    assert (
+        "    torch.nn.utils.clip_grad_norm_(list(rnn.parameters()) + list(readout.parameters()), max_norm=1.0)\n"
+        "    optimizer.step()\n"
+    ) in after
+
+
+def test_gl101_fix_clips_a_list_of_parameters_by_its_name():
+    src = GL101_EXPRESSION.replace(
+        "optimizer = torch.optim.SGD(list(rnn.parameters()) + list(readout.parameters()), lr=0.1)",
+        "params = [*rnn.parameters(), *readout.parameters()]\noptimizer = torch.optim.SGD(params, lr=0.1)",
+    )
+    after = _check_fixed(src, "GL101", unsafe=True)
+    assert "    torch.nn.utils.clip_grad_norm_(params, max_norm=1.0)\n    optimizer.step()\n" in after
+
+
+def test_gl101_fix_reads_a_consumed_generator_again_instead_of_clipping_it():
+    src = GL101_EXPRESSION.replace(
+        "optimizer = torch.optim.SGD(list(rnn.parameters()) + list(readout.parameters()), lr=0.1)",
+        "params = rnn.parameters()\noptimizer = torch.optim.SGD(params, lr=0.1)",
+    )
+    after = _check_fixed(src, "GL101", unsafe=True)
+    assert "    torch.nn.utils.clip_grad_norm_(rnn.parameters(), max_norm=1.0)\n" in after
+    assert not lint_sources({"t.py": after}, select=["GL105"])
+
+
+def test_gl101_fix_clips_every_parameter_group_the_optimizer_holds():
+    src = GL101_EXPRESSION.replace(
+        "optimizer = torch.optim.SGD(list(rnn.parameters()) + list(readout.parameters()), lr=0.1)",
+        'optimizer = torch.optim.SGD([{"params": rnn.parameters(), "lr": 0.1}, {"params": readout.parameters()}],'
+        " lr=0.01)",
+    )
+    after = _check_fixed(src, "GL101", unsafe=True)
+    assert (
+        '    torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], '
+        "max_norm=1.0)\n    optimizer.step()\n"
+    ) in after
+
+
+def test_gl101_fix_clips_the_param_groups_of_an_optimizer_passed_in():
+    src = """import torch.nn as nn
+
+rnn = nn.LSTM(8, 16)
+
+
+def train(model, optimizer, loader):
+    for x in loader:
+        optimizer.zero_grad()
+        loss = model(x)[0].sum()
+        loss.backward()
+        optimizer.step()
+"""
+    after = _check_fixed(src, "GL101", unsafe=True)
+    assert after.startswith("import torch\nimport torch.nn as nn\n")
+    assert '        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]]' in after
+
+
+def test_gl101_fix_of_a_self_optimizer_reads_self_attributes_in_another_method():
+    src = """import torch
+from torch import nn
+
+
+class Trainer:
+    def __init__(self, hidden):
+        self.rnn = nn.LSTM(8, hidden)
+        self.head = nn.Linear(hidden, 1)
+        self.opt = torch.optim.Adam([*self.rnn.parameters(), *self.head.parameters()], lr=1e-3)
+
+    def step(self, x):
+        self.opt.zero_grad()
+        loss = self.head(self.rnn(x)[0]).sum()
+        loss.backward()
+        self.opt.step()
+"""
+    after = _check_fixed(src, "GL101", unsafe=True)
+    assert "        torch.nn.utils.clip_grad_norm_([*self.rnn.parameters(), *self.head.parameters()], max_norm=1.0)\n" in after
+
+
+def test_gl101_no_fix_for_an_unknown_factory_of_something_that_cannot_be_read_again():
+    src = GL101_EXPRESSION.replace(
+        "optimizer = torch.optim.SGD(list(rnn.parameters()) + list(readout.parameters()), lr=0.1)",
+        "optimizer = build_optimizer(config, rnn)",
+    )
+    _no_fix_hint(src, "GL101")
+
+
+def test_gl101_no_fix_re_evaluating_an_expression_with_side_effects():
+    src = GL101_EXPRESSION.replace(
+        "optimizer = torch.optim.SGD(list(rnn.parameters()) + list(readout.parameters()), lr=0.1)",
+        "optimizer = make(fresh_params(rnn), lr=0.1)",
+    )
+    _no_fix_hint(src, "GL101")
+
+
+# ----------------------------------------------------------------------------- GL110: into the branch that steps
+
+ACCUMULATING = """import torch
+from torch import nn
+
+for step, (inputs, labels) in enumerate(loader):
+    loss = nn.functional.cross_entropy(model(inputs), labels) / accum_steps
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+    if (step + 1) % accum_steps == 0:
+        optimizer.step()
+        optimizer.zero_grad()
+"""
+
+
+def test_gl110_fix_moves_the_clip_into_the_branch_that_steps():
+    after = _check_fixed(ACCUMULATING, "GL110", unsafe=True)
+    assert after.endswith(
+        "    if (step + 1) % accum_steps == 0:\n"
+        "        nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n"
+        "        optimizer.step()\n"
+    + "        optimizer.zero_grad()\n"
+    )
+    assert not lint_sources({"t.py": after}, select=["GL102"])
+
+
+def test_gl110_fix_is_unsafe():
+    findings = lint_sources({"t.py": ACCUMULATING}, select=["GL110"])
+    assert findings[0].fix.safety == "unsafe" and findings[0].fix_safety == "unsafe"
+    assert fixed_text(ACCUMULATING, findings, unsafe=False)[0] == ACCUMULATING
+
+
+def test_gl110_no_fix_for_a_clip_whose_norm_is_kept():
+    src = ACCUMULATING.replace(
+        "    nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n",
+        "    norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n    log(norm)\n",
+    )
+    _no_fix_hint(src, "GL110")
+
+
+def test_gl110_no_fix_inside_accelerate_accumulate_where_no_branch_steps():
+    from gradlint import docs
+
+    (accelerate,) = [e for e in docs.examples("GL110") if e.kind == "bad" and "accumulate(" in e.files["example.py"]]
+    _no_fix_hint(accelerate.files["example.py"], "GL110")
+
+
+# ----------------------------------------------------------------------------- every bad example of a fixed rule
+
+def _bad_examples_of(*codes):
+    from gradlint import docs
+
+    return [example for code in codes for example in docs.examples(code) if example.kind == "bad"]
+
+
+@pytest.mark.parametrize(
+    "example", _bad_examples_of("GL101", "GL108", "GL110"), ids=lambda example: example.test_id
+)
+def test_where_a_bad_example_gets_a_fix_the_fix_removes_its_finding_and_is_idempotent(example):
+    code = example.code
+    for name, source in example.files.items():
+        findings = [f for f in lint_sources(example.files, select=[code], rule_options={code: example.options})
+                    if f.display_path == name]
+        fixable = [f for f in findings if f.fix is not None]
+        if not fixable:
+            continue
+        after, fixed = fixed_text(source, fixable, unsafe=True)
+        assert fixed, f"{example.test_id}: {name}: the fix was not applied"
+        compile(after, name, "exec")
+        files = dict(example.files, **{name: after})
+        left = [f for f in lint_sources(files, select=[code], rule_options={code: example.options})
+                if f.display_path == name]
+        assert len(left) == len(findings) - len(fixed), [f.message for f in left]
+        again = [f for f in left if f.fix is not None]
+        assert fixed_text(after, again, unsafe=True)[0] == after
+
+
+def test_gl101_hint_shows_the_parameters_the_fix_clips():
+    (finding,) = lint_sources({"t.py": GL101_EXPRESSION}, select=["GL101"])
+    assert "clip_grad_norm_(list(rnn.parameters()) + list(readout.parameters()), max_norm=1.0)" in finding.hint
+
+
+GLOBAL_OPTIMIZER = """import torch
+from torch import nn
+
+rnn = nn.GRU(8, 16)
+optimizer = torch.optim.Adam(rnn.parameters(), lr=1e-3)
+
+
+def train(loader):
+    for x in loader:
+        optimizer.zero_grad()
+        rnn(x)[0].sum().backward()
+        optimizer.step()
+"""
+
+
+def test_gl101_fix_reads_a_module_level_optimizers_expression_in_a_function():
+    after = _check_fixed(GLOBAL_OPTIMIZER, "GL101", unsafe=True)
+    assert "        torch.nn.utils.clip_grad_norm_(rnn.parameters(), max_norm=1.0)\n        optimizer.step()\n" in after
+
+
+def test_gl101_fix_does_not_read_a_global_expression_where_the_function_shadows_its_names():
+    src = GLOBAL_OPTIMIZER.replace("def train(loader):", "def train(loader, rnn):")
+    after = _check_fixed(src, "GL101", unsafe=True)
+    assert '        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]]' in after

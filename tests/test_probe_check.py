@@ -26,7 +26,7 @@ from gradlint.probe.confirm import PROBE_KEYS, confirm_report, pooled_data
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"
 JSON_DOC = REPO / "docs" / "json-schema.md"
-INSTALL_MESSAGE = "--probe needs torch: pip install 'gradlint[probe]'"
+INSTALL_MESSAGE = "--probe needs torch: pip install 'torch-gradlint[probe]' (from a checkout: pip install -e '.[probe]')"
 
 RELU_DEFAULT = """\
     import torch
@@ -171,7 +171,11 @@ def test_findings_without_configuration_are_not_probed_and_others_get_no_probe()
     findings = findings_json(str(FIXTURES / "char_rnn_no_clip"), "--probe")
     gl101 = by_code(findings, "GL101")
     assert gl101["probe"]["status"] == "not-probed"
-    assert "no layer configuration" in gl101["probe"]["reason"]
+    # The message names the model's nn.RNN: the reason says why it is not rebuilt, not that there is no layer.
+    assert "nn.RNN at" in gl101["message"]
+    reason = gl101["probe"]["reason"]
+    assert reason.startswith("GL101 does not record the sizes and init of nn.RNN at ") and "model.py:18" in reason
+    assert "no layer" not in reason and "null" not in reason
     assert gl101["probe"]["verdict"] is None and gl101["probe"]["regimes"] == []
     assert gl101["severity"] == "warning" and "[probe:" not in gl101["message"]
     assert all("probe" not in f for f in findings if f["code"] not in ("GL101", "GL401"))
@@ -357,3 +361,24 @@ def test_check_fixtures_with_probe_finishes_and_reports_both_outcomes(capsys):
     assert result.returncode == 1, result.stderr
     statuses = [f["probe"]["status"] for f in json.loads(result.stdout)["findings"] if "probe" in f]
     assert "confirmed" in statuses and "not-confirmed" in statuses
+
+
+def _bare_finding(code: str, message: str) -> Finding:
+    return Finding(code, "name", Severity.WARNING, message, Path("/x/train.py"), "train.py", 3, 1, 3, 2)
+
+
+def test_a_finding_that_names_no_layer_is_told_so_in_plain_words():
+    from gradlint.probe.confirm import unprobed_reason
+
+    reason = unprobed_reason(_bare_finding("GL101", "`opt.step()` updates the weights with no clipping (informational)"))
+    assert reason == "GL101 names no layer the probe can rebuild"
+    reason = unprobed_reason(_bare_finding("GL203", "a vanilla RNN over long sequences"))
+    assert "null" not in reason and "data" not in reason
+
+
+def test_a_finding_that_names_a_layer_is_never_told_it_has_none():
+    from gradlint.probe.confirm import unprobed_reason
+
+    message = "`optimizer.step()` ... ; `RNNModel` has a recurrent layer (nn.RNN at model.py:18), a known cause"
+    reason = unprobed_reason(_bare_finding("GL401", message))
+    assert "nn.RNN at model.py:18" in reason and "no layer" not in reason

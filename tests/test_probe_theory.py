@@ -205,7 +205,7 @@ def test_probe_leaves_the_torch_settings_as_it_found_them():
 def test_importing_the_probe_package_does_not_import_torch():
     code = "import sys, gradlint.probe as p; assert 'torch' not in sys.modules; print(p.torch_available(), p.INSTALL_HINT)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "True pip install 'gradlint[probe]'"
+    assert out.strip() == "True pip install 'torch-gradlint[probe]' (from a checkout: pip install -e '.[probe]')"
 
 
 def test_config_reads_the_data_shapes_the_rules_write():

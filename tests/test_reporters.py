@@ -541,7 +541,9 @@ def test_sarif_results(tmp_path):
     result = results[2]
     assert result["message"] == {
         "text": "clip_grad_norm_() runs before scaler.unscale_(optimizer).\n"
-        "help: Call scaler.unscale_(optimizer) before clipping."
+        "help: Call scaler.unscale_(optimizer) before clipping.\n"
+        "note: [train.py:40](1): scaler.scale(loss).backward() is here\n"
+        "note: [train.py:44](2): scaler.step() is here"
     }
     assert results[1]["message"] == {"text": "optimizer.step() runs with no gradient clipping after backward()."}
     assert result["locations"] == [
@@ -634,7 +636,8 @@ def test_github_writes_one_workflow_command_per_finding(tmp_path):
         "::warning file=models/rnn.py,line=7,col=5,endLine=7,endColumn=21,title=GL101 missing-gradient-clipping::"
         "optimizer.step() runs with no gradient clipping after backward().\n"
         "::error file=train.py,line=42,col=9,endLine=42,endColumn=63,title=GL103 clipping-before-unscale::"
-        "clip_grad_norm_() runs before scaler.unscale_(optimizer).%0Ahelp: Call scaler.unscale_(optimizer) before clipping.\n"
+        "clip_grad_norm_() runs before scaler.unscale_(optimizer).%0Ahelp: Call scaler.unscale_(optimizer) before clipping."
+        "%0Anote: train.py:40: scaler.scale(loss).backward() is here%0Anote: train.py:44: scaler.step() is here\n"
     )
     assert render(Report(files_checked=3, root=tmp_path), "github") == ""
 
@@ -664,3 +667,87 @@ def test_github_multiline_annotation_has_no_columns(tmp_path):
     assert render(Report(findings=[finding], root=tmp_path), "github") == (
         "::warning file=train.py,line=3,endLine=9,title=GL101 missing-gradient-clipping::missing-gradient-clipping here\n"
     )
+
+
+# -- the same related sites in every format ----------------------------------------------------
+
+
+def _notes_of_text(output: str) -> list[str]:
+    return [line.strip()[len("note: "):] for line in output.splitlines() if line.strip().startswith("note: ")]
+
+
+def test_github_and_sarif_show_the_related_locations_the_text_format_shows(tmp_path):
+    finding = clip_before_unscale(tmp_path)
+    report = Report(findings=[finding], files_checked=1, root=tmp_path)
+    text_notes = _notes_of_text(render(report, "text"))
+    assert text_notes == ["train.py:40: scaler.scale(loss).backward() is here", "train.py:44: scaler.step() is here"]
+    github = render(report, "github").rstrip("\n").split("::", 2)[2].split("%0A")
+    assert [line[len("note: "):] for line in github if line.startswith("note: ")] == text_notes
+    (result,) = sarif(report)["runs"][0]["results"]
+    sarif_notes = [line[len("note: "):] for line in result["message"]["text"].splitlines() if line.startswith("note: ")]
+    assert [re.sub(r"^\[(.*?)\]\((\d+)\)", r"\1", note) for note in sarif_notes] == text_notes
+    linked = [int(m) for m in re.findall(r"\]\((\d+)\):", result["message"]["text"])]
+    locations = {location["id"]: location for location in result["relatedLocations"]}
+    assert linked == sorted(locations) == [1, 2]
+    assert [locations[n]["physicalLocation"]["region"]["startLine"] for n in linked] == [40, 44]
+
+
+def test_github_and_sarif_name_a_related_notebook_site_by_its_cell(tmp_path):
+    finding = make_finding(
+        tmp_path, "GL101", "nb.ipynb", message="no clip", cell=4, cell_line=3,
+        related=(Related(12, 5, "gradients are computed here", cell=4, cell_line=2),),
+    )
+    report = Report(findings=[finding], root=tmp_path)
+    assert "note: nb.ipynb:cell 4:line 2: gradients are computed here" in render(report, "text")
+    assert "%0Anote: nb.ipynb:cell 4:line 2: gradients are computed here" in render(report, "github")
+    (result,) = sarif(report)["runs"][0]["results"]
+    assert result["message"]["text"].endswith("\nnote: [nb.ipynb:cell 4:line 2](1): gradients are computed here")
+
+
+def test_sarif_escapes_literal_brackets_in_a_message_with_links(tmp_path):
+    finding = make_finding(tmp_path, message="`out[-1]` is clipped", related=(Related(2, 1, "see `x[0]`"),))
+    (result,) = sarif(Report(findings=[finding], root=tmp_path))["runs"][0]["results"]
+    assert result["message"]["text"] == "`out\\[-1\\]` is clipped\nnote: [train.py:2](1): see `x\\[0\\]`"
+
+
+# -- fingerprints do not depend on the working directory --------------------------------------
+
+
+def test_the_same_finding_has_the_same_fingerprints_from_the_repository_root_a_subfolder_and_outside(
+    tmp_path, monkeypatch
+):
+    """SARIF partialFingerprints, the json fingerprint and the baseline hash the
+    repository-relative path and the code, never the directory gradlint runs from."""
+    from click.testing import CliRunner
+
+    from gradlint.cli import main
+
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "src" / "pkg").mkdir(parents=True)
+    (repo / "src" / "pkg" / "train.py").write_text(
+        "import torch\n\nfor x in loader:\n    opt.zero_grad()\n    model(x).sum().backward()\n    opt.step()\n",
+        encoding="utf-8",
+    )
+
+    def outputs(cwd: Path, target: str) -> tuple[dict, str, str, dict]:
+        monkeypatch.chdir(cwd)
+        run = CliRunner()
+        common = ["check", target, "--select", "GL101", "--no-cache", "--exit-zero"]
+        sarif_out = json.loads(run.invoke(main, [*common, "--format", "sarif"]).stdout)
+        (result,) = sarif_out["runs"][0]["results"]
+        location = result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        (finding,) = json.loads(run.invoke(main, [*common, "--format", "json"]).stdout)["findings"]
+        baseline = tmp_path / "baseline.json"
+        created = run.invoke(main, ["baseline", "create", str(baseline), target, "--select", "GL101"])
+        assert created.exit_code == 0, created.output
+        (entry,) = json.loads(baseline.read_text(encoding="utf-8"))["entries"]
+        return result["partialFingerprints"], location, finding["fingerprint"], entry
+
+    from_root = outputs(repo, "src/pkg")
+    from_subfolder = outputs(repo / "src" / "pkg", ".")
+    from_outside = outputs(tmp_path, "repo/src/pkg")
+    assert from_root == from_subfolder == from_outside
+    fingerprints, uri, fingerprint, entry = from_root
+    assert uri == "src/pkg/train.py" and entry["path"] == "src/pkg/train.py"
+    assert fingerprints == {"gradlint/v1": fingerprint} and entry["fingerprint"] == fingerprint

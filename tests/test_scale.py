@@ -265,7 +265,7 @@ def test_progress_bar_never_reaches_a_pipe(project):
     assert "checking" not in result.stderr and "\x1b[" not in result.stderr
 
 
-def _run_with_terminal_stderr(args: list[str], cwd: Path) -> tuple[int, str, str]:
+def _run_with_terminal_stderr(args: list[str], cwd: Path, env: dict | None = None) -> tuple[int, str, str]:
     """Run gradlint with stderr on a pseudo-terminal (as in an interactive shell), stdout piped."""
     import pty
 
@@ -276,7 +276,7 @@ def _run_with_terminal_stderr(args: list[str], cwd: Path) -> tuple[int, str, str
         cwd=cwd,
         stdout=stdout_file,
         stderr=secondary,
-        env={**os.environ, "CI": "", "GRADLINT_NO_PROGRESS": "", "TERM": "xterm", "COLUMNS": "100"},
+        env={**os.environ, "CI": "", "GRADLINT_NO_PROGRESS": "", "TERM": "xterm", "COLUMNS": "100", **(env or {})},
     )
     os.close(secondary)
     chunks = []
@@ -297,16 +297,74 @@ def _run_with_terminal_stderr(args: list[str], cwd: Path) -> tuple[int, str, str
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
-def test_progress_bar_shows_on_a_terminal_for_a_long_run_only_in_text_output(tmp_path):
+def test_progress_bar_shows_on_a_terminal_whatever_the_number_of_files_only_in_text_output(tmp_path):
+    """Once the delay has passed (0 here, about a second by default) a run of 12 files shows the
+    bar: the number of files does not matter."""
     (tmp_path / "model.py").write_text(MODEL)
-    for number in range(239):
+    for number in range(11):
         (tmp_path / f"step_{number:03d}.py").write_text(TRAIN.replace("lr=0.1", f"lr=0.{number % 9 + 1}"))
-    code, stdout, stderr = _run_with_terminal_stderr(["check", ".", "--no-cache", "--jobs", "1"], tmp_path)
+    env = {"GRADLINT_PROGRESS_DELAY": "0"}
+    code, stdout, stderr = _run_with_terminal_stderr(["check", ".", "--no-cache", "--jobs", "1"], tmp_path, env)
     assert code == 1
-    assert "checking" in stderr and "/240" in stderr
+    assert "checking" in stderr and "/12" in stderr
     assert "checking" not in stdout and "\x1b[" not in stdout
     code, stdout, stderr = _run_with_terminal_stderr(
-        ["check", ".", "--no-cache", "--jobs", "1", "--format", "json"], tmp_path
+        ["check", ".", "--no-cache", "--jobs", "1", "--format", "json"], tmp_path, env
     )
     assert code == 1 and json.loads(stdout)["findings"]
     assert "checking" not in stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_progress_bar_stays_away_from_a_run_shorter_than_the_delay(tmp_path):
+    (tmp_path / "model.py").write_text(MODEL)
+    (tmp_path / "train.py").write_text(TRAIN)
+    code, _, stderr = _run_with_terminal_stderr(["check", ".", "--no-cache", "--jobs", "1"], tmp_path,
+                                                {"GRADLINT_PROGRESS_DELAY": "30"})
+    assert code == 1 and "checking" not in stderr
+
+
+def _terminal_bar(delay: float):
+    import io
+
+    from rich.console import Console
+
+    from gradlint.progress import Bar
+
+    stream = io.StringIO()
+    return Bar("checking", delay=delay, console=Console(file=stream, force_terminal=True, width=80)), stream
+
+
+def test_a_bar_appears_after_its_delay_even_before_the_first_file_is_done():
+    import time
+
+    bar, stream = _terminal_bar(0.2)
+    with bar:
+        bar.start(3)  # three files, the first one slow: no advance yet
+        assert not bar.shown
+        deadline = time.monotonic() + 10
+        while not bar.shown and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert bar.shown
+        bar.advance(3)
+    assert "checking" in stream.getvalue()
+
+
+def test_a_stage_done_before_the_delay_shows_no_bar():
+    import time
+
+    bar, stream = _terminal_bar(0.3)
+    with bar:
+        bar.start(500)
+        bar.advance(500)
+    time.sleep(0.5)
+    assert not bar.shown and stream.getvalue() == ""
+
+
+def test_the_default_delay_is_about_a_second(monkeypatch):
+    from gradlint.progress import DELAY, delay_from_environment
+
+    monkeypatch.delenv("GRADLINT_PROGRESS_DELAY", raising=False)
+    assert 0.5 <= DELAY <= 2 and delay_from_environment() == DELAY
+    monkeypatch.setenv("GRADLINT_PROGRESS_DELAY", "0")
+    assert delay_from_environment() == 0

@@ -18,7 +18,7 @@ from gradlint.probe.jsonsafe import from_json_number, json_number
 from gradlint.probe.options import ProbeOptions
 from gradlint.probe.result import ProbeResult, RegimeResult
 
-INSTALL_HINT = "pip install 'gradlint[probe]'"
+INSTALL_HINT = "pip install 'torch-gradlint[probe]' (from a checkout: pip install -e '.[probe]')"
 """What to tell the user when torch is missing."""
 
 __all__ = [

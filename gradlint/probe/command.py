@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-EXIT_ERROR = 2
-PLOT_HINT = "pip install 'gradlint[plot]'"
+EXIT_CLEAN, EXIT_EXPLODES, EXIT_ERROR = 0, 1, 2
+PLOT_HINT = "pip install 'torch-gradlint[plot]' (from a checkout: pip install -e '.[plot]')"
 TARGET_FORMS = "expected `module:factory` (importable from the current directory) or `path/to/file.py:factory`"
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _MODULE_RE = re.compile(rf"^{_IDENT}(\.{_IDENT})*$")
@@ -218,7 +218,8 @@ def write_plot(result: dict, path: Path) -> None:
 @click.option("--batch", "batch", default=None, metavar="module:fn",
               help="A zero-argument function returning the batch (a tensor or a tuple of tensors).")
 @click.option("--input-shape", default=None, metavar="8,100,32",
-              help="Shape of a synthetic float input (randn, fixed seed) when --batch is not given.")
+              help="Shape of a synthetic float input (randn, fixed seed) when --batch is not given "
+              "[default: read from the model's first layer].")
 @click.option("--steps", type=click.IntRange(1, 1000), default=3, show_default=True,
               help="Forward/backward steps.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
@@ -229,12 +230,20 @@ def write_plot(result: dict, path: Path) -> None:
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="FILE.png|svg", help=f"Write a plot (needs matplotlib: {PLOT_HINT}).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when the verdict is 'explodes' (errors still exit 2).")
 def probe_command(target: str, batch: str | None, input_shape: str | None, steps: int, device: str,
-                  timeout: float, memory_mb: int, plot: Path | None, output_format: str) -> None:
+                  timeout: float, memory_mb: int, plot: Path | None, output_format: str,
+                  exit_zero: bool = False) -> None:
     """Run your model factory TARGET in a subprocess and measure its gradients.
 
     TARGET is `module:factory` or `path/to/file.py:factory`, a zero-argument callable that
-    returns an nn.Module. This runs your code (with a timeout and a memory cap).
+    returns an nn.Module. This runs your code (with a timeout and a memory cap). Without
+    --batch or --input-shape, the input is read from the model's first layer (nn.Linear's
+    in_features, nn.Conv2d's in_channels, an embedding's tokens, ...).
+
+    Exit codes, as `gradlint check`: 0 the gradients do not explode (stable, vanishes, or no
+    verdict); 1 the verdict is "explodes" (--exit-zero: 0); 2 a usage error, your code raised,
+    a timeout or the memory cap.
     """
     parse_spec(target, "TARGET")
     if batch is not None:
@@ -280,3 +289,9 @@ def probe_command(target: str, batch: str | None, input_shape: str | None, steps
     if plot is not None:
         write_plot(result, plot)
         click.echo(f"plot written to {plot}", err=output_format == "json")
+    raise click.exceptions.Exit(probe_exit_code(result, exit_zero))
+
+
+def probe_exit_code(result: dict, exit_zero: bool = False) -> int:
+    """1 when the measured gradients explode (the gate, as `check` fails on findings), else 0."""
+    return EXIT_EXPLODES if result.get("verdict") == "explodes" and not exit_zero else EXIT_CLEAN

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -291,6 +292,22 @@ def _new_severity(severity: Severity, probe: dict, options: ProbeOptions) -> Sev
     return severity
 
 
+_NAMED_LAYER = re.compile(r"\b(nn\.\w+) at ([^\s(),;]+:\d+)")
+
+
+def unprobed_reason(finding: Finding) -> str:
+    """Why a finding without a layer configuration is not probed, in plain words that agree with
+    its message: a message naming `nn.RNN at model.py:18` is not told that it has no layer."""
+    named = _NAMED_LAYER.search(finding.message)
+    if named is not None:
+        layer, where = named.groups()
+        return (f"{finding.code} does not record the sizes and init of {layer} at {where}, so the probe cannot "
+                f"rebuild it; `gradlint probe FILE:factory` measures your model itself")
+    if finding.code in CONDITIONAL:
+        return f"{finding.code} names no layer the probe can rebuild"
+    return f"{finding.code} could not resolve the layer's sizes, so the probe has nothing to rebuild"
+
+
 def _eligible(finding: Finding) -> bool:
     return finding.code in ELIGIBLE or finding.code in CONDITIONAL
 
@@ -315,9 +332,7 @@ def confirm_report(report: Report, options: ProbeOptions | None = None, progress
             progress.advance(1)
         static = finding.severity.label
         if not isinstance(finding.data, dict):
-            reason = (f"{finding.code} carries no layer configuration to rebuild (its data is null)"
-                      if finding.code in CONDITIONAL else "the finding carries no resolved configuration")
-            finding.probe = not_probed(reason, static)
+            finding.probe = not_probed(unprobed_reason(finding), static)
             summary.not_probed += 1
             continue
         data, notes = pooled_data(finding, groups[id(finding)])
@@ -328,7 +343,7 @@ def confirm_report(report: Report, options: ProbeOptions | None = None, progress
             summary.not_probed += 1
             continue
         if finding.code in CONDITIONAL and not config.recurrent:
-            finding.probe = not_probed("the trained model does not resolve to recurrent layers", static, notes)
+            finding.probe = not_probed(f"{finding.code} names no recurrent layer the probe can rebuild", static, notes)
             summary.not_probed += 1
             continue
         key = json.dumps(config.to_dict(), sort_keys=True, default=repr)
@@ -361,5 +376,5 @@ def confirm_report(report: Report, options: ProbeOptions | None = None, progress
 __all__ = [
     "CONDITIONAL", "CONFIRMED", "ELIGIBLE", "ESCALATE_DECADES", "NOT_CONFIRMED", "NOT_PROBED", "PROBE_KEYS",
     "ConfirmSummary", "ProbeUnavailable", "confirm_report", "format_k", "format_total", "message_suffix",
-    "not_probed", "pooled_data", "probe_object",
+    "not_probed", "pooled_data", "probe_object", "unprobed_reason",
 ]

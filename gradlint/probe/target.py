@@ -19,8 +19,11 @@ The measurement (all in the user's dtype, on the chosen device, with the model i
     layers: every module that owns parameters directly, in registration order; its gradient norm
         is the norm of all its direct parameters' gradients. The largest layer-to-layer ratio is
         the consecutive pair whose ratio (later / earlier) is furthest from 1 in either direction.
-    time steps (recurrent modules: nn.RNN/LSTM/GRU as the model or its first child): a float64
-        copy of that module is run on the model input x (float64, requires grad); the loss is the
+    input: `--batch`, `--input-shape`, or inferred from the first layer before anything runs
+        (`gradlint.probe.inputs`; a layer it cannot read stops the probe with "pass --input-shape");
+        a forward that fails on an inferred input is reported as such, without a traceback.
+    time steps (the model's first nn.RNN/LSTM/GRU, itself or a submodule): a float64 copy of
+        that module is run on the input it received in the first step, x (float64, requires grad); the loss is the
         sum of its last time step's output; ||dL/dx_t|| for every step t; k = least-squares
         factor per step (`growth.fit_window`, leaving out the 2 steps nearest the loss when
         T >= 10); G = k^(T-1); verdict by `growth.verdict_for` (explodes when G >= 10 or anything
@@ -39,12 +42,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from gradlint.probe.inputs import ASK, NoInput, infer_input
 from gradlint.probe.jsonsafe import jsonable
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 3, 4
 TOP_PARAMETERS = 20
-DEFAULT_BATCH, DEFAULT_SEQ = 4, 100
-MLP_BATCH = 8
 SEED = 0
 
 
@@ -176,23 +178,12 @@ def _chain(error: BaseException) -> list[BaseException]:
 # --------------------------------------------------------------------------------------------
 
 def _recurrent(model, nn) -> tuple[str, Any] | None:
+    """The model's first nn.RNN/LSTM/GRU (the model itself, or any submodule in registration
+    order): its time steps are measured on the input it receives in the model's forward."""
     kinds = (nn.RNN, nn.LSTM, nn.GRU)
-    if isinstance(model, kinds):
-        return "", model
-    first = next(iter(model.named_children()), None)
-    if first is not None and isinstance(first[1], kinds):
-        return first
-    return None
-
-
-def _first_linear(model, nn):
-    if isinstance(model, nn.Linear):
-        return model
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            return module
-        if any(True for _ in module.parameters(recurse=False)):
-            return None
+    for name, module in model.named_modules():
+        if isinstance(module, kinds):
+            return name, module
     return None
 
 
@@ -267,27 +258,24 @@ def measure(request: dict, notes: list[str], capped: list[bool]) -> dict:
                                "expected a tensor or a tuple of tensors")
         batch = _to_device(batch, device)
         args = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
-        source = f"--batch {request['batch']}"
+        source, guessed = f"--batch {request['batch']}", False
     else:
         shape = request.get("input_shape")
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-        if shape is None:
-            if rec is not None:
-                layer = rec[1]
-                shape = ([DEFAULT_BATCH, DEFAULT_SEQ, layer.input_size] if layer.batch_first
-                         else [DEFAULT_SEQ, DEFAULT_BATCH, layer.input_size])
-                source = "default for a recurrent module (batch 4, seq 100, input_size)"
-            else:
-                linear = _first_linear(model, nn)
-                if linear is None:
-                    raise UsageProblem("cannot infer an input shape for this model: pass --input-shape "
-                                       "(e.g. --input-shape 8,100,32) or --batch module:fn")
-                shape = [MLP_BATCH, linear.in_features]
-                source = "default for a model starting with nn.Linear (batch 8, in_features)"
-        else:
-            source = "--input-shape"
         generator = torch.Generator().manual_seed(SEED)
-        x = torch.randn(*shape, generator=generator, dtype=dtype).to(device)
+        if shape is None:
+            try:
+                inferred = infer_input(model, nn)
+            except NoInput as error:
+                raise UsageProblem(str(error)) from None
+            shape, source, guessed = inferred.shape, f"the first layer, {inferred.source}", True
+            if inferred.tokens is not None:
+                x = torch.randint(0, inferred.tokens, shape, generator=generator).to(device)
+            else:
+                x = torch.randn(*shape, generator=generator, dtype=dtype).to(device)
+        else:
+            source, guessed = "--input-shape", False
+            x = torch.randn(*shape, generator=generator, dtype=dtype).to(device)
         args = (x,)
 
     x0 = args[0] if args and isinstance(args[0], torch.Tensor) else None
@@ -303,9 +291,26 @@ def measure(request: dict, notes: list[str], capped: list[bool]) -> dict:
     # ---- N forward/backward steps
     losses, totals = [], []
     nonfinite = False
+    captured: dict[str, Any] = {}
+    hook = None
+    if rec is not None:
+        def _capture(module, inputs):  # the recurrent module's own input, at the first step
+            if "x" not in captured and inputs:
+                captured["x"] = inputs[0].detach() if isinstance(inputs[0], torch.Tensor) else None
+        hook = rec[1].register_forward_pre_hook(_capture)
     for _ in range(request["steps"]):
         model.zero_grad(set_to_none=True)
-        out = call_user(model, "the model's forward", *args)
+        try:
+            out = call_user(model, "the model's forward", *args)
+        except UserCodeError as error:
+            if not guessed:
+                raise
+            cause = error.__cause__ or error
+            raise UsageProblem(
+                f"the model's forward failed on the input inferred from {source}, shape {list(x0.shape) if x0 is not None else '?'}: "
+                f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}\n"
+                f"That input is a guess: {ASK}"
+            ) from None
         out = _first_output(out)
         if not isinstance(out, torch.Tensor):
             raise UsageProblem(f"the model returned {type(out).__name__}; expected a tensor (or a tuple "
@@ -360,21 +365,25 @@ def measure(request: dict, notes: list[str], capped: list[bool]) -> dict:
     })
 
     # ---- growth across time steps
+    if hook is not None:
+        hook.remove()
     recurrent = None
     if rec is not None:
         name, layer = rec
-        if x0 is None or not x0.is_floating_point() or x0.dim() != 3:
-            notes.append("time-step growth not measured: the model input is not a float tensor of "
+        xr = captured.get("x")
+        what = f"nn.{type(layer).__name__} `{name}`" if name else f"nn.{type(layer).__name__}"
+        if xr is None or not xr.is_floating_point() or xr.dim() != 3:
+            notes.append(f"time-step growth not measured: the input {what} receives is not a float tensor of "
                          "shape (batch, seq, features) / (seq, batch, features)")
-        elif x0.shape[-1] != layer.input_size:
-            notes.append(f"time-step growth not measured: the input has {x0.shape[-1]} features, "
-                         f"the recurrent module expects {layer.input_size}")
+        elif xr.shape[-1] != layer.input_size:
+            notes.append(f"time-step growth not measured: the input has {xr.shape[-1]} features, "
+                         f"{what} expects {layer.input_size}")
         else:
             import copy
 
             options = ProbeOptions()
             copy_layer = copy.deepcopy(layer).double()
-            xd = x0.detach().double().requires_grad_(True)
+            xd = xr.detach().double().requires_grad_(True)
             torch.set_flush_denormal(True)
             try:
                 out = copy_layer(xd)[0]

@@ -2,7 +2,8 @@
 
     ::error file=train.py,line=12,col=5,endLine=12,endColumn=40,title=GL103 clipping-before-unscale::message
 
-Escaping follows GitHub's toolkit (`@actions/core`, `command.ts`): the message escapes `%`,
+The message is the finding's message, then `help: ...` (the fix) and one `note: path:line: ...`
+line per related site, as in the text format. Escaping follows GitHub's toolkit (`@actions/core`, `command.ts`): the message escapes `%`,
 `\\r` and `\\n`; property values also escape `:` and `,`. Nothing else is printed.
 
 In a notebook, `file` is the `.ipynb` file and `line` the line in its joined code cells (see
@@ -44,6 +45,8 @@ def annotation(finding: Finding, report: Report) -> str:
     properties.append(("title", title))
     rendered = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties)
     message = finding.message if not finding.hint else f"{finding.message}\nhelp: {finding.hint}"
+    path = report.relative_to_root(finding)
+    message += "".join(f"\nnote: {related.place(path)}: {related.message}" for related in finding.related)
     return f"::{COMMANDS[finding.severity]} {rendered}::{escape_data(message)}"
 
 

@@ -14,7 +14,7 @@ from gradlint.findings import Finding, Report
 JSON_VERSION = 1
 
 
-def finding_to_dict(finding: Finding) -> dict[str, Any]:
+def finding_to_dict(finding: Finding, report: Report | None = None) -> dict[str, Any]:
     out = {
         "code": finding.code,
         "name": finding.name,
@@ -37,7 +37,7 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
             for related in finding.related
         ],
         "fix_safety": finding.fix_safety,
-        "fingerprint": finding.fingerprint(),
+        "fingerprint": finding.fingerprint() if report is None else report.fingerprint(finding),
         "data": finding.data,
         "cell": finding.cell,
         "cell_line": finding.cell_line,
@@ -61,7 +61,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
     return {
         "version": JSON_VERSION,
         "tool": {"name": "gradlint", "version": gradlint.__version__},
-        "findings": [finding_to_dict(f) for f in sorted(report.findings, key=lambda f: f.sort_key())],
+        "findings": [finding_to_dict(f, report) for f in sorted(report.findings, key=lambda f: f.sort_key())],
         "summary": summary,
         "skipped": [{"path": skipped.path, "reason": skipped.reason} for skipped in report.skipped],
         "errors": [{"path": error.path, "code": error.code, "message": error.message} for error in report.errors],

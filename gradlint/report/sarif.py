@@ -12,6 +12,12 @@ gradlint.notebook builds, which is also what the other formats' `line` means), a
 cell on the location as `properties`: `{"cell": 4, "cellLine": 3}` (cell = 1-based position among
 all cells). Viewers that know nothing of notebooks still open the right file; tools that do can
 go to the cell.
+
+Related sites (the text format's `note:` lines) are `relatedLocations`, and the message names
+each as the text format does, `note: [train.py:116](1): ...`, an embedded link to it (SARIF
+3.11.6), which is how GitHub code scanning shows related locations; literal brackets in such a
+message are escaped (`\\[`). `partialFingerprints` hash the rule, the repository-relative path
+and the line's text (`Report.fingerprint`), never the working directory.
 """
 
 from __future__ import annotations
@@ -116,6 +122,11 @@ def _artifact_for_path(path: str, root: Path) -> dict[str, Any]:
     return {"uri": quote(relative, safe="/"), "uriBaseId": SRCROOT}
 
 
+def escape_brackets(text: str) -> str:
+    """Literal `[` and `]` in a message with embedded links (SARIF 3.11.6): `\\[`, `\\]`."""
+    return text.replace("[", "\\[").replace("]", "\\]")
+
+
 def region(finding: Finding) -> dict[str, int]:
     start_line = max(finding.line, 1)
     start_column = max(finding.column, 1)
@@ -127,8 +138,14 @@ def region(finding: Finding) -> dict[str, int]:
 
 
 def _result(finding: Finding, rule_index: int, report: Report) -> dict[str, Any]:
-    artifact = _artifact_for_relative(report.relative_to_root(finding))
+    relative = report.relative_to_root(finding)
+    artifact = _artifact_for_relative(relative)
     text = finding.message if not finding.hint else f"{finding.message}\nhelp: {finding.hint}"
+    if finding.related:  # as the text format's notes, each linked to its relatedLocation
+        text = escape_brackets(text) + "".join(
+            f"\nnote: [{escape_brackets(related.place(relative))}]({number}): {escape_brackets(related.message)}"
+            for number, related in enumerate(finding.related, start=1)
+        )
     location: dict[str, Any] = {"physicalLocation": {"artifactLocation": artifact, "region": region(finding)}}
     if finding.cell is not None:
         location["properties"] = {"cell": finding.cell, "cellLine": finding.cell_line}
@@ -156,7 +173,7 @@ def _result(finding: Finding, rule_index: int, report: Report) -> dict[str, Any]
             }
             for number, related in enumerate(finding.related, start=1)
         ]
-    result["partialFingerprints"] = {FINGERPRINT_KEY: finding.fingerprint()}
+    result["partialFingerprints"] = {FINGERPRINT_KEY: report.fingerprint(finding)}
     properties: dict[str, Any] = {}
     if finding.data is not None:
         properties["gradlint"] = finding.data

@@ -74,8 +74,10 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def summary_line(report: Report) -> str:
-    """`Found 3 problems (1 error, 2 warnings, 0 info) in 12 files.` or the all-clear."""
+def summary_line(report: Report) -> str | None:
+    """`Found 3 problems (1 error, 2 warnings, 0 info) in 12 files.` or the all-clear; an
+    incomplete check (errors) is never "all checked", and with nothing checked at all (every
+    path missing) there is no summary: the errors on stderr say it all."""
     files = _plural(report.files_checked, "file")
     suppressed = f" ({report.suppressed} suppressed)" if report.suppressed else ""
     baseline = ""
@@ -84,6 +86,11 @@ def summary_line(report: Report) -> str:
         entries = "stale baseline entry" if stale == 1 else "stale baseline entries"
         baseline = f" {_plural(report.baselined, 'finding')} baselined, {stale} {entries}."
     if not report.findings:
+        if report.errors and not report.files_checked:
+            return None
+        if report.errors:
+            return (f"No problems found in {files}{suppressed}, but the check is incomplete: "
+                    f"{_plural(len(report.errors), 'error')} (on stderr).{baseline}")
         return f"All checked: no problems found in {files}{suppressed}.{baseline}"
     counts = report.counts()
     breakdown = (
@@ -105,17 +112,23 @@ def fix_line(report: Report) -> str | None:
 
 
 def _print_summary(console: Console, report: Report) -> None:
-    console.print(_summary_text(report))
+    summary = _summary_text(report)
+    if summary is None:
+        return
+    console.print(summary)
     fixable = fix_line(report)
     if fixable is not None:
         console.print(Text(fixable))
 
 
-def _summary_text(report: Report) -> Text:
+def _summary_text(report: Report) -> Text | None:
+    line = summary_line(report)
+    if line is None:
+        return None
     if not report.findings:
-        return Text(summary_line(report), style="bold green")
+        return Text(line, style="bold yellow" if report.errors else "bold green")
     worst = max(finding.severity for finding in report.findings)
-    return Text(summary_line(report), style=f"bold {SEVERITY_STYLE[worst]}")
+    return Text(line, style=f"bold {SEVERITY_STYLE[worst]}")
 
 
 def sorted_findings(report: Report) -> list[Finding]:
@@ -219,8 +232,7 @@ def _print_full(console: Console, finding: Finding) -> None:
     for related in finding.related:
         note = Text("  ")
         note.append("note:", style="bold")
-        where = f"cell {related.cell}:line {related.cell_line}" if related.cell is not None else related.line
-        note.append(f" {clean(finding.display_path)}:{where}: ")
+        note.append(f" {clean(related.place(finding.display_path))}: ")
         note.append(clean(related.message))
         console.print(note)
     if finding.probe is not None:
@@ -355,10 +367,11 @@ def write_text(
     console = make_console(stream, color=color)
     if statistics:
         _print_statistics(console, report)
-        if not quiet:
+        summary = _summary_text(report)
+        if not quiet and summary is not None:
             if report.findings:
                 console.print()
-            console.print(_summary_text(report))
+            console.print(summary)
         return
     if quiet:
         for finding in sorted_findings(report):

@@ -61,7 +61,8 @@ class BpttHiddenNotDetached(Rule):
 
 def _fix(model: FileModel, states: list[CarriedState]) -> FixSpec | None:
     """Detach each carried state on the line before the call that feeds it back: the state is
-    certainly bound there (the call reads it), and any reset earlier in the loop still runs first."""
+    certainly bound there (the call reads it), and any reset earlier in the loop still runs first.
+    A state that starts as `None` (the first call builds it) is left as it is while it is None."""
     lines: list[str] = []
     needs_torch = False
     call = states[0].call.event.value
@@ -69,20 +70,19 @@ def _fix(model: FileModel, states: list[CarriedState]) -> FixSpec | None:
     argument_order = cst.Module([]).code_for_node(call)
     # In the order the call passes them: `h` then `c` for `lstm(x, (h, c))`.
     for state in sorted(states, key=lambda state: _first_use(argument_order, state.name)):
-        shape = _state_shape(model, state)
+        starts_none, shape = _state_shape(model, state)
         name = state.name
-        if shape == "none":
-            return None  # `hidden = None` on the first iteration: `.detach()` would fail there
         if shape == "tensor":
-            lines.append(f"{name} = {name}.detach()")
+            detached = f"{name}.detach()"
         else:
             item = "s" if last_segment(name) == "h" else "h"
             detached = f"tuple({item}.detach() for {item} in {name})"
-            if shape == "tuple":
-                lines.append(f"{name} = {detached}")
-            else:  # a GRU's tensor or an LSTM's (h, c): the model does not say, so handle both
-                lines.append(f"{name} = {name}.detach() if isinstance({name}, torch.Tensor) else {detached}")
+            if shape != "tuple":  # a GRU's tensor or an LSTM's (h, c): the model does not say, so handle both
+                detached = f"{name}.detach() if isinstance({name}, torch.Tensor) else {detached}"
                 needs_torch = True
+        if starts_none:
+            detached = f"None if {name} is None else {detached}"
+        lines.append(f"{name} = {detached}")
     parts: tuple = (InsertBefore(states[0].call.event.node, tuple(lines)),)
     if needs_torch:
         parts += (EnsureImport("torch"),)
@@ -90,33 +90,35 @@ def _fix(model: FileModel, states: list[CarriedState]) -> FixSpec | None:
     return FixSpec("unsafe", f"detach {names} before the call", parts)
 
 
-def _state_shape(model: FileModel, state: CarriedState) -> str:
-    """'tensor', 'tuple', 'none' (starts as None) or 'unknown', from what the code shows: the
-    state's value before the call, the layer that is called, or the call's argument shape."""
+def _state_shape(model: FileModel, state: CarriedState) -> tuple[bool, str]:
+    """(starts as None, 'tensor' | 'tuple' | 'unknown'), from what the code shows: the state's
+    value before the call, the layer that is called, or the call's argument shape. A state that
+    starts as None takes the shape the layer returns."""
     call = state.call.event.value
     assert isinstance(call, cst.Call)
+    context, index = state.context, state.call.index
+    value = None if state.call.via else context.binding(state.name, index)
+    starts_none = isinstance(value, cst.Name) and value.value == "None"
     for arg in call.args:
         if isinstance(arg.value, (cst.Tuple, cst.List)) and any(
             dotted_name(element.value) == state.name for element in arg.value.elements
         ):
-            return "tensor"  # `lstm(x, (h, c))`: `h` is one element of the pair
-    context, index = state.context, state.call.index
+            return starts_none, "tensor"  # `lstm(x, (h, c))`: `h` is one element of the pair
     if state.call.via:
-        return "unknown"  # the call is in a helper inlined here: the caller's names are not its names
-    value = context.binding(state.name, index)
-    if isinstance(value, cst.Name) and value.value == "None":
-        return "none"
+        # The call is in a helper inlined here: the caller's names are not its names, and a
+        # caller may pass None on the first call.
+        return True, "unknown"
     if isinstance(value, cst.Tuple) and len(value.elements) >= 2:
-        return "tuple"
+        return False, "tuple"
     if isinstance(value, cst.Call) and last_segment(dotted_name(value.func) or "") in _TENSOR_FACTORIES:
-        return "tensor"
+        return False, "tensor"
     layer = context.binding(dotted_name(call.func) or "", index)
     qualified = model.qualify_call(layer) if isinstance(layer, cst.Call) else None
     if qualified in _TENSOR_STATE_LAYERS:
-        return "tensor"
+        return starts_none, "tensor"
     if qualified in _TUPLE_STATE_LAYERS:
-        return "tuple"
-    return "unknown"
+        return starts_none, "tuple"
+    return starts_none, "unknown"
 
 
 def _first_use(code: str, name: str) -> int:
