@@ -194,3 +194,57 @@ def test_without_the_extra_the_command_says_what_to_install(monkeypatch: pytest.
     result = CliRunner().invoke(main, ["server"])
     assert result.exit_code == 2
     assert "gradlint server needs pygls and lsprotocol: pip install 'gradlint[lsp]'" in result.output
+
+
+# ----------------------------------------------------------------------------- docs/editors.md
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _blocks(language: str) -> list[str]:
+    import re
+
+    text = (REPO / "docs" / "editors.md").read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_editor_docs_install_the_extra_under_the_distributions_name() -> None:
+    import tomllib
+
+    from gradlint.server import INSTALL_HINT
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    name, extras = project["name"], project["optional-dependencies"]
+    assert {dependency.split(">")[0] for dependency in extras["lsp"]} == {"pygls", "lsprotocol"}
+    assert any(dependency.startswith("pytest-lsp") for dependency in extras["test"])  # CI runs the server tests
+    installs = _blocks("bash")
+    assert "pip install -e '.[lsp]'" in installs[0]
+    assert f'"{name}[lsp] @ git+https://github.com/OWNER/gradlint@v0.1.0"' in installs[1]
+    assert INSTALL_HINT == f"pip install '{name}[lsp]'"
+    assert "[docs/editors.md](docs/editors.md)" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_editor_snippet_starts_gradlint_server() -> None:
+    import tomllib
+
+    (vscode,) = _blocks("json")
+    settings = json.loads(vscode)
+    assert (settings["glspc.server.command"], settings["glspc.server.commandArguments"]) == ("gradlint", ["server"])
+    assert settings["glspc.server.languageId"] == ["python"]
+    assert settings["[python]"]["editor.codeActionsOnSave"] == {"source.fixAll.gradlint": "explicit"}
+
+    native, lspconfig, fix_all = _blocks("lua")
+    assert 'vim.lsp.config("gradlint", {\n  cmd = { "gradlint", "server" },' in native
+    assert 'vim.lsp.enable("gradlint")' in native
+    assert 'cmd = { "gradlint", "server" },' in lspconfig and "lspconfig.gradlint.setup({})" in lspconfig
+    assert '"source.fixAll.gradlint"' in fix_all
+
+    (helix,) = _blocks("toml")
+    languages = tomllib.loads(helix)
+    assert languages["language-server"]["gradlint"] == {"command": "gradlint", "args": ["server"]}
+    (python,) = languages["language"]
+    assert python["name"] == "python" and "gradlint" in python["language-servers"]
+
+    for elisp in _blocks("elisp"):
+        assert '("gradlint" "server")' in elisp and "(python-mode python-ts-mode)" in elisp
+        assert elisp.count("(") == elisp.count(")")
