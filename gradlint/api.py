@@ -30,6 +30,7 @@ from gradlint.index.deps import Dependency
 from gradlint.notebook import NotebookError, parse_notebook
 from gradlint.parallel import check_one, check_parallel, worth_parallel
 from gradlint.rules import ALL_RULES, RULES_BY_CODE, expand_selector
+from gradlint.source import ParsedFiles, reusing
 
 if TYPE_CHECKING:  # the static path never imports the probe (see _probe)
     from gradlint.probe import ProbeOptions
@@ -216,6 +217,7 @@ def check_documents(
     check: Iterable[Path] | None = None,
     known: Mapping[Path, Mapping[Dependency, str]] | None = None,
     report_unused_ignores: bool = False,
+    parsed_files: ParsedFiles | None = None,
 ) -> dict[Path, CheckedDocument]:
     """Check editor buffers as `gradlint check ROOT` would check them, unsaved edits included.
 
@@ -230,6 +232,9 @@ def check_documents(
     differently, e.g. the `train.py` whose model class lives in the `model.py` just edited. A
     document under `root` that discovery leaves out (but that exists on disk) is returned with
     `excluded` set and no findings.
+
+    `parsed_files`: parse results to reuse and add to, kept by the caller from one call to the
+    next (the files a cross-file question reaches are then parsed once, not on every change).
     """
     checker = FileChecker(
         [RULES_BY_CODE[code] for code in sorted(config.enabled_codes())],
@@ -260,7 +265,8 @@ def check_documents(
         if path in excluded:
             checked[path] = CheckedDocument(FileResult(path, display_path(path, root or path.parent)), excluded=True)
             continue
-        result = check_one(checker, sources[path], project)
+        with reusing(parsed_files):
+            result = check_one(checker, sources[path], project)
         for finding in result.findings:
             finding.severity = config.severity_for(finding.code, finding.severity)
         result.findings.sort(key=Finding.sort_key)

@@ -28,7 +28,7 @@ ALLOWED = {
     # probe (nor torch); `report` only for SARIF's rule URL, which diagnostics link to.
     "server": {
         "server", "api", "config", "findings", "fix", "rules", "docs", "discovery", "engine", "cache", "notebook",
-        "suppress", "report",
+        "suppress", "report", "source",
     },
 }
 

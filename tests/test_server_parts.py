@@ -37,6 +37,7 @@ for x, y in data:
 '''
 
 RECURRENT = MODEL.replace("nn.Linear(4, 4)", "nn.RNN(4, 4)")
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -118,6 +119,41 @@ def test_a_notebook_buffer_is_read_like_a_notebook_file(tmp_path: Path) -> None:
     assert broken[notebook].result.skipped.reason.startswith("not a valid notebook: invalid JSON")
 
 
+def test_reused_parses_give_the_same_results_and_are_not_parsed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradlint import source
+    from gradlint.source import ParsedFiles
+
+    root = REPO / "fixtures" / "package_project"
+    texts = {path: path.read_text(encoding="utf-8") for path in sorted(root.rglob("*.py"))}
+    config = Config(root=root)
+
+    def results(checked):
+        return {
+            path: ([(f.code, f.line, f.column, f.message, f.severity, f.related, f.data) for f in c.result.findings], c.facts)
+            for path, c in checked.items()
+        }
+
+    fresh = results(check_documents(texts, config, root=root))
+    assert any(findings for findings, _ in fresh.values())
+    parsed_files = ParsedFiles(max_lines=100_000)
+    assert results(check_documents(texts, config, root=root, parsed_files=parsed_files)) == fresh
+    parses = []
+    monkeypatch.setattr(source, "_parse", lambda text, build: parses.append(text))
+    assert results(check_documents(texts, config, root=root, parsed_files=parsed_files)) == fresh
+    assert parses == []
+
+
+def test_parsed_files_keep_at_most_their_lines() -> None:
+    from gradlint.analysis.model import build_model
+    from gradlint.source import ParsedFiles
+
+    parsed_files = ParsedFiles(max_lines=4)
+    first = parsed_files.parse("a = 1\nb = 2\n", build_model)  # 3 lines (the count includes the end)
+    assert parsed_files.parse("a = 1\nb = 2\n", build_model) is first
+    parsed_files.parse("c = 3\n", build_model)  # 2 more: the first is dropped
+    assert parsed_files.parse("a = 1\nb = 2\n", build_model) is not first
+
+
 def test_documents_outside_every_folder_are_a_project_of_their_own(project: Path) -> None:
     script = project / "script.py"
     checked = check_documents({script: SCRIPT}, Config(root=project), root=None)
@@ -197,8 +233,6 @@ def test_without_the_extra_the_command_says_what_to_install(monkeypatch: pytest.
 
 
 # ----------------------------------------------------------------------------- docs/editors.md
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _blocks(language: str) -> list[str]:
