@@ -47,7 +47,8 @@ def text_edits(before: str, after: str, encoding: str) -> list[types.TextEdit]:
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
-        edits.append(types.TextEdit(range=types.Range(start=_start_of(old, i1, encoding), end=_start_of(old, i2, encoding)), new_text="".join(new[j1:j2])))
+        where = types.Range(start=_start_of(old, i1, encoding), end=_start_of(old, i2, encoding))
+        edits.append(types.TextEdit(range=where, new_text="".join(new[j1:j2])))
     return edits
 
 

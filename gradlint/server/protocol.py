@@ -87,7 +87,9 @@ class GradlintServer(LanguageServer):
 
     # ------------------------------------------------------------------ scheduling
 
-    def schedule(self, paths: Iterable[Path] = (), *, delay: float = 0.0, everything: bool = False, reload: bool = False) -> None:
+    def schedule(
+        self, paths: Iterable[Path] = (), *, delay: float = 0.0, everything: bool = False, reload: bool = False
+    ) -> None:
         """Check `paths` after `delay` seconds (a later call for the same paths restarts the wait),
         every open document (`everything`), after reading the configuration again (`reload`)."""
         self._waiting.update(paths)
@@ -160,9 +162,11 @@ class GradlintServer(LanguageServer):
         result = checked.result
         logs = [(f"gradlint: internal error in {e.path}: {e.message}", types.MessageType.Error) for e in result.errors]
         if result.skipped is not None:
-            logs.append((f"gradlint: {result.skipped.path} skipped: {result.skipped.reason}", types.MessageType.Warning))
+            skipped = result.skipped
+            logs.append((f"gradlint: {skipped.path} skipped: {skipped.reason}", types.MessageType.Warning))
         if checked.excluded:
-            logs.append((f"gradlint: {result.display_path} is excluded by the configuration: not checked", types.MessageType.Log))
+            excluded = f"gradlint: {result.display_path} is excluded by the configuration: not checked"
+            logs.append((excluded, types.MessageType.Log))
         for message, kind in logs:
             if message not in document.logged:
                 self.log(message, kind)
@@ -204,13 +208,15 @@ class GradlintServer(LanguageServer):
         suppressions: list[types.CodeAction] = []
         seen: set[tuple[str, int]] = set()
         for finding, where in self.located(document, uri):
-            if not convert.overlaps(where, params.range) or not actions.wanted_kind(types.CodeActionKind.QuickFix, only):
+            quick_fixes = actions.wanted_kind(types.CodeActionKind.QuickFix, only)
+            if not quick_fixes or not convert.overlaps(where, params.range):
                 continue
             converted = convert.diagnostic(finding, layout, encoding)
             assert converted is not None
             diagnostic = converted[1]
             if document.cells is None:
-                fix = actions.fix_action(finding, diagnostic, document.checked_text, uri, document.version, encoding, changes)
+                text = document.checked_text
+                fix = actions.fix_action(finding, diagnostic, text, uri, document.version, encoding, changes)
                 if fix is not None:
                     fixes.append(fix)
             if (finding.code, where.start.line) in seen:
@@ -322,8 +328,9 @@ def make_server() -> GradlintServer:
         notebook = ls.workspace.get_notebook_document(notebook_uri=uri)
         if path is None or notebook is None:
             return
+        text_of = ls.workspace.get_text_document
         cells = [
-            Cell(cell.document, cell.kind == types.NotebookCellKind.Code, ls.workspace.get_text_document(cell.document).source)
+            Cell(cell.document, cell.kind == types.NotebookCellKind.Code, text_of(cell.document).source)
             for cell in notebook.cells
         ]
         document = ls.state.documents.get(path)
