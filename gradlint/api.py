@@ -5,6 +5,8 @@ suppressions -> baseline / changed lines -> (fixes, then the check again) -> pro
 with what the later stages did (stale baseline entries, fixes, the probe's summary) on it as
 data; the CLI only prints. `lint_paths` and `lint_sources` are the checking stages alone
 (files to findings), for the tests, the rule documents' harness and the benchmarks.
+`check_documents` is the checking stages for an editor (`gradlint server`): open buffers,
+unsaved edits included, checked over the project on disk.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Mapping, Protocol, Sequence
 
@@ -24,8 +27,11 @@ from gradlint.engine import FileChecker, FileResult, SourceFile
 from gradlint.findings import Finding, InternalError, Report, SkippedFile
 from gradlint.fix.files import fix_files
 from gradlint.index import ProjectIndex
+from gradlint.index.deps import Dependency
+from gradlint.notebook import NotebookError, parse_notebook
 from gradlint.parallel import check_one, check_parallel, worth_parallel
 from gradlint.rules import ALL_RULES, RULES_BY_CODE, expand_selector
+from gradlint.source import ParsedFiles, reusing
 
 if TYPE_CHECKING:  # the static path never imports the probe (see _probe)
     from gradlint.probe import ProbeOptions
@@ -188,6 +194,109 @@ def lint_sources(
     root = Path("/gradlint-sources")
     sources = [checker.load_text(text, root / name, name) for name, text in files.items()]
     return _report(checker, sources, root, roots=[root]).findings
+
+
+@dataclass
+class CheckedDocument:
+    """One document checked by `check_documents`."""
+
+    result: FileResult
+    """Its findings (configured severities applied), internal errors and suppressed count."""
+    facts: dict[Dependency, str] = field(default_factory=dict)
+    """Every cross-file fact the result rests on (FileResult.dependencies), with the value it read:
+    hand it back as `known` and the document is checked again only when one reads differently."""
+    excluded: bool = False
+    """The configuration (exclude, .gitignore, the default excludes) leaves this file out of the
+    project, so it was not checked, as `gradlint check ROOT` would not check it."""
+
+
+def check_documents(
+    documents: Mapping[Path, str],
+    config: Config,
+    *,
+    root: Path | None,
+    check: Iterable[Path] | None = None,
+    known: Mapping[Path, Mapping[Dependency, str]] | None = None,
+    report_unused_ignores: bool = False,
+    parsed_files: ParsedFiles | None = None,
+) -> dict[Path, CheckedDocument]:
+    """Check editor buffers as `gradlint check ROOT` would check them, unsaved edits included.
+
+    `documents`: absolute path -> the buffer's text (for a `.ipynb`, the notebook's JSON). The
+    project is every file discovery finds under `root` (read from disk, excludes and .gitignore
+    honoured), with the buffers in place of the files on disk, so a cross-file fact (the
+    `nn.RNN` of an unsaved `model.py`) is read from the buffer. `root` None: the project is the
+    buffers alone (files they import are still read from disk, as for any run).
+
+    Checked and returned: the documents in `check` (every document when None), and each document
+    of `known` (path -> the `facts` of its previous result) some fact of which now reads
+    differently, e.g. the `train.py` whose model class lives in the `model.py` just edited. A
+    document under `root` that discovery leaves out (but that exists on disk) is returned with
+    `excluded` set and no findings.
+
+    `parsed_files`: parse results to reuse and add to, kept by the caller from one call to the
+    next (the files a cross-file question reaches are then parsed once, not on every change).
+    """
+    checker = FileChecker(
+        [RULES_BY_CODE[code] for code in sorted(config.enabled_codes())],
+        {code: dict(options) for code, options in config.rule_options.items()},
+        report_unused_ignores=report_unused_ignores,
+    )
+    on_disk = discover([root], config).files if root is not None else []
+    included = set(on_disk)
+    sources: dict[Path, SourceFile] = {}
+    for path in on_disk:
+        if path not in documents:
+            sources[path] = checker.load(path, display_path(path, root), config.ignored_codes_for(path))
+    excluded: set[Path] = set()
+    for path, text in documents.items():
+        if root is not None and path not in included and _inside(path, root) and path.exists():
+            excluded.add(path)
+            continue
+        name = display_path(path, root if root is not None else path.parent)
+        sources[path] = _document_source(checker, text, path, name, config.ignored_codes_for(path))
+    project = ProjectIndex(list(sources.values()), roots=[config.root, *([root] if root is not None else [])])
+    wanted = set(documents if check is None else check) & set(documents)
+    for path, facts in (known or {}).items():
+        if path in documents and path not in wanted and path not in excluded:
+            if any(project.dependency_value(fact) != value for fact, value in facts.items()):
+                wanted.add(path)
+    checked: dict[Path, CheckedDocument] = {}
+    for path in sorted(wanted):
+        if path in excluded:
+            checked[path] = CheckedDocument(FileResult(path, display_path(path, root or path.parent)), excluded=True)
+            continue
+        with reusing(parsed_files):
+            result = check_one(checker, sources[path], project)
+        for finding in result.findings:
+            finding.severity = config.severity_for(finding.code, finding.severity)
+        result.findings.sort(key=Finding.sort_key)
+        facts = {fact: project.dependency_value(fact) for fact in result.dependencies}
+        checked[path] = CheckedDocument(result, facts)
+    return checked
+
+
+def _document_source(
+    checker: FileChecker, text: str, path: Path, name: str, ignored: frozenset[str]
+) -> SourceFile:
+    """A buffer as a file of the run: a notebook's JSON is read as FileChecker.load reads a file."""
+    if path.suffix.lower() != ".ipynb":
+        return checker.load_text(text, path, name, ignored)
+    try:
+        notebook = parse_notebook(text)
+    except NotebookError as error:
+        return SourceFile(path, name, skipped=SkippedFile(name, f"not a valid notebook: {error}"))
+    source = checker.load_text(notebook.text, path, name, ignored)
+    source.notebook = notebook
+    return source
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    try:
+        path.relative_to(directory)
+    except ValueError:
+        return False
+    return True
 
 
 def _report(

@@ -50,9 +50,13 @@ def escape(text: str) -> str:
 
 class _LazyGroup(click.Group):
     """Subcommands whose module is imported only when they run (`gradlint probe` pulls in the
-    probe's command-line code, which a `gradlint check` never needs)."""
+    probe's command-line code, `gradlint server` the language server's, which a `gradlint check`
+    never needs)."""
 
-    lazy = {"probe": ("gradlint.probe.command", "probe_command")}
+    lazy = {
+        "probe": ("gradlint.probe.command", "probe_command"),
+        "server": ("gradlint.server.command", "server_command"),
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})

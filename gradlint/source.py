@@ -7,10 +7,12 @@ the files it checks, the project index for the files a cross-file question reach
 from __future__ import annotations
 
 import tokenize
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import libcst as cst
 from libcst.metadata import PositionProvider
@@ -107,7 +109,62 @@ STACK_BYTES = 512 * 2**20
 RECURSION_LIMIT = 60_000
 
 
+class ParsedFiles:
+    """Parse results kept from one check to the next, for as long as a file's text stays the same.
+
+    A run parses each file once; the language server checks again on every change, and a
+    cross-file question (who calls this `train`?) can reach dozens of files each time. While
+    `reusing(parsed_files)` is active, `parse` answers from here. A result depends on nothing but
+    the text (the project index keeps its cross-file answers in its own tables), so reusing it is
+    the same as parsing again. At most `max_lines` lines are kept, the least recently used
+    dropped first (a syntax tree costs about 8 MiB per 1,000 lines)."""
+
+    def __init__(self, max_lines: int) -> None:
+        from collections import OrderedDict
+
+        self.max_lines = max_lines
+        self._entries: OrderedDict[tuple[Any, str], tuple[Parsed | ParseFailure, int]] = OrderedDict()
+        self._lines = 0
+
+    def parse(self, text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailure:
+        key = (build, text)
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            return entry[0]
+        result = _parse(text, build, summarize)
+        lines = text.count("\n") + 1
+        self._entries[key] = (result, lines)
+        self._lines += lines
+        while self._lines > self.max_lines and len(self._entries) > 1:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self._lines -= dropped
+        return result
+
+
+_REUSED: "ContextVar[ParsedFiles | None]" = ContextVar("gradlint_parsed_files", default=None)
+
+
+@contextmanager
+def reusing(parsed_files: ParsedFiles | None) -> Iterator[None]:
+    """Within this block (in this thread), `parse` takes and keeps its results in `parsed_files`."""
+    token = _REUSED.set(parsed_files)
+    try:
+        yield
+    finally:
+        _REUSED.reset(token)
+
+
 def parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailure:
+    """`text` parsed and modelled with `build` (see `_parse`), or what `reusing` keeps for it
+    (a kept result may come without a summary: the index then makes one on its own)."""
+    parsed_files = _REUSED.get()
+    if parsed_files is not None:
+        return parsed_files.parse(text, build, summarize)
+    return _parse(text, build, summarize)
+
+
+def _parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailure:
     """CPython's parser first: it names syntax errors precisely, refuses nesting past its
     limits in milliseconds, and never crashes. Then libcst and `build(module)`, in a thread
     with a large stack, so that deeply nested code cannot overflow the C stack and kill the

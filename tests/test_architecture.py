@@ -24,6 +24,12 @@ ALLOWED = {
     "rules": {"analysis", "index", "rules", "findings", "fix"},
     "probe": {"probe", "findings"},
     "report": {"report", "findings", "rules", "docs"},
+    # The language server sits on the pipeline's public stages, like the CLI, and never reaches the
+    # probe (nor torch); `report` only for SARIF's rule URL, which diagnostics link to.
+    "server": {
+        "server", "api", "config", "findings", "fix", "rules", "docs", "discovery", "engine", "cache", "notebook",
+        "suppress", "report", "source",
+    },
 }
 
 
