@@ -12,7 +12,6 @@ another file costs a lookup and the parse of that one expression, never the pars
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -21,6 +20,7 @@ import libcst as cst
 
 from gradlint.analysis.calls import arg_value, kwarg_value
 from gradlint.analysis.names import dotted_name
+from gradlint.analysis import values as arithmetic
 from gradlint.analysis.values import INF_NAMES, NAN_NAMES
 from gradlint.index.summary import ClassSummary, FileSummary, FunctionSummary
 
@@ -29,28 +29,6 @@ if TYPE_CHECKING:
 
 MAX_DEPTH = 12
 
-_BINARY: dict[type, Callable[[Any, Any], Any]] = {
-    cst.Add: operator.add,
-    cst.Subtract: operator.sub,
-    cst.Multiply: operator.mul,
-    cst.Divide: operator.truediv,
-    cst.FloorDivide: operator.floordiv,
-    cst.Power: operator.pow,
-    cst.Modulo: operator.mod,
-}
-_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "int": int,
-    "float": float,
-    "abs": abs,
-    "round": round,
-    "min": min,
-    "max": max,
-    "math.sqrt": math.sqrt,
-    "math.pow": math.pow,
-    "math.exp": math.exp,
-    "math.log": math.log,
-    "numpy.sqrt": math.sqrt,
-}
 _PARSE_ARGS = ("parse_args", "parse_known_args", "parse_intermixed_args")
 _ARGS_NAMES = {"args", "opt", "opts", "options", "flags", "hparams", "hp", "params", "config", "cfg", "FLAGS"}
 
@@ -130,30 +108,22 @@ class Resolver:
     # ------------------------------------------------------------------ dispatch
 
     def _resolve(self, node: cst.BaseExpression, scope: Scope, depth: int) -> Resolved | None:
-        if isinstance(node, (cst.Integer, cst.Float)):
-            return Resolved(node.evaluated_value)
-        if isinstance(node, cst.SimpleString):
-            return Resolved(node.evaluated_value)
-        if isinstance(node, cst.ConcatenatedString):
-            value = node.evaluated_value
-            return Resolved(value) if isinstance(value, str) else None
+        value = arithmetic.literal(node)
+        if value is not None:
+            return Resolved(value)
+        # Operators and pure functions: the one constant arithmetic (gradlint.analysis.values).
         if isinstance(node, cst.UnaryOperation):
             inner = self.resolve(node.expression, scope, depth)
             if inner is None:
                 return None
-            if isinstance(node.operator, cst.Minus):
-                return replace(inner, value=-inner.value)
-            if isinstance(node.operator, cst.Plus):
-                return inner
-            if isinstance(node.operator, cst.Not):
-                return replace(inner, value=not inner.value)
-            return None
+            value = arithmetic.unary(node.operator, inner.value)
+            return None if value is None else replace(inner, value=value)
         if isinstance(node, cst.BinaryOperation):
-            op = _BINARY.get(type(node.operator))
             left, right = self.resolve(node.left, scope, depth), self.resolve(node.right, scope, depth)
-            if op is None or left is None or right is None:
+            if left is None or right is None:
                 return None
-            return Resolved(op(left.value, right.value), left.source or right.source)
+            value = arithmetic.binary(node.operator, left.value, right.value)
+            return None if value is None else Resolved(value, left.source or right.source)
         if isinstance(node, (cst.Tuple, cst.List)):
             values = [self.resolve(element.value, scope, depth) for element in node.elements]
             if any(value is None for value in values):
@@ -384,7 +354,6 @@ class Resolver:
 
     def _call(self, node: cst.Call, scope: Scope, depth: int) -> Resolved | None:
         callee = dotted_name(node.func) or ""
-        qualified = scope.summary.qualify(callee) or callee
         positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
         if callee == "getattr" and len(positional) in (2, 3):
             name = self.resolve(positional[1], scope, depth)
@@ -411,15 +380,14 @@ class Resolver:
                 resolved = self.resolve(arg.value, scope, depth)
                 values[arg.keyword.value] = Unresolved(arg.value, scope) if resolved is None else resolved.value
             return Resolved(values)
-        function = _FUNCTIONS.get(qualified) or _FUNCTIONS.get(callee)
-        if function is None or any(arg.keyword is not None for arg in node.args):
+        name = arithmetic.function_name(node.func, scope.summary.qualify_expr)
+        if name is None or any(arg.keyword is not None or arg.star for arg in node.args):
             return None
-        if callee == "float" and len(positional) == 1 and isinstance(positional[0], cst.SimpleString):
-            return Resolved(float(positional[0].evaluated_value))
         values = [self.resolve(arg, scope, depth) for arg in positional]
         if any(value is None for value in values):
             return None
-        return Resolved(function(*(value.value for value in values if value is not None)))
+        value = arithmetic.function(name, [value.value for value in values if value is not None])
+        return None if value is None else Resolved(value, next((v.source for v in values if v and v.source), ""))
 
     def _settle(self, value: Any, origin: "str | Origin", depth: int) -> Resolved | None:
         if isinstance(value, Unresolved):

@@ -5,14 +5,26 @@ from __future__ import annotations
 import math
 from typing import Iterator
 
-from gradlint.analysis.model import FileModel
-from gradlint.analysis.steps import step_instances
+from gradlint.analysis.model import FileModel, Kind
+from gradlint.analysis.steps import TrainingStep, is_optimizer_step, optimizer_name, step_instances
 from gradlint.findings import Severity
-from gradlint.analysis.steps import optimizer_name
-from gradlint.rules._helpers import high_learning_rate, scaler_name, text, trained_model_name
-from gradlint.analysis.model import Kind
 from gradlint.fix import EnsureImport, FixSpec, InsertBefore, no_fix
-from gradlint.rules._helpers import resolved_model, resolved_optimizer, resolved_scaler
+from gradlint.index.optimizer_clipping import optimizer_clipping
+from gradlint.index.optimizers import learning_rate
+from gradlint.index.trained import Trained, trained
+from gradlint.rules._helpers import (
+    high_learning_rate,
+    lr_options,
+    resolved_model,
+    resolved_optimizer,
+    resolved_scaler,
+    scaler_name,
+    text,
+    trained_model_name,
+    unclipped,
+    unresolved_reason,
+)
+from gradlint.rules._training import weight_training
 from gradlint.rules.base import Diagnostic, Option, Rule, RuleContext
 
 
@@ -32,12 +44,20 @@ class MissingGradientClipping(Rule):
         # A threshold that cannot clip (GL104) is never inserted; the hint then shows the default.
         usable = math.isfinite(max_norm) and max_norm > 0
         norm = repr(float(max_norm)) if usable else "1.0"
+        path, project = ctx.source.path, ctx.project
         for instances in step_instances(model):
-            if any(s.clips or s.misplaced_clips or s.is_engine_step for s in instances):
+            if not unclipped(instances):
                 continue
+            found = weight_training(instances, path, project)
+            if found is None:
+                continue  # a check in a test, or an optimizer over plain tensors
+            clipping = optimizer_clipping(found.site, project)
+            if clipping is not None and clipping.condition is None:
+                continue  # the optimizer's own step() clips
             step = instances[0]
             backward, optimizer_step = step.backward.event, step.step.event
-            params = f"{trained_model_name(step)}.parameters()"
+            names = _names_at_step(step, found, project, path)
+            params = _params_text(names) if names else f"{trained_model_name(step)}.parameters()"
             owner = (backward.receiver or "") if backward.owner else ""
             if "accelerator" in owner.lower():
                 hint = (
@@ -60,70 +80,104 @@ class MissingGradientClipping(Rule):
                 f"{text(model, optimizer_step)} updates the weights with no gradient clipping since "
                 f"{text(model, backward)} at line {ctx.line_of(backward.node)}: one bad batch can blow up the weights"
             )
-            risk = self._risk(instances, ctx)
+            risk = None
+            if clipping is not None:
+                where = f" (read at {clipping.where})" if clipping.where else ""
+                message += (
+                    f"; clipping depends on `{clipping.condition}`{where}: the optimizer from {clipping.what} clips "
+                    "in its step() only when it is set, and gradlint cannot tell whether your configuration sets it, "
+                    "so this is informational"
+                )
+            else:
+                risk = _risk(found, step, ctx)
+                message += f"; {risk}, a known cause of exploding gradients" if risk else _no_risk(found, step, ctx)
+            fix = None
+            if not owner and usable:
+                fix = _fix(step, norm, project, path)
             yield Diagnostic(
                 optimizer_step.node,
-                message + (f"; {risk}, a known cause of exploding gradients" if risk else self._no_risk(instances, ctx)),
+                message,
                 hint=hint,
                 related=((backward.node, "gradients are computed here"),),
                 severity=Severity.WARNING if risk else Severity.INFO,
                 fix_safety="unsafe",
-                fix=(None if owner or not usable else self._fix(step, norm))
-                or no_fix("unsafe", "the clip cannot be inserted here"),
+                fix=fix or no_fix("unsafe", "the clip cannot be inserted here"),
             )
 
-    @staticmethod
-    def _fix(step, max_norm: str) -> FixSpec | None:
-        backward, optimizer_step = step.backward.event, step.step.event
-        optimizer, model_name = resolved_optimizer(step), resolved_model(step)
-        if optimizer is None or model_name is None or step.step.via != step.backward.via or optimizer_step.closure:
+
+def _risk(found: Trained, step: TrainingStep, ctx: RuleContext) -> str | None:
+    """Why exploding gradients are likely in this step: the model it trains has a recurrent
+    layer, or its optimizer's learning rate is above the family's usual range."""
+    recurrent = found.recurrent
+    if recurrent is not None:
+        described = recurrent.describe_risk(ctx.project, ctx.source.path)
+        if described:
+            return described
+    return high_learning_rate(step, ctx)
+
+
+def _no_risk(found: Trained, step: TrainingStep, ctx: RuleContext) -> str:
+    primary = found.primary
+    if primary is not None and found.fully_resolved:
+        lr = learning_rate(step, ctx.project, ctx.source.path, lr_options(ctx))
+        rate = "its learning rate is in its usual range" if lr is not None else "no high learning rate is set"
+        return f" (the trained model `{primary.name}` has no recurrent layer and {rate}, so this is informational)"
+    return f" ({unresolved_reason(found, step)}, so this is informational)"
+
+
+def _siblings(step: TrainingStep) -> list[TrainingStep]:
+    """The optimizer steps that apply the gradients of the same backward (an encoder's and a
+    decoder's optimizer), in order; `step` is one of them."""
+    context = step.context
+    found = []
+    for occ in context.occurrences[step.backward.index + 1 :]:
+        if occ.kind is Kind.BACKWARD:
+            break
+        if occ.kind is Kind.STEP and is_optimizer_step(context, occ):
+            found.append(step if occ is step.step else TrainingStep(context, step.backward, occ))
+    return found or [step]
+
+
+def _names_at_step(step: TrainingStep, found: Trained, project, path) -> list[str] | None:
+    names = found.names_at(project.function_summary(path, step.context.function))
+    if names:
+        return names
+    model_name = resolved_model(step)
+    return [model_name] if model_name else None
+
+
+def _params_text(names: list[str]) -> str:
+    if len(names) == 1:
+        return f"{names[0]}.parameters()"
+    return "[" + ", ".join(f"*{name}.parameters()" for name in names) + "]"
+
+
+def _fix(step: TrainingStep, max_norm: str, project, path) -> FixSpec | None:
+    """Clip every model the steps of this backward update, before the first of those steps."""
+    siblings = _siblings(step)
+    first = siblings[0]
+    if first is not step and any(s.step is step.step for s in siblings):
+        return no_fix("unsafe", f"the fix of the step at line {project.line_of(path, first.step.event.node)} clips this model too")
+    backward = step.backward.event
+    lines: list[str] = []
+    for sibling in siblings:
+        event = sibling.step.event
+        if sibling.step.via != sibling.backward.via or event.closure:
             return None
-        lines = []
+        names = _names_at_step(sibling, trained(sibling, project, path), project, path)
+        if not names or resolved_optimizer(sibling) is None:
+            return None
         if backward.scaled:
             scaler = resolved_scaler(backward)
             if scaler is None:
                 return None
-            if not any(occ.kind is Kind.UNSCALE for occ in step.window):
-                lines.append(f"{scaler}.unscale_({optimizer})")
-        clip = f"torch.nn.utils.clip_grad_norm_({model_name}.parameters(), max_norm={max_norm})"
-        lines.append(clip)
-        return FixSpec(
-            "unsafe",
-            f"insert `{clip}` before the step",
-            (InsertBefore(optimizer_step.node, tuple(lines)), EnsureImport("torch")),
-        )
-
-    @staticmethod
-    def _trained(instances, ctx: RuleContext):
-        project = ctx.project
-        for step in instances:
-            facts = project.facts.trained_by(step, ctx.source.path)
-            if facts is not None:
-                return facts
-        return None
-
-    def _risk(self, instances, ctx: RuleContext) -> str | None:
-        """Why exploding gradients are likely here: the trained model, its learning rate, or (when the
-        model cannot be resolved) a risk factor in the file or beside it."""
-        project = ctx.project
-        facts = self._trained(instances, ctx)
-        if facts is not None:
-            described = facts.describe_risk(project)
-            if described:
-                return described
-        lr = high_learning_rate(instances[0], ctx)
-        if lr is not None:
-            return lr
-        if facts is None:
-            sites = project.risk_factors_near(ctx.source.path)
-            if sites:
-                site = sites[0]
-                where = f"line {site.line}" if site.path == ctx.source.path else f"{site.display_path}:{site.line}"
-                return f"the project has {site.description} at {where}"
-        return None
-
-    def _no_risk(self, instances, ctx: RuleContext) -> str:
-        facts = self._trained(instances, ctx)
-        if facts is not None:
-            return f" (the trained model `{facts.name}` has no recurrent layer and the learning rate is moderate, so this is informational)"
-        return " (no recurrent layer or high learning rate found nearby, so this is informational)"
+            if not any(occ.kind is Kind.UNSCALE for occ in sibling.window):
+                lines.append(f"{scaler}.unscale_({resolved_optimizer(sibling)})")
+        lines.append(f"torch.nn.utils.clip_grad_norm_({_params_text(names)}, max_norm={max_norm})")
+    clips = [line for line in lines if "clip_grad_norm_" in line]
+    what = clips[0] if len(clips) == 1 else f"{len(clips)} clips (one per optimizer)"
+    return FixSpec(
+        "unsafe",
+        f"insert `{what}` before the step" if len(clips) == 1 else f"insert {what} before the first step",
+        (InsertBefore(first.step.event.node, tuple(lines)), EnsureImport("torch")),
+    )
