@@ -35,6 +35,19 @@ UNARY_OPERATORS: dict[type, Callable[[Any], Any]] = {
     cst.Plus: operator.pos,
     cst.Not: operator.not_,
 }
+COMPARISONS: dict[type, Callable[[Any, Any], bool]] = {
+    cst.Equal: operator.eq,
+    cst.NotEqual: operator.ne,
+    cst.LessThan: operator.lt,
+    cst.LessThanEqual: operator.le,
+    cst.GreaterThan: operator.gt,
+    cst.GreaterThanEqual: operator.ge,
+    cst.In: lambda left, right: left in right,
+    cst.NotIn: lambda left, right: left not in right,
+    cst.Is: operator.is_,
+    cst.IsNot: operator.is_not,
+}
+_SINGLETONS = (type(None), bool)
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "int": int,
     "float": float,
@@ -77,6 +90,27 @@ def unary(operator_node: cst.BaseUnaryOp, value: Any) -> Any:
         return apply(value)
     except _FAILURES:
         return None
+
+
+def compare(operator_node: cst.BaseCompOp, left: Any, right: Any) -> bool | None:
+    """`left <op> right` for constants (a bool), or None when it cannot be said. `is` compares
+    only None, True and False (the identity of other constants is an implementation detail)."""
+    apply = COMPARISONS.get(type(operator_node))
+    if apply is None:
+        return None
+    if isinstance(operator_node, (cst.Is, cst.IsNot)) and not (
+        isinstance(left, _SINGLETONS) or isinstance(right, _SINGLETONS)
+    ):
+        return None
+    try:
+        return bool(apply(left, right))
+    except _FAILURES:
+        return None
+
+
+def short_circuits(operator_node: cst.BaseBooleanOp, left: Any) -> bool:
+    """Whether `left and ...` / `left or ...` is `left` itself (Python never reads the right side)."""
+    return bool(left) if isinstance(operator_node, cst.Or) else not left
 
 
 def function(name: str | None, args: list[Any]) -> Any:
@@ -147,6 +181,20 @@ def _evaluate(node: cst.BaseExpression, imports: ImportMap, lookup: Lookup, dept
         return unary(node.operator, recurse(node.expression))
     if isinstance(node, cst.BinaryOperation):
         return binary(node.operator, recurse(node.left), recurse(node.right))
+    if isinstance(node, cst.Comparison):
+        left = recurse(node.left)
+        for target in node.comparisons:
+            right = recurse(target.comparator)
+            outcome = compare(target.operator, left, right) if left is not None and right is not None else None
+            if not outcome:
+                return outcome
+            left = right
+        return True
+    if isinstance(node, cst.BooleanOperation):
+        left = recurse(node.left)
+        if left is None:
+            return None
+        return left if short_circuits(node.operator, left) else recurse(node.right)
     if isinstance(node, cst.Call):
         name = function_name(node.func, imports.qualify_expr)
         if name is None or any(arg.keyword is not None or arg.star for arg in node.args):

@@ -51,7 +51,9 @@ def optimizer_clipping(site: OptimizerSite | None, project) -> OptimizerClipping
         found = _keyword_clipping(site, project)
         if found is not None:
             return found
-    for factory in site.factories:
+    # The innermost factory decides: `build_optimizer` clips through `maybe_add_gradient_clipping`,
+    # whose own body says under which condition.
+    for factory in reversed(site.factories):
         found = _factory_clipping(factory, project)
         if found is not None:
             return found

@@ -116,6 +116,9 @@ class CallSummary:
     qualified: str | None
     """Through the imports seen before the call (`torch.nn.LSTM`), None for local names."""
     function: FunctionSummary | None
+    guards: tuple[tuple[Span, bool], ...] = ()
+    """The `if` tests around the call within its function (or the module body), outermost first,
+    with the branch it is in (True: the body, False: the else): a layer built under a condition."""
 
     @property
     def line(self) -> int:
@@ -531,7 +534,7 @@ class _Summarizer:
         self.risk_factor(call, qualified)
         if spelled is None:
             return
-        self.summary.calls.append(CallSummary(span_of(call), spelled, qualified, self.function))
+        self.summary.calls.append(CallSummary(span_of(call), spelled, qualified, self.function, tuple(self.guards)))
         if isinstance(call.func, ast.Attribute) and call.func.attr == "add_argument":
             self.argparse_argument(call)
 

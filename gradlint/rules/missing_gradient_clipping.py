@@ -83,11 +83,12 @@ class MissingGradientClipping(Rule):
             risk = None
             if clipping is not None:
                 where = f" (read at {clipping.where})" if clipping.where else ""
-                message += (
-                    f"; clipping depends on `{clipping.condition}`{where}: the optimizer from {clipping.what} clips "
-                    "in its step() only when it is set, and gradlint cannot tell whether your configuration sets it, "
-                    "so this is informational"
+                message = (
+                    f"Clipping depends on `{clipping.condition}`: {text(model, optimizer_step)} runs an optimizer from "
+                    f"{clipping.what} that clips in its step() only when `{clipping.condition}` holds{where}; gradlint "
+                    "cannot resolve it, and when it is off one bad batch can blow up the weights (informational)"
                 )
+                hint = f"Make sure your configuration sets `{clipping.condition}`, or clip yourself. " + hint
             else:
                 risk = _risk(found, step, ctx)
                 message += f"; {risk}, a known cause of exploding gradients" if risk else _no_risk(found, step, ctx)
