@@ -20,7 +20,6 @@ from gradlint.source import (  # noqa: F401  (re-exported: the engine's public n
     LazyPositions,
     Parsed,
     ParseFailure,
-    RiskFactorSite,
     SourceError,
     SourceFile,
     cpython_parse,

@@ -42,6 +42,10 @@ class OptimizerClipping:
     """Where the condition is read (`detectron2/solver/build.py:97`)."""
 
 
+_NEVER = OptimizerClipping("")
+"""A factory whose condition resolves against clipping."""
+
+
 def optimizer_clipping(site: OptimizerSite | None, project) -> OptimizerClipping | None:
     """How the step's optimizer clips inside its own step(); None when it does not (or when
     nothing says so)."""
@@ -51,10 +55,15 @@ def optimizer_clipping(site: OptimizerSite | None, project) -> OptimizerClipping
         found = _keyword_clipping(site, project)
         if found is not None:
             return found
-    # The innermost factory decides: `build_optimizer` clips through `maybe_add_gradient_clipping`,
-    # whose own body says under which condition.
-    for factory in reversed(site.factories):
-        found = _factory_clipping(factory, project)
+    # Outermost first; a factory that clips only by calling the next one (`build_optimizer` calls
+    # `maybe_add_gradient_clipping`) leaves the decision to it, whose own body says under which
+    # condition it clips.
+    factories = site.factories
+    for index, factory in enumerate(factories):
+        following = factories[index + 1] if index + 1 < len(factories) else None
+        found = _factory_clipping(factory, project, following)
+        if found is _NEVER:
+            return None  # its condition resolves against clipping: no factory further in clips
         if found is not None:
             return found
     return None
@@ -77,7 +86,7 @@ def _keyword_clipping(site: OptimizerSite, project) -> OptimizerClipping | None:
     return None
 
 
-def _factory_clipping(factory: Factory, project) -> OptimizerClipping | None:
+def _factory_clipping(factory: Factory, project, following: Factory | None = None) -> OptimizerClipping | None:
     call_text = snippet(cst.Module(body=[]), factory.call.func)
     what = f"`{call_text}(...)` ({project.where(factory.frame.path, factory.call)})"
     target = factory.target
@@ -110,9 +119,12 @@ def _factory_clipping(factory: Factory, project) -> OptimizerClipping | None:
         frame = Frame(factory.path, summary, target, (factory.call, factory.frame))
         resolved = project.resolver.resolve(condition, frame.scope)
         if resolved is not None and isinstance(resolved.value, bool):
-            return OptimizerClipping(what) if resolved.value == on_when else None
+            return OptimizerClipping(what) if resolved.value == on_when else _NEVER
         text = snippet(cst.Module(body=[]), condition, 80)
         return OptimizerClipping(what, text if on_when else f"not {text}", project.where(factory.path, span))
+    if following is not None and following.frame.path == factory.path:
+        if project.line_of(following.frame.path, following.call) == first_clip:
+            return None  # it clips through the next factory, which decides
     return OptimizerClipping(what)
 
 

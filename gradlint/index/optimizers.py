@@ -175,6 +175,13 @@ class _Trail:
         return self.follow(expression, where, passed, factories)
 
     def _call(self, call: cst.Call, frame: Frame, passed: tuple, factories: tuple) -> OptimizerSite | None:
+        if isinstance(call.func, cst.Call):
+            # `maybe_add_gradient_clipping(cfg, torch.optim.SGD)(params, lr=...)`: a factory returns
+            # the optimizer class, which this call instantiates.
+            inner = self._call(call.func, frame, passed, factories)
+            chain = inner.factories if inner is not None else factories
+            qualified = self._returned_class(call.func, frame, 0)
+            return OptimizerSite(call, frame, qualified or "", passed, chain) if qualified or chain else None
         qualified = frame.summary.qualify_expr(call.func)
         if vocab.is_optimizer_class(qualified):
             assert qualified is not None
@@ -194,6 +201,34 @@ class _Trail:
             if found is not None:
                 return found
         return OptimizerSite(call, frame, "", passed, factories + (factory,))
+
+    def _returned_class(self, call: cst.Call, frame: Frame, depth: int) -> str | None:
+        """The optimizer class a project function returns (`return optimizer_type` where the call
+        passed `torch.optim.SGD`), None when it returns something else."""
+        callee = dotted_name(call.func)
+        symbol = self.project.resolve_callee(frame.path, callee) if callee else None
+        if symbol is None or symbol.kind != "function" or depth > _MAX_HOPS:
+            return None
+        inner = Frame(symbol.path, symbol.summary, symbol.target, (call, frame))
+        for returned in symbol.target.returns:
+            value, where = symbol.summary.expression(returned.value), inner
+            for _ in range(_MAX_HOPS):
+                if isinstance(value, cst.Name):
+                    found = lookup(value.value, where)
+                    if not isinstance(found, tuple):
+                        break
+                    value, where = found
+                    continue
+                break
+            if isinstance(value, (cst.Name, cst.Attribute)):
+                qualified = where.summary.qualify_expr(value)
+                if vocab.is_optimizer_class(qualified):
+                    return qualified
+            elif isinstance(value, cst.Call):
+                found_class = self._returned_class(value, where, depth + 1)
+                if found_class:
+                    return found_class
+        return None
 
     def _through_callers(
         self, function: FunctionSummary, name: str, frame: Frame, passed: tuple, factories: tuple

@@ -103,6 +103,19 @@ _OPERATORS: dict[type, "cst.BaseBinaryOp | cst.BaseUnaryOp"] = {
     ast.Pow: cst.Power(),
     ast.USub: cst.Minus(),
     ast.UAdd: cst.Plus(),
+    ast.Not: cst.Not(),
+    ast.And: cst.And(),
+    ast.Or: cst.Or(),
+    ast.Eq: cst.Equal(),
+    ast.NotEq: cst.NotEqual(),
+    ast.Lt: cst.LessThan(),
+    ast.LtE: cst.LessThanEqual(),
+    ast.Gt: cst.GreaterThan(),
+    ast.GtE: cst.GreaterThanEqual(),
+    ast.In: cst.In(),
+    ast.NotIn: cst.NotIn(),
+    ast.Is: cst.Is(),
+    ast.IsNot: cst.IsNot(),
 }
 """CPython's operators as the libcst ones the shared arithmetic (gradlint.analysis.values) knows."""
 
@@ -131,6 +144,23 @@ def _evaluate(node: ast.expr | None, qualify, constants: Mapping[str, ast.expr],
         if operator_node is None:
             return None
         return arithmetic.binary(operator_node, recurse(node.left), recurse(node.right))  # type: ignore[arg-type]
+    if isinstance(node, ast.BoolOp):
+        operator_node = _OPERATORS[type(node.op)]
+        value = recurse(node.values[0])
+        for following in node.values[1:]:
+            if value is None or arithmetic.short_circuits(operator_node, value):  # type: ignore[arg-type]
+                return value
+            value = recurse(following)
+        return value
+    if isinstance(node, ast.Compare):
+        left = recurse(node.left)
+        for op, comparator in zip(node.ops, node.comparators):
+            right = recurse(comparator)
+            outcome = arithmetic.compare(_OPERATORS[type(op)], left, right) if left is not None and right is not None else None  # type: ignore[arg-type]
+            if not outcome:
+                return outcome
+            left = right
+        return True
     if isinstance(node, ast.Call):
         spelled = dotted(node.func)
         qualified = qualify(spelled)

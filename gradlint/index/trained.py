@@ -58,6 +58,7 @@ _TENSOR_FACTORIES = {
     )
 }
 _PARAMETER = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
+_CONTAINERS = {"torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.modules.container.Sequential"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -260,6 +261,8 @@ class _Reader:
                         None,
                     )
                     recurse(group)
+                elif isinstance(value, cst.Call) and dotted_name(value.func) == "dict":
+                    recurse(kwarg_value(value, "params"))  # `dict(params=model.conv1.parameters(), ...)`
                 elif isinstance(value, cst.Call) and (
                     isinstance(value.func, cst.Attribute) and value.func.attr.value in vocab.ONE_SHOT_METHODS
                 ):
@@ -375,6 +378,18 @@ class _Reader:
             if isinstance(func, cst.Subscript):
                 chosen = self._dispatched(func, frame)
                 return self.facts(node.with_changes(func=chosen[0]), chosen[1], depth + 1) if chosen else None
+            qualified = frame.summary.qualify_expr(func) or ""
+            if func is not None and (dotted_name(func) or "").rsplit(".", 1)[-1] in vocab.MODULE_WRAPPERS and node.args:
+                return self.facts(node.args[0].value, frame, depth + 1)  # `DDP(model)`, `torch.compile(model)`
+            if qualified in _CONTAINERS:
+                return self._container(node, qualified, frame, depth)
+            if (
+                qualified.startswith("torch.nn.")
+                and qualified not in vocab.RECURRENT_LAYERS
+                and qualified.rsplit(".", 1)[-1][:1].isupper()
+                and not qualified.startswith("torch.nn.utils")
+            ):
+                return ModelFacts(f"nn.{qualified.rsplit('.', 1)[-1]}", frame.path)  # a torch layer: no recurrence
             if isinstance(func, cst.Name) and isinstance(lookup(func.value, frame), tuple):
                 # A local alias of a class (`Model = GRUNet if args.gru else LSTMNet`) is not followed.
                 bound = lookup(func.value, frame)
@@ -382,6 +397,30 @@ class _Reader:
                     return self.facts(node.with_changes(func=bound[0]), bound[1], depth + 1)
             return project.facts.of_expression(node, frame.path, frame.summary, None, 0, frame.function)
         return None
+
+    def _container(self, node: cst.Call, qualified: str, frame: Frame, depth: int) -> ModelFacts | None:
+        """`nn.Sequential(a, b, ...)`, `nn.ModuleList([...])`: the layers they hold, known only when
+        every one is (or one is recurrent)."""
+        items: list[cst.BaseExpression] = []
+        for arg in node.args:
+            if isinstance(arg.value, (cst.List, cst.Tuple)):
+                items.extend(element.value for element in arg.value.elements)
+            elif not arg.star:
+                items.append(arg.value)
+            else:
+                return None
+        name = f"nn.{qualified.rsplit('.', 1)[-1]}"
+        facts = ModelFacts(name, frame.path)
+        unknown = False
+        for item in items:
+            inner = self.facts(item, frame, depth + 1)
+            if inner is None:
+                unknown = True
+                continue
+            facts.possibly_recurrent.extend(inner.possibly_recurrent)
+        if unknown and not facts.recurrent:
+            return None
+        return facts
 
     def _dispatched(self, func: cst.Subscript, frame: Frame) -> tuple[cst.BaseExpression, Frame] | None:
         """`MODELS[args.model]`: the dict entry its key resolves to (None when the key does not)."""

@@ -148,10 +148,10 @@ def unresolved_reason(found, step: TrainingStep) -> str:
     site = found.site
     optimizer = optimizer_name(step)
     if site is None:
-        return f"the optimizer `{optimizer}` could not be followed to where it is built, so the model it trains is unknown"
+        return f"the optimizer `{optimizer}` could not be followed to where it is built"
     if not site.constructor:
         callee = dotted_name(site.call.func) or "a call"
-        return f"`{optimizer}` comes from `{callee}(...)`, which gradlint cannot read as an optimizer, so the model it trains is unknown"
+        return f"`{optimizer}` comes from `{callee}(...)`, which gradlint cannot read as an optimizer constructor"
     unnamed = [model.name for model in found.models if model.facts is None and model.name]
     if unnamed:
         return f"`{unnamed[0]}`, whose parameters `{optimizer}` updates, could not be followed to its class"

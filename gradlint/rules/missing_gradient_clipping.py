@@ -76,6 +76,12 @@ class MissingGradientClipping(Rule):
                 )
             else:
                 hint = f"Clip between backward and step: `torch.nn.utils.clip_grad_norm_({params}, max_norm={norm})`."
+                together = _clips_of_siblings(step, project, path, norm)
+                if together:
+                    hint = (
+                        "Several optimizers step on the gradients of this backward; clip every model they update "
+                        f"before the first step: {together}."
+                    )
             message = (
                 f"{text(model, optimizer_step)} updates the weights with no gradient clipping since "
                 f"{text(model, backward)} at line {ctx.line_of(backward.node)}: one bad batch can blow up the weights"
@@ -123,7 +129,7 @@ def _no_risk(found: Trained, step: TrainingStep, ctx: RuleContext) -> str:
         lr = learning_rate(step, ctx.project, ctx.source.path, lr_options(ctx))
         rate = "its learning rate is in its usual range" if lr is not None else "no high learning rate is set"
         return f" (the trained model `{primary.name}` has no recurrent layer and {rate}, so this is informational)"
-    return f" ({unresolved_reason(found, step)}, so this is informational)"
+    return f" ({unresolved_reason(found, step)}, so the model it trains and its risk are unknown: informational)"
 
 
 def _siblings(step: TrainingStep) -> list[TrainingStep]:
@@ -145,6 +151,21 @@ def _names_at_step(step: TrainingStep, found: Trained, project, path) -> list[st
         return names
     model_name = resolved_model(step)
     return [model_name] if model_name else None
+
+
+def _clips_of_siblings(step: TrainingStep, project, path, max_norm: str) -> str | None:
+    """`clip_grad_norm_(encoder...)` and `clip_grad_norm_(decoder...)` when more than one
+    optimizer steps on this backward's gradients and every model is named (None otherwise)."""
+    siblings = _siblings(step)
+    if len(siblings) < 2:
+        return None
+    clips = []
+    for sibling in siblings:
+        names = _names_at_step(sibling, trained(sibling, project, path), project, path)
+        if not names:
+            return None
+        clips.append(f"`torch.nn.utils.clip_grad_norm_({_params_text(names)}, max_norm={max_norm})`")
+    return " and ".join(clips)
 
 
 def _params_text(names: list[str]) -> str:
