@@ -857,7 +857,7 @@ def test_lstm_of_the_trained_model_makes_gl101_a_warning_naming_the_layer():
     assert finding.line == at(code, "optimizer.step()")
     assert finding.severity is Severity.WARNING
     assert "`CharModel` has a recurrent layer (nn.LSTM" in finding.message
-    assert f"at line {at(code, 'nn.LSTM(')}" in finding.message
+    assert f"at train.py:{at(code, 'nn.LSTM(')}" in finding.message
 
 
 def test_a_model_that_cannot_be_resolved_leaves_gl101_at_info_and_says_why():

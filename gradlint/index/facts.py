@@ -68,16 +68,13 @@ class ModelFacts:
     def vanilla(self) -> list[LayerSite]:
         return [site for site in self.recurrent if site.layer in ("RNN", "RNNCell")]
 
-    def describe_risk(self, project: "ProjectIndex", here: Path | None = None) -> str | None:
-        """`CharModel` has a recurrent layer (nn.LSTM at line 9)`; the file is named unless it is `here`."""
+    def describe_risk(self, project: "ProjectIndex") -> str | None:
+        """`CharModel` has a recurrent layer (nn.LSTM at train.py:9)`."""
         if not self.recurrent:
             return None
         site = self.recurrent[0]
         layer = f"nn.{site.layer}" + (" with nonlinearity='relu'" if site.nonlinearity == "relu" else "")
-        where = project.where(site.path, site.node)
-        if here is not None and site.path == here:
-            where = f"line {project.line_of(site.path, site.node)}"
-        return f"`{self.name}` has a recurrent layer ({layer} at {where})"
+        return f"`{self.name}` has a recurrent layer ({layer} at {project.where(site.path, site.node)})"
 
 
 class Facts:

@@ -117,7 +117,7 @@ def _risk(found: Trained, step: TrainingStep, ctx: RuleContext) -> str | None:
     layer, or its optimizer's learning rate is above the family's usual range."""
     recurrent = found.recurrent
     if recurrent is not None:
-        described = recurrent.describe_risk(ctx.project, ctx.source.path)
+        described = recurrent.describe_risk(ctx.project)
         if described:
             return described
     return high_learning_rate(step, ctx)
