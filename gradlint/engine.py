@@ -20,7 +20,6 @@ from gradlint.source import (  # noqa: F401  (re-exported: the engine's public n
     LazyPositions,
     Parsed,
     ParseFailure,
-    RiskFactorSite,
     SourceError,
     SourceFile,
     cpython_parse,
@@ -52,8 +51,11 @@ class FileChecker:
         enabled = [rule for rule in rules if rule.code in RULES_BY_CODE]
         self.enabled_codes = {rule.code for rule in enabled}
         self.rules = [rule() for rule in enabled if rule not in (ParseError, UnusedSuppression)]
+        # Every registered rule's options, enabled or not: a rule may read another's settings
+        # (GL101 judges learning rates by GL401's limits).
         self.options = {
-            rule.code: {**rule.default_options(), **(options or {}).get(rule.code, {})} for rule in self.rules
+            rule.code: {**rule.default_options(), **(options or {}).get(rule.code, {})}
+            for rule in RULES_BY_CODE.values()
         }
         self.report_unused_ignores = report_unused_ignores
         self.triggers = tuple(sorted({trigger for rule in self.rules for trigger in rule.triggers}))
@@ -132,7 +134,9 @@ class FileChecker:
         for rule in self.rules:
             if rule.code in source.ignored_codes or not any(t in source.text for t in rule.triggers):
                 continue
-            context = RuleContext(options=self.options[rule.code], line_of=line_of, project=project, source=source)
+            context = RuleContext(
+                options=self.options[rule.code], line_of=line_of, project=project, source=source, rule_options=self.options
+            )
             try:
                 diagnostics = list(rule.check(source.model, context))
             except Exception as error:  # a crashing rule must not take the run down

@@ -26,14 +26,6 @@ if TYPE_CHECKING:
     from gradlint.fix.edits import Resolver
 
 
-@dataclass(frozen=True)
-class RiskFactorSite:
-    path: Path
-    display_path: str
-    line: int
-    description: str
-
-
 @dataclass
 class SourceFile:
     """One file of the run: read in phase 1; parsed and modelled when it is checked."""

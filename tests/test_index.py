@@ -123,9 +123,59 @@ def test_argparse_defined_in_an_options_module_resolves():
                 parser.add_argument("--hidden-size", type=int, default=512)
                 return parser
         """,
-        "train.py": "def main(args):\n    probe(args.hidden_size)\n",
+        "train.py": "from options import get_parser\n\n\ndef main(args):\n    probe(args.hidden_size)\n",
     }
     assert value_of(files, "train.py", "probe") == 512
+
+
+def test_an_option_of_a_file_the_script_does_not_import_is_never_used():
+    """A wrong default is worse than none: `--lr` of an unrelated script says nothing about this one's."""
+    files = {
+        "compression/train.py": """\
+            import argparse
+
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--lr", type=float, default=0.1)
+        """,
+        "gan/train.py": "def main(args):\n    probe(args.lr)\n",
+    }
+    assert value_of(files, "gan/train.py", "probe") is None
+
+
+def test_the_parser_a_project_function_returns_wins_over_another_imported_file():
+    """DeepSpeedExamples' GAN script: `parser = get_argument_parser()` from its utils.py, whose
+    `--lr` defaults to 0.0002; another file it imports defines `--lr` too."""
+    files = {
+        "utils.py": """\
+            import argparse
+
+            def get_argument_parser():
+                parser = argparse.ArgumentParser(description="GAN")
+                parser.add_argument("--lr", type=float, default=0.0002)
+                return parser
+        """,
+        "defaults.py": """\
+            import argparse
+
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--lr", type=float, default=0.1)
+        """,
+        "train.py": """\
+            import defaults
+            from utils import get_argument_parser
+
+
+            def train(args):
+                probe(args.lr)
+
+
+            def main():
+                parser = get_argument_parser()
+                args = parser.parse_args()
+                train(args)
+        """,
+    }
+    assert value_of(files, "train.py", "probe") == 0.0002
 
 
 def test_dataclass_field_default_resolves():

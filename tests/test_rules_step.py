@@ -826,7 +826,7 @@ def test_backward_only_loop_is_not_a_training_step():
 # --------------------------------------------------------------- GL101 severity
 
 
-def test_lstm_in_the_same_file_makes_gl101_a_warning_naming_the_risk():
+def test_lstm_of_the_trained_model_makes_gl101_a_warning_naming_the_layer():
     code = dedent(
         """\
         import torch
@@ -848,16 +848,41 @@ def test_lstm_in_the_same_file_makes_gl101_a_warning_naming_the_risk():
                 loss = nn.functional.cross_entropy(model(x).transpose(1, 2), y)
                 loss.backward()
                 optimizer.step()
+
+
+        train(CharModel(vocab=96), loader)
         """
     )
     finding = only(lint(code, "GL101"), "GL101")
     assert finding.line == at(code, "optimizer.step()")
     assert finding.severity is Severity.WARNING
-    assert "nn.LSTM" in finding.message
-    assert f"at line {at(code, 'nn.LSTM(')}" in finding.message
+    assert "`CharModel` has a recurrent layer (nn.LSTM" in finding.message
+    assert f"at train.py:{at(code, 'nn.LSTM(')}" in finding.message
 
 
-def test_lstm_in_a_sibling_file_makes_gl101_a_warning_naming_that_file():
+def test_a_model_that_cannot_be_resolved_leaves_gl101_at_info_and_says_why():
+    code = dedent(
+        """\
+        import torch
+        import torch.nn as nn
+
+        encoder = nn.LSTM(128, 256, batch_first=True)
+
+
+        def train(model, loader):
+            optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+            for x, y in loader:
+                optimizer.zero_grad()
+                nn.functional.mse_loss(model(x), y).backward()
+                optimizer.step()
+        """
+    )
+    finding = only(lint(code, "GL101"), "GL101")
+    assert finding.severity is Severity.INFO
+    assert "`model`, whose parameters `optimizer` updates, could not be followed to its class" in finding.message
+
+
+def test_a_recurrent_model_in_another_file_that_the_step_trains_makes_gl101_a_warning():
     model_py = dedent(
         """\
         import torch.nn as nn
@@ -869,13 +894,33 @@ def test_lstm_in_a_sibling_file_makes_gl101_a_warning_naming_that_file():
                 self.encoder = nn.GRU(128, 256, batch_first=True)
         """
     )
-    code = classifier()
-    findings = lint(code, "GL101", extra={"model.py": model_py})
-    finding = only(findings, "GL101")
+    code = classifier().replace(
+        "model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))",
+        "from model import Seq2Seq\n\nmodel = Seq2Seq()",
+    )
+    finding = only(lint(code, "GL101", extra={"model.py": model_py}), "GL101")
     assert finding.display_path == "train.py"
     assert finding.severity is Severity.WARNING
-    assert "nn.GRU" in finding.message
+    assert "`Seq2Seq` has a recurrent layer (nn.GRU" in finding.message
     assert f"model.py:{at(model_py, 'nn.GRU(')}" in finding.message
+
+
+def test_a_recurrent_layer_in_a_sibling_file_that_the_step_does_not_train_leaves_gl101_at_info():
+    """The risk of a step is the model it trains, never the folder: an LSTM in a sibling script
+    (PyG's examples/geniepath.py beside examples/ogc.py) says nothing about this classifier."""
+    sibling = dedent(
+        """\
+        import torch
+        import torch.nn as nn
+
+        model = nn.LSTM(128, 256, batch_first=True)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.2)
+        """
+    )
+    finding = only(lint(classifier(), "GL101", extra={"geniepath.py": sibling}), "GL101")
+    assert finding.severity is Severity.INFO
+    assert "`Sequential` has no recurrent layer" not in finding.message
+    assert "geniepath.py" not in finding.message
 
 
 def test_each_file_of_a_project_is_reported_on_its_own_lines():

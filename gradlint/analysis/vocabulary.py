@@ -51,10 +51,42 @@ OPTIMIZER_MODULES = (
     "torch_optimizer.",
     "deepspeed.ops.",
 )
+# Optimizers that clip inside their own step() when a constructor keyword asks them to: the
+# qualified constructor -> (keyword, its default, the value that turns clipping off). A step of
+# such an optimizer is clipped when the keyword (or its default) is not the "off" value.
+CLIPPING_OPTIMIZERS: dict[str, tuple[tuple[str, float, float], ...]] = {}
+for _name in (
+    "colossalai.nn.optimizer.GeminiAdamOptimizer",
+    "colossalai.nn.optimizer.gemini_optimizer.GeminiAdamOptimizer",
+    "colossalai.zero.GeminiAdamOptimizer",
+    "colossalai.zero.GeminiOptimizer",
+    "colossalai.zero.gemini.GeminiOptimizer",
+    "colossalai.zero.gemini.gemini_optimizer.GeminiOptimizer",
+    "colossalai.zero.ZeroOptimizer",
+):
+    CLIPPING_OPTIMIZERS[_name] = (("clipping_norm", 0.0, 0.0), ("max_norm", 0.0, 0.0))
+for _name in ("colossalai.zero.LowLevelZeroOptimizer", "colossalai.zero.low_level.LowLevelZeroOptimizer"):
+    CLIPPING_OPTIMIZERS[_name] = (("clip_grad_norm", 0.0, 0.0),)
+for _name in (
+    "apex.optimizers.FusedLAMB",
+    "apex.optimizers.FusedMixedPrecisionLamb",
+    "timm.optim.Lamb",
+    "timm.optim.lamb.Lamb",
+):
+    CLIPPING_OPTIMIZERS[_name] = (("max_grad_norm", 1.0, 0.0),)  # on by default
+for _name in ("deepspeed.ops.lamb.FusedLamb", "deepspeed.ops.lamb.fused_lamb.FusedLamb"):
+    CLIPPING_OPTIMIZERS[_name] = (("max_grad_norm", 0.0, 0.0),)
+for _family in ("Adam", "AdamW", "Adam8bit", "AdamW8bit", "PagedAdamW", "PagedAdamW8bit", "LAMB", "LARS", "SGD", "Lion"):
+    # bitsandbytes: `percentile_clipping=p` (< 100) clips each gradient at the p-th percentile of
+    # the last 100 gradient norms.
+    CLIPPING_OPTIMIZERS[f"bitsandbytes.optim.{_family}"] = (("percentile_clipping", 100.0, 100.0),)
+
 SCHEDULER_MODULES = ("torch.optim.lr_scheduler.", "torch.optim.swa_utils.SWALR")
 SCHEDULER_FACTORIES = re.compile(r"(^|\.)get_\w*schedule\w*$|(^|\.)\w*[Ss]cheduler$")
 
-# lr above these is outside the usual range for the optimizer family (a risk factor).
+# The top of each optimizer family's usual learning-rate range: an lr strictly above it is high (GL401
+# reports it, and it makes GL101 a warning). The one table of learning-rate limits: GL401's options
+# (`LR_LIMIT_OPTIONS`) move these limits for both rules.
 LR_LIMITS = {
     "SGD": 1.0,
     "Adam": 0.01,
@@ -66,6 +98,11 @@ LR_LIMITS = {
     "Adagrad": 0.1,
     "Adadelta": 10.0,
 }
+LR_LIMIT_OPTIONS = {
+    "SGD": "sgd-limit",
+    **{family: "adaptive-limit" for family in ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop")},
+}
+"""The GL401 option that sets a family's limit (the families without one keep the table's)."""
 
 NO_GRAD_CONTEXTS = {"torch.no_grad", "torch.inference_mode", "torch.set_grad_enabled"}
 
@@ -88,7 +125,7 @@ def is_optimizer_class(qualified: str | None) -> bool:
     return qualified.startswith(OPTIMIZER_MODULES) and qualified.rsplit(".", 1)[-1][:1].isupper() or qualified in {
         "transformers.AdamW",
         "transformers.Adafactor",
-    }
+    } or qualified in CLIPPING_OPTIMIZERS
 
 
 def is_scheduler_factory(qualified: str | None) -> bool:

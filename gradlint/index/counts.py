@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import libcst as cst
 
+from gradlint.analysis import values as arithmetic
 from gradlint.analysis.layers import in_comprehension_element
 from gradlint.analysis.names import dotted_name
 from gradlint.index.values import Resolver, Scope
@@ -30,23 +28,17 @@ class Count:
 ONCE = Count(1)
 
 
-_BINARY: dict[type, Callable[[Any, Any], Any]] = {
-    cst.Add: operator.add,
-    cst.Subtract: operator.sub,
-    cst.Multiply: operator.mul,
-    cst.FloorDivide: operator.floordiv,
-}
+_INTEGER_OPERATORS = (cst.Add, cst.Subtract, cst.Multiply, cst.FloorDivide)
 
 
 def integer(node: cst.BaseExpression | None, resolver: Resolver, scope: Scope) -> Count:
     """An integer expression's value; also understands `len(x)` of a resolved list."""
     if node is None:
         return Count(None)
-    if isinstance(node, cst.BinaryOperation) and type(node.operator) in _BINARY:
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, _INTEGER_OPERATORS):
         left, right = integer(node.left, resolver, scope), integer(node.right, resolver, scope)
-        if left.value is None or right.value is None:
-            return Count(None)
-        return Count(_BINARY[type(node.operator)](left.value, right.value), left.origins + right.origins)
+        value = arithmetic.binary(node.operator, left.value, right.value)
+        return Count(value if isinstance(value, int) else None, left.origins + right.origins)
     if isinstance(node, cst.Call) and dotted_name(node.func) == "len" and len(node.args) == 1:
         resolved = resolver.resolve(node.args[0].value, scope)
         if resolved is None or not isinstance(resolved.value, (tuple, list, str, dict)):

@@ -8,7 +8,7 @@ whose `.parameters()` reach its optimizer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,9 @@ class LayerSite:
     layer: str
     """`LSTM`, `RNN`, `GRUCell`, ..."""
     nonlinearity: str | None = None
+    condition: str | None = None
+    """The `if` test the construction depends on when it could not be resolved (`mode == 'lstm'`
+    in PyG's JumpingKnowledge); None when the layer is always built."""
 
 
 @dataclass(eq=False)
@@ -45,7 +48,8 @@ class ModelFacts:
     name: str
     path: Path | None
     info: ClassSummary | None = None
-    recurrent: list[LayerSite] = field(default_factory=list)
+    possibly_recurrent: list[LayerSite] = field(default_factory=list)
+    """Every recurrent layer the class may build, also under a condition gradlint cannot resolve."""
     lightning: bool = False
     configures_clipping: bool = False
     """Overrides Lightning's `configure_gradient_clipping`."""
@@ -55,10 +59,17 @@ class ModelFacts:
     """Calls `self.clip_gradients(...)` (Lightning manual optimization)."""
 
     @property
+    def recurrent(self) -> list[LayerSite]:
+        """The recurrent layers the class builds for certain (always, or under a condition that
+        resolves true); a layer only built under an unresolved condition is no evidence."""
+        return [site for site in self.possibly_recurrent if site.condition is None]
+
+    @property
     def vanilla(self) -> list[LayerSite]:
         return [site for site in self.recurrent if site.layer in ("RNN", "RNNCell")]
 
     def describe_risk(self, project: "ProjectIndex") -> str | None:
+        """`CharModel` has a recurrent layer (nn.LSTM at train.py:9)`."""
         if not self.recurrent:
             return None
         site = self.recurrent[0]
@@ -92,17 +103,29 @@ class Facts:
 
     def _fill(self, facts: ModelFacts, symbol: "Symbol", info: ClassSummary, depth: int) -> None:
         summary = symbol.summary
+        found: list[tuple[LayerSite, tuple]] = []
         for site in summary.calls:
             if not in_class(site.function, info):
                 continue
             if site.qualified in vocab.RECURRENT_LAYERS:
+                condition = self._condition(symbol, site)
+                if condition is False:
+                    continue  # never built
                 call = summary.expression(site.span)
                 nonlinearity = cst_string_value(kwarg_value(call, "nonlinearity")) if isinstance(call, cst.Call) else None
-                facts.recurrent.append(LayerSite(symbol.path, site.span, site.qualified.rsplit(".", 1)[-1], nonlinearity))
+                layer = LayerSite(symbol.path, site.span, site.qualified.rsplit(".", 1)[-1], nonlinearity)
+                found.append((layer if condition is True else replace(layer, condition=condition), site.guards))
             elif depth < MAX_DEPTH and not (site.qualified or "").startswith(("torch.", "numpy.", "math.")):
                 inner = self.project.resolve_callee(symbol.path, site.callee)
                 if inner is not None and inner.kind == "class" and inner.target is not info:
-                    facts.recurrent.extend(self.of_class(inner, depth + 1).recurrent)
+                    condition = self._condition(symbol, site)
+                    if condition is False:
+                        continue
+                    for layer in self.of_class(inner, depth + 1).possibly_recurrent:
+                        if condition is not True and layer.condition is None:
+                            layer = replace(layer, condition=condition)
+                        found.append((layer, site.guards if condition is not True else ()))
+        facts.possibly_recurrent.extend(_either_branch(found))
         for base in info.bases:
             if base.endswith("LightningModule"):
                 facts.lightning = True
@@ -112,7 +135,7 @@ class Facts:
                 inner = self.project.resolve_qualified(symbol.path, base)
             if inner is not None and inner.kind == "class" and depth < MAX_DEPTH:
                 parent = self.of_class(inner, depth + 1)
-                facts.recurrent.extend(parent.recurrent)
+                facts.possibly_recurrent.extend(parent.possibly_recurrent)
                 facts.lightning |= parent.lightning
                 facts.configures_clipping |= parent.configures_clipping
                 facts.manual_optimization |= parent.manual_optimization
@@ -125,6 +148,27 @@ class Facts:
         facts.clips_manually |= "clip_gradients" not in info.methods and any(
             site.callee == "self.clip_gradients" and id(site.function) in methods for site in summary.calls
         )
+
+    def _condition(self, symbol: "Symbol", site) -> "bool | str":
+        """Whether a call of the class body runs: True (always, or every `if` around it resolves
+        to its branch), False (an `if` resolves against it), else the first unresolved test."""
+        summary = symbol.summary
+        unresolved: str | None = None
+        for span, branch in site.guards:
+            test = summary.expression(span)
+            resolved = self.project.resolver.resolve(test, self.project.scope(symbol.path, site.function)) if test is not None else None
+            if resolved is None:
+                if unresolved is None:
+                    unresolved = summary.source_segment(span)
+                continue
+            try:
+                truth = bool(resolved.value)
+            except Exception:  # a value with no truth (an Unresolved entry)
+                unresolved = unresolved or summary.source_segment(span)
+                continue
+            if truth != branch:
+                return False
+        return True if unresolved is None else unresolved
 
     # ----------------------------------------------------------- expressions
 
@@ -146,7 +190,7 @@ class Facts:
             if qualified in vocab.RECURRENT_LAYERS:
                 layer = qualified.rsplit(".", 1)[-1]
                 nonlinearity = cst_string_value(kwarg_value(expression, "nonlinearity"))
-                return ModelFacts(f"nn.{layer}", path, recurrent=[LayerSite(path, expression, layer, nonlinearity)])
+                return ModelFacts(f"nn.{layer}", path, possibly_recurrent=[LayerSite(path, expression, layer, nonlinearity)])
             if callee.rsplit(".", 1)[-1] in vocab.MODULE_WRAPPERS and expression.args:
                 return recurse(expression.args[0].value)
             symbol = self.project.resolve_callee(path, callee) if callee else None
@@ -204,6 +248,21 @@ class Facts:
         while isinstance(holder, cst.Attribute) and dotted_name(holder) and not dotted_name(holder).startswith("self."):
             holder = holder.value  # `model.encoder.parameters()` trains part of `model`
         return self.of_expression(holder, path, model, context, step.step.index, context.function)
+
+
+def _either_branch(found: list[tuple[LayerSite, tuple]]) -> list[LayerSite]:
+    """Layers built under a condition count as certain when another is built in the other branch
+    of the same `if` (`if bidirectional: nn.LSTM(...) else: nn.GRU(...)`)."""
+    branches: dict[tuple, set[bool]] = {}
+    for layer, guards in found:
+        if layer.condition is not None and guards:
+            branches.setdefault((guards[:-1], guards[-1][0]), set()).add(guards[-1][1])
+    result = []
+    for layer, guards in found:
+        if layer.condition is not None and guards and branches.get((guards[:-1], guards[-1][0])) == {True, False}:
+            layer = replace(layer, condition=None)
+        result.append(layer)
+    return result
 
 
 def _from_lightning_optimizers(context: Context, name: str, before: int) -> bool:

@@ -31,7 +31,6 @@ from gradlint.index.syntax import Span
 from gradlint.source import (
     Parsed,
     ParseFailure,
-    RiskFactorSite,
     SourceError,
     SourceFile,
     cpython_parse,
@@ -448,24 +447,6 @@ class ProjectIndex:
                 return None
         return None
 
-    # ----------------------------------------------------------- risk factors
-
-    def risk_factors_near(self, path: Path) -> list[RiskFactorSite]:
-        """Risk factors in the file itself first, then in the scanned files beside it."""
-        self.deps.note(("folder", str(path.parent)))
-        sites: list[RiskFactorSite] = []
-        neighbours = sorted(other for other in self.sources if other.parent == path.parent and other != path)
-        for file in [path, *neighbours]:
-            text = self.sources[file].text if file in self.sources else None
-            if text is None or not any(trigger in text for trigger in RISK_TRIGGERS):
-                continue
-            summary = self.summary(file)
-            if summary is None:
-                continue
-            for factor in summary.risk_factors:
-                sites.append(RiskFactorSite(file, self.display(file), factor.line, factor.description))
-        return sites
-
     # ------------------------------------------------------------ the cache
 
     def dependency_value(self, dependency: Dependency) -> str:
@@ -507,10 +488,6 @@ class ProjectIndex:
         if kind == "members":
             return sorted(str(path) for path in self.sources)
         raise ValueError(f"unknown dependency {dependency!r}")
-
-
-RISK_TRIGGERS = ("RNN", "LSTM", "GRU", "lr=", "lr =")
-"""Text a file must hold to be read for risk factors (GL101's context)."""
 
 
 

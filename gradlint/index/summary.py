@@ -36,6 +36,17 @@ class Param:
     line: int
 
 
+@dataclass(frozen=True)
+class ReturnSummary:
+    """A `return` of a function's own body: what it returns, and the `if` tests it sits under."""
+
+    value: Span | None
+    line: int
+    guards: tuple[tuple[Span, bool], ...] = ()
+    """The enclosing `if` tests within the function, outermost first, with the branch taken
+    (True: the body, False: the else)."""
+
+
 @dataclass(eq=False)
 class FunctionSummary:
     name: str
@@ -58,6 +69,8 @@ class FunctionSummary:
     """Names bound alone by a plain assignment (`n = ...`, not `a, b = ...` or `n += 1`), in the
     order they first appear."""
     local_functions: dict[str, "FunctionSummary"] = field(default_factory=dict)
+    returns: list[ReturnSummary] = field(default_factory=list)
+    """The function's own `return` statements, in source order (optimizer factories)."""
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -103,6 +116,9 @@ class CallSummary:
     qualified: str | None
     """Through the imports seen before the call (`torch.nn.LSTM`), None for local names."""
     function: FunctionSummary | None
+    guards: tuple[tuple[Span, bool], ...] = ()
+    """The `if` tests around the call within its function (or the module body), outermost first,
+    with the branch it is in (True: the body, False: the else): a layer built under a condition."""
 
     @property
     def line(self) -> int:
@@ -308,6 +324,8 @@ class _Summarizer:
         """Whose body a statement binds into: class bodies inside a function bind into it."""
         self.constant_values: dict[str, ast.expr] = {}
         """Module constants seen so far, as nodes (the risk-factor lr needs them)."""
+        self.guards: list[tuple[Span, bool]] = []
+        """The `if` tests around the statement being walked, within the current function."""
 
     @property
     def function(self) -> FunctionSummary | None:
@@ -334,8 +352,11 @@ class _Summarizer:
             self.statements(statement.orelse)
         elif isinstance(statement, ast.If):
             self.expression(statement.test)
+            self.guards.append((span_of(statement.test), True))
             self.statements(statement.body)
+            self.guards[-1] = (span_of(statement.test), False)
             self.statements(statement.orelse)
+            self.guards.pop()
         elif isinstance(statement, (ast.With, ast.AsyncWith)):
             for item in statement.items:
                 self.expression(item.context_expr)
@@ -368,6 +389,9 @@ class _Summarizer:
         elif isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             self.assignment(statement)
         elif isinstance(statement, (ast.Expr, ast.Return)):
+            if isinstance(statement, ast.Return) and self.function_stack and self.body_owners[-1] is self.function:
+                value = span_of(statement.value) if statement.value is not None else None
+                self.function.returns.append(ReturnSummary(value, statement.lineno, tuple(self.guards)))
             if statement.value is not None:
                 self.expression(statement.value)
         else:
@@ -427,7 +451,9 @@ class _Summarizer:
                 self.expression(default)
         self.function_stack.append(function)
         self.body_owners.append(function)
+        saved_guards, self.guards = self.guards, []
         self.statements(node.body)
+        self.guards = saved_guards
         self.body_owners.pop()
         self.function_stack.pop()
 
@@ -508,7 +534,7 @@ class _Summarizer:
         self.risk_factor(call, qualified)
         if spelled is None:
             return
-        self.summary.calls.append(CallSummary(span_of(call), spelled, qualified, self.function))
+        self.summary.calls.append(CallSummary(span_of(call), spelled, qualified, self.function, tuple(self.guards)))
         if isinstance(call.func, ast.Attribute) and call.func.attr == "add_argument":
             self.argparse_argument(call)
 

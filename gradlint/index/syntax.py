@@ -5,9 +5,11 @@ these)."""
 from __future__ import annotations
 
 import ast
-import operator
 from typing import Callable, Iterator, Mapping
 
+import libcst as cst
+
+from gradlint.analysis import values as arithmetic
 from gradlint.analysis.values import INF_NAMES, NAN_NAMES
 
 Span = tuple[int, int, int, int]
@@ -91,58 +93,81 @@ def _call_arguments(call: ast.Call) -> list[ast.AST]:
     return sorted(items, key=lambda item: (item.lineno, item.col_offset))
 
 
-_BINARY: dict[type, Callable] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Pow: operator.pow,
+_OPERATORS: dict[type, "cst.BaseBinaryOp | cst.BaseUnaryOp"] = {
+    ast.Add: cst.Add(),
+    ast.Sub: cst.Subtract(),
+    ast.Mult: cst.Multiply(),
+    ast.Div: cst.Divide(),
+    ast.FloorDiv: cst.FloorDivide(),
+    ast.Mod: cst.Modulo(),
+    ast.Pow: cst.Power(),
+    ast.USub: cst.Minus(),
+    ast.UAdd: cst.Plus(),
+    ast.Not: cst.Not(),
+    ast.And: cst.And(),
+    ast.Or: cst.Or(),
+    ast.Eq: cst.Equal(),
+    ast.NotEq: cst.NotEqual(),
+    ast.Lt: cst.LessThan(),
+    ast.LtE: cst.LessThanEqual(),
+    ast.Gt: cst.GreaterThan(),
+    ast.GtE: cst.GreaterThanEqual(),
+    ast.In: cst.In(),
+    ast.NotIn: cst.NotIn(),
+    ast.Is: cst.Is(),
+    ast.IsNot: cst.IsNot(),
 }
+"""CPython's operators as the libcst ones the shared arithmetic (gradlint.analysis.values) knows."""
 
 
 def evaluate_number(
     node: ast.expr | None, qualify: Callable[[str | None], str | None], constants: Mapping[str, ast.expr], depth: int = 0
 ):
-    """A constant number (literals, + - * / // **, float("..."), int(...), inf/nan names, module
-    constants seen so far); None when it is not one we can prove."""
+    """A constant number (literals, the operators and functions of gradlint.analysis.values,
+    inf/nan names, module constants seen so far); None when it is not one we can prove."""
+    value = _evaluate(node, qualify, constants, depth)
+    return value if arithmetic.is_number(value) else None
+
+
+def _evaluate(node: ast.expr | None, qualify, constants: Mapping[str, ast.expr], depth: int):
     if node is None or depth > 8:
         return None
-    recurse = lambda n: evaluate_number(n, qualify, constants, depth + 1)  # noqa: E731
+    recurse = lambda n: _evaluate(n, qualify, constants, depth + 1)  # noqa: E731
     if isinstance(node, ast.Constant):
         value = node.value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
-        return value
+        return value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
     if isinstance(node, ast.UnaryOp):
-        value = recurse(node.operand)
-        if value is None:
-            return None
-        if isinstance(node.op, ast.USub):
-            return -value
-        if isinstance(node.op, ast.UAdd):
-            return value
-        return None
+        operator_node = _OPERATORS.get(type(node.op))
+        return arithmetic.unary(operator_node, recurse(node.operand)) if operator_node is not None else None  # type: ignore[arg-type]
     if isinstance(node, ast.BinOp):
-        op = _BINARY.get(type(node.op))
-        left, right = recurse(node.left), recurse(node.right)
-        if op is None or left is None or right is None:
+        operator_node = _OPERATORS.get(type(node.op))
+        if operator_node is None:
             return None
-        try:
-            result = op(left, right)
-        except (ArithmeticError, ValueError):
+        return arithmetic.binary(operator_node, recurse(node.left), recurse(node.right))  # type: ignore[arg-type]
+    if isinstance(node, ast.BoolOp):
+        operator_node = _OPERATORS[type(node.op)]
+        value = recurse(node.values[0])
+        for following in node.values[1:]:
+            if value is None or arithmetic.short_circuits(operator_node, value):  # type: ignore[arg-type]
+                return value
+            value = recurse(following)
+        return value
+    if isinstance(node, ast.Compare):
+        left = recurse(node.left)
+        for op, comparator in zip(node.ops, node.comparators):
+            right = recurse(comparator)
+            outcome = arithmetic.compare(_OPERATORS[type(op)], left, right) if left is not None and right is not None else None  # type: ignore[arg-type]
+            if not outcome:
+                return outcome
+            left = right
+        return True
+    if isinstance(node, ast.Call):
+        spelled = dotted(node.func)
+        qualified = qualify(spelled)
+        name = qualified if qualified in arithmetic.FUNCTIONS else spelled if isinstance(node.func, ast.Name) else None
+        if name not in arithmetic.FUNCTIONS or node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
             return None
-        return result if isinstance(result, (int, float)) else None
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("float", "int"):
-        if len(node.args) == 1 and not node.keywords:
-            arg = node.args[0]
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                try:
-                    return float(arg.value) if node.func.id == "float" else None
-                except ValueError:
-                    return None
-            return recurse(arg)
-        return None
+        return arithmetic.function(name, [recurse(arg) for arg in node.args])
     if isinstance(node, (ast.Name, ast.Attribute)):
         qualified = qualify(dotted(node))
         if qualified in INF_NAMES:

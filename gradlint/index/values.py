@@ -12,7 +12,6 @@ another file costs a lookup and the parse of that one expression, never the pars
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -21,6 +20,7 @@ import libcst as cst
 
 from gradlint.analysis.calls import arg_value, kwarg_value
 from gradlint.analysis.names import dotted_name
+from gradlint.analysis import values as arithmetic
 from gradlint.analysis.values import INF_NAMES, NAN_NAMES
 from gradlint.index.summary import ClassSummary, FileSummary, FunctionSummary
 
@@ -28,29 +28,9 @@ if TYPE_CHECKING:
     from gradlint.index.project import ProjectIndex
 
 MAX_DEPTH = 12
+MAX_REACHABLE = 200
+"""How many imported files an argparse lookup may read (the nearest first)."""
 
-_BINARY: dict[type, Callable[[Any, Any], Any]] = {
-    cst.Add: operator.add,
-    cst.Subtract: operator.sub,
-    cst.Multiply: operator.mul,
-    cst.Divide: operator.truediv,
-    cst.FloorDivide: operator.floordiv,
-    cst.Power: operator.pow,
-    cst.Modulo: operator.mod,
-}
-_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "int": int,
-    "float": float,
-    "abs": abs,
-    "round": round,
-    "min": min,
-    "max": max,
-    "math.sqrt": math.sqrt,
-    "math.pow": math.pow,
-    "math.exp": math.exp,
-    "math.log": math.log,
-    "numpy.sqrt": math.sqrt,
-}
 _PARSE_ARGS = ("parse_args", "parse_known_args", "parse_intermixed_args")
 _ARGS_NAMES = {"args", "opt", "opts", "options", "flags", "hparams", "hp", "params", "config", "cfg", "FLAGS"}
 
@@ -130,30 +110,31 @@ class Resolver:
     # ------------------------------------------------------------------ dispatch
 
     def _resolve(self, node: cst.BaseExpression, scope: Scope, depth: int) -> Resolved | None:
-        if isinstance(node, (cst.Integer, cst.Float)):
-            return Resolved(node.evaluated_value)
-        if isinstance(node, cst.SimpleString):
-            return Resolved(node.evaluated_value)
-        if isinstance(node, cst.ConcatenatedString):
-            value = node.evaluated_value
-            return Resolved(value) if isinstance(value, str) else None
+        value = arithmetic.literal(node)
+        if value is not None:
+            return Resolved(value)
+        # Operators and pure functions: the one constant arithmetic (gradlint.analysis.values).
         if isinstance(node, cst.UnaryOperation):
             inner = self.resolve(node.expression, scope, depth)
             if inner is None:
                 return None
-            if isinstance(node.operator, cst.Minus):
-                return replace(inner, value=-inner.value)
-            if isinstance(node.operator, cst.Plus):
-                return inner
-            if isinstance(node.operator, cst.Not):
-                return replace(inner, value=not inner.value)
-            return None
+            value = arithmetic.unary(node.operator, inner.value)
+            return None if value is None else replace(inner, value=value)
         if isinstance(node, cst.BinaryOperation):
-            op = _BINARY.get(type(node.operator))
             left, right = self.resolve(node.left, scope, depth), self.resolve(node.right, scope, depth)
-            if op is None or left is None or right is None:
+            if left is None or right is None:
                 return None
-            return Resolved(op(left.value, right.value), left.source or right.source)
+            value = arithmetic.binary(node.operator, left.value, right.value)
+            return None if value is None else Resolved(value, left.source or right.source)
+        if isinstance(node, cst.Comparison):
+            return self._comparison(node, scope, depth)
+        if isinstance(node, cst.BooleanOperation):
+            left = self.resolve(node.left, scope, depth)
+            if left is None:
+                return None
+            if arithmetic.short_circuits(node.operator, left.value):
+                return left  # the right side is never evaluated
+            return self.resolve(node.right, scope, depth)
         if isinstance(node, (cst.Tuple, cst.List)):
             values = [self.resolve(element.value, scope, depth) for element in node.elements]
             if any(value is None for value in values):
@@ -170,6 +151,24 @@ class Resolver:
         if isinstance(node, cst.Call):
             return self._call(node, scope, depth)
         return None
+
+    def _comparison(self, node: cst.Comparison, scope: Scope, depth: int) -> Resolved | None:
+        left = self.resolve(node.left, scope, depth)
+        if left is None:
+            return None
+        source = left.source
+        for target in node.comparisons:
+            right = self.resolve(target.comparator, scope, depth)
+            if right is None:
+                return None
+            outcome = arithmetic.compare(target.operator, left.value, right.value)
+            if outcome is None:
+                return None
+            source = source or right.source
+            if not outcome:
+                return Resolved(False, source)
+            left = right
+        return Resolved(True, source)
 
     def _dict(self, node: cst.Dict, scope: Scope, depth: int) -> dict:
         result: dict = {}
@@ -280,11 +279,12 @@ class Resolver:
             if symbol is not None and symbol.kind == "class" and isinstance(symbol.target, ClassSummary):
                 return self._class_value(symbol.target, attribute, symbol.path, depth)
         # `args.x` from argparse, `cfg.x` from a dataclass instance.
-        bound = self._binding(base, scope)
+        bound = base if isinstance(base, cst.Call) else self._binding(base, scope)
         if isinstance(bound, cst.Call):
             callee = dotted_name(bound.func) or ""
             if callee.rsplit(".", 1)[-1] in _PARSE_ARGS:
-                return self._argparse(attribute, scope, depth)
+                parser = bound.func.value if isinstance(bound.func, cst.Attribute) else None
+                return self._argparse(attribute, scope, depth, self._parser_files(parser, scope))
             if isinstance(bound.func, (cst.Subscript,)):
                 return None
             symbol = self.project.resolve_callee(scope.path, callee) if callee else None
@@ -293,10 +293,50 @@ class Resolver:
                 if passed is not None:
                     return self.resolve(passed, scope, depth)
                 return self._class_value(symbol.target, attribute, symbol.path, depth)
+            if symbol is not None and symbol.kind == "function" and _parses_arguments(symbol.target, symbol.summary):
+                # `args = get_args()`: a project function that parses the command line.
+                return self._argparse(attribute, scope, depth, [symbol.path])
             return None
-        if bound is None and isinstance(base, cst.Name) and base.value in _ARGS_NAMES:
-            return self._argparse(attribute, scope, depth)
+        if bound is None and isinstance(base, cst.Name):
+            passed = self._through_parameter(base.value, attribute, scope, depth)
+            if passed is not False:
+                return passed  # type: ignore[return-value]
+            if base.value in _ARGS_NAMES:
+                return self._argparse(attribute, scope, depth)
         return None
+
+    def _through_parameter(self, name: str, attribute: str, scope: Scope, depth: int) -> "Resolved | None | bool":
+        """`args.lr` where `args` is a parameter: `<what the caller passes>.lr` at the call sites
+        (`train(args)` in `main()` after `args = parser.parse_args()`); False when the function has
+        no such parameter or no call site passes it."""
+        function = scope.function
+        while function is not None and name not in function.param_names:
+            if name in function.assigned:
+                return False
+            function = function.parent
+        if function is None or function.param(name) is None:
+            return False
+        passed = False
+        for site_path, site_summary, call, caller in self._call_sites(function, Scope(scope.path, scope.summary, function)):
+            argument = argument_for(function, name, call) if isinstance(call, cst.Call) else None
+            if argument is None:
+                continue
+            passed = True
+            found = self.resolve(cst.Attribute(value=argument, attr=cst.Name(attribute)), Scope(site_path, site_summary, caller), depth)
+            if found is not None:
+                return found
+        return None if passed else False
+
+    def _parser_files(self, parser: cst.BaseExpression | None, scope: Scope) -> list[Path]:
+        """The files that build the parser `parser.parse_args()` reads: the project function that
+        returned it (`parser = get_argument_parser()` from utils.py), else none known."""
+        bound = self._binding(parser, scope) if isinstance(parser, cst.Name) else parser
+        if isinstance(bound, cst.Call):
+            callee = dotted_name(bound.func)
+            symbol = self.project.resolve_callee(scope.path, callee) if callee else None
+            if symbol is not None and symbol.kind == "function":
+                return [symbol.path]
+        return []
 
     def _self_attribute(self, attribute: str, scope: Scope, depth: int) -> Resolved | None:
         function = scope.function
@@ -323,21 +363,60 @@ class Resolver:
             return replace(resolved, source=Origin(lambda: f"{info.name}.{attribute} ({self.project.where(path, span)})"))
         return resolved
 
-    def _argparse(self, dest: str, scope: Scope, depth: int) -> Resolved | None:
-        """`args.dest`: the default of the matching add_argument, in this file or else the project
-        (the script's own definition wins before any other file is read)."""
+    def _argparse(self, dest: str, scope: Scope, depth: int, parser_files: "list[Path] | None" = None) -> Resolved | None:
+        """`args.dest`: the default of the matching add_argument in the script itself, then in the
+        files that build its parser (a project function that returns it), then in the files the
+        script reaches through its imports, nearest first. Never in an unrelated file of the
+        project: a wrong default is worse than none."""
         found = self._argparse_in(scope.path, scope.summary, dest, depth)
         if found is not False:
             return found  # type: ignore[return-value]
-        # The option as add_argument spells it: `--dest`, `--de-st`, or a quoted dest/positional.
-        spellings = (f"--{dest}", f"--{dest.replace('_', '-')}", f'"{dest}"', f"'{dest}'")
-        for path, summary in self.project.summaries_with(all_of=("add_argument",), any_of=spellings):
+        candidates = [*(parser_files or []), *self._reachable(scope.path)]
+        for path in candidates:
             if path == scope.path:
                 continue
-            found = self._argparse_in(path, summary, dest, depth)
+            summary = self.project.summary(path)
+            found = self._argparse_in(path, summary, dest, depth) if summary is not None else False
             if found is not False:
                 return found  # type: ignore[return-value]
         return None
+
+    def _reachable(self, path: Path) -> list[Path]:
+        """The project files `path` imports, directly or through the files it imports, nearest
+        first (at most `MAX_REACHABLE`)."""
+
+        def build() -> list[Path]:
+            order: list[Path] = []
+            seen = {path}
+            frontier = [path]
+            while frontier and len(order) < MAX_REACHABLE:
+                next_frontier: list[Path] = []
+                for current in frontier:
+                    summary = self.project.summary(current)
+                    if summary is None:
+                        continue
+                    for file in self._imported_files(current, summary):
+                        if file not in seen:
+                            seen.add(file)
+                            order.append(file)
+                            next_frontier.append(file)
+                frontier = next_frontier
+            return order[:MAX_REACHABLE]
+
+        return self.project.deps.memo(self.project.lasting_table("values.reachable"), str(path), build)
+
+    def _imported_files(self, path: Path, summary: FileSummary) -> list[Path]:
+        files: list[Path] = []
+        for target in summary.imports.values():
+            symbol = self.project.resolve_qualified(path, target)
+            if symbol is not None and symbol.path != path:
+                files.append(symbol.path)
+        for module in summary.star_imports:
+            level = len(module) - len(module.lstrip("."))
+            file = self.project.module_path(path, module[level:], level)
+            if file is not None and file != path:
+                files.append(file)
+        return files
 
     def _argparse_in(self, path: Path, summary: FileSummary, dest: str, depth: int) -> "Resolved | None | bool":
         """The option's default in one file; False when the file does not define it."""
@@ -384,7 +463,6 @@ class Resolver:
 
     def _call(self, node: cst.Call, scope: Scope, depth: int) -> Resolved | None:
         callee = dotted_name(node.func) or ""
-        qualified = scope.summary.qualify(callee) or callee
         positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
         if callee == "getattr" and len(positional) in (2, 3):
             name = self.resolve(positional[1], scope, depth)
@@ -411,20 +489,33 @@ class Resolver:
                 resolved = self.resolve(arg.value, scope, depth)
                 values[arg.keyword.value] = Unresolved(arg.value, scope) if resolved is None else resolved.value
             return Resolved(values)
-        function = _FUNCTIONS.get(qualified) or _FUNCTIONS.get(callee)
-        if function is None or any(arg.keyword is not None for arg in node.args):
+        name = arithmetic.function_name(node.func, scope.summary.qualify_expr)
+        if name is None or any(arg.keyword is not None or arg.star for arg in node.args):
             return None
-        if callee == "float" and len(positional) == 1 and isinstance(positional[0], cst.SimpleString):
-            return Resolved(float(positional[0].evaluated_value))
         values = [self.resolve(arg, scope, depth) for arg in positional]
         if any(value is None for value in values):
             return None
-        return Resolved(function(*(value.value for value in values if value is not None)))
+        value = arithmetic.function(name, [value.value for value in values if value is not None])
+        return None if value is None else Resolved(value, next((v.source for v in values if v and v.source), ""))
 
     def _settle(self, value: Any, origin: "str | Origin", depth: int) -> Resolved | None:
         if isinstance(value, Unresolved):
             return self.resolve(value.node, value.scope, depth)
         return Resolved(value, origin)
+
+
+def _parses_arguments(function: FunctionSummary, summary: FileSummary) -> bool:
+    """A function that returns `parser.parse_args()` (or the like) of its own file."""
+    for returned in function.returns:
+        value = summary.expression(returned.value)
+        if isinstance(value, cst.Call) and (dotted_name(value.func) or "").rsplit(".", 1)[-1] in _PARSE_ARGS:
+            return True
+        if isinstance(value, cst.Name):
+            span = function.bindings.get(value.value)
+            bound = summary.expression(span) if span is not None else None
+            if isinstance(bound, cst.Call) and (dotted_name(bound.func) or "").rsplit(".", 1)[-1] in _PARSE_ARGS:
+                return True
+    return False
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from gradlint.index.optimizers import learning_rate
 
 
 def fmt(value: float) -> str:
-    """A number for a message: `3`, `1.5`, `0.00123`, `2.35`."""
+    """A number for a message: `3`, `1.5`, `0.00123`, `0.015`, `2.35`."""
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
         return str(int(value)) if isinstance(value, int) else f"{value:.1f}"
-    return f"{value:.3g}" if abs(value) < 0.01 else str(round(value, 2))
+    return f"{value:.3g}" if abs(value) < 100 else str(round(value, 2))
 
 
 def text(model: FileModel, event: Event) -> str:
@@ -128,11 +128,31 @@ def origin_text(origin: str) -> str:
     return f"{match.group(1)}, {match.group(2)}" if match else origin
 
 
+def lr_options(ctx) -> dict:
+    """GL401's options, which set the learning-rate limits for GL101's risk context too."""
+    return dict(getattr(ctx, "rule_options", {}).get("GL401", {}))
+
+
 def high_learning_rate(step: TrainingStep, ctx) -> str | None:
     """`the learning rate is 0.1 for Adam (argparse default of --lr (train.py:12)), above its usual
     range (<= 0.01)` when the step's lr is above its family's range (GL101's risk factor)."""
-    lr = learning_rate(step, ctx.project, ctx.source.path)
-    if lr is None or lr.limit is None or lr.value < lr.limit:
+    lr = learning_rate(step, ctx.project, ctx.source.path, lr_options(ctx))
+    if lr is None or not lr.high:
         return None
     origin = f" ({lr.origin})" if lr.origin else ""
-    return f"the learning rate is {lr.value:g} for {lr.site.family}{origin}, outside its usual range (< {lr.limit:g})"
+    return f"the learning rate is {lr.value:g} for {lr.site.family}{origin}, above its usual range (<= {lr.limit:g})"
+
+
+def unresolved_reason(found, step: TrainingStep) -> str:
+    """Why the model a step trains is unknown, for GL101's informational message."""
+    site = found.site
+    optimizer = optimizer_name(step)
+    if site is None:
+        return f"the optimizer `{optimizer}` could not be followed to where it is built"
+    if not site.constructor:
+        callee = dotted_name(site.call.func) or "a call"
+        return f"`{optimizer}` comes from `{callee}(...)`, which gradlint cannot read as an optimizer constructor"
+    unnamed = [model.name for model in found.models if model.facts is None and model.name]
+    if unnamed:
+        return f"`{unnamed[0]}`, whose parameters `{optimizer}` updates, could not be followed to its class"
+    return f"the parameters of `{optimizer}` could not be followed to a model"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping
 
 import libcst as cst
 
@@ -60,6 +60,9 @@ class RuleContext:
     """The project index (`gradlint.index.ProjectIndex`): cross-file facts and value resolution."""
     source: Any = None
     """The `gradlint.engine.SourceFile` being checked."""
+    rule_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Every rule's options by code, for a rule that shares another's settings (GL101 uses
+    GL401's learning-rate limits)."""
 
 
 class Rule:

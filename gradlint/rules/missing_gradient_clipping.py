@@ -5,18 +5,27 @@ from __future__ import annotations
 import math
 from typing import Iterator
 
-import libcst as cst
-
-from gradlint.analysis.model import FileModel
-from gradlint.analysis.vocabulary import is_optimizer_class
-from gradlint.analysis.walk import children
-from gradlint.analysis.steps import step_instances
+from gradlint.analysis.model import FileModel, Kind
+from gradlint.analysis.steps import TrainingStep, is_optimizer_step, optimizer_name, step_instances
 from gradlint.findings import Severity
-from gradlint.analysis.steps import optimizer_name
-from gradlint.rules._helpers import high_learning_rate, scaler_name, text, trained_model_name
-from gradlint.analysis.model import Kind
 from gradlint.fix import EnsureImport, FixSpec, InsertBefore, no_fix
-from gradlint.rules._helpers import latest_assignment, resolved_optimizer, resolved_scaler
+from gradlint.index.optimizer_clipping import optimizer_clipping
+from gradlint.index.optimizers import learning_rate
+from gradlint.index.trained import Trained, trained
+from gradlint.rules._helpers import (
+    high_learning_rate,
+    lr_options,
+    resolved_model,
+    resolved_optimizer,
+    resolved_scaler,
+    scaler_name,
+    text,
+    trained_model_name,
+    unclipped,
+    unresolved_reason,
+)
+from gradlint.rules._fix_parameters import PARAM_GROUPS, clipped_parameters
+from gradlint.rules._training import weight_training
 from gradlint.rules.base import Diagnostic, Option, Rule, RuleContext
 
 
@@ -36,12 +45,20 @@ class MissingGradientClipping(Rule):
         # A threshold that cannot clip (GL104) is never inserted; the hint then shows the default.
         usable = math.isfinite(max_norm) and max_norm > 0
         norm = repr(float(max_norm)) if usable else "1.0"
+        path, project = ctx.source.path, ctx.project
         for instances in step_instances(model):
-            if any(s.clips or s.misplaced_clips or s.is_engine_step for s in instances):
+            if not unclipped(instances):
                 continue
+            found = weight_training(instances, path, project)
+            if found is None:
+                continue  # a check in a test, or an optimizer over plain tensors
+            clipping = optimizer_clipping(found.site, project)
+            if clipping is not None and clipping.condition is None:
+                continue  # the optimizer's own step() clips
             step = instances[0]
             backward, optimizer_step = step.backward.event, step.step.event
-            params = f"{trained_model_name(step)}.parameters()"
+            names = _names_at_step(step, found, project, path)
+            params = _params_text(names) if names else f"{trained_model_name(step)}.parameters()"
             owner = (backward.receiver or "") if backward.owner else ""
             if "accelerator" in owner.lower():
                 hint = (
@@ -54,294 +71,154 @@ class MissingGradientClipping(Rule):
                     f"{optimizer_name(step)}, max_norm={norm})` between backward and step."
                 )
             elif backward.scaled:
-                params = self._clipped(model, step) or params
+                params = _clipped_text(model, step, project, path) or params
                 hint = (
                     f"After {text(model, backward)}, call `{scaler_name(backward)}.unscale_({optimizer_name(step)})` "
                     f"then `torch.nn.utils.clip_grad_norm_({params}, max_norm={norm})` before the step."
                 )
             else:
-                params = self._clipped(model, step) or params
+                params = _clipped_text(model, step, project, path) or params
                 hint = f"Clip between backward and step: `torch.nn.utils.clip_grad_norm_({params}, max_norm={norm})`."
+                together = _clips_of_siblings(step, project, path, norm)
+                if together:
+                    hint = (
+                        "Several optimizers step on the gradients of this backward; clip every model they update "
+                        f"before the first step: {together}."
+                    )
             message = (
                 f"{text(model, optimizer_step)} updates the weights with no gradient clipping since "
                 f"{text(model, backward)} at line {ctx.line_of(backward.node)}: one bad batch can blow up the weights"
             )
-            risk = self._risk(instances, ctx)
+            risk = None
+            if clipping is not None:
+                where = f" (read at {clipping.where})" if clipping.where else ""
+                message = (
+                    f"Clipping depends on `{clipping.condition}`: {text(model, optimizer_step)} runs an optimizer from "
+                    f"{clipping.what} that clips in its step() only when `{clipping.condition}` holds{where}; gradlint "
+                    "cannot resolve it, and when it is off one bad batch can blow up the weights (informational)"
+                )
+                hint = f"Make sure your configuration sets `{clipping.condition}`, or clip yourself. " + hint
+            else:
+                risk = _risk(found, step, ctx)
+                message += f"; {risk}, a known cause of exploding gradients" if risk else _no_risk(found, step, ctx)
+            fix = None
+            if not owner and usable:
+                fix = _fix(model, step, norm, project, path)
             yield Diagnostic(
                 optimizer_step.node,
-                message + (f"; {risk}, a known cause of exploding gradients" if risk else self._no_risk(instances, ctx)),
+                message,
                 hint=hint,
                 related=((backward.node, "gradients are computed here"),),
                 severity=Severity.WARNING if risk else Severity.INFO,
                 fix_safety="unsafe",
-                fix=(None if owner or not usable else self._fix(model, step, norm))
-                or no_fix("unsafe", "the clip cannot be inserted here"),
+                fix=fix or no_fix("unsafe", "the clip cannot be inserted here"),
             )
 
-    @staticmethod
-    def _clipped(model: FileModel, step) -> str | None:
-        """What the fix clips (the hint shows the same), when the optimizer shows it."""
-        optimizer = resolved_optimizer(step)
-        return clipped_parameters(model, step, optimizer) if optimizer else None
 
-    @staticmethod
-    def _fix(model: FileModel, step, max_norm: str) -> FixSpec | None:
-        backward, optimizer_step = step.backward.event, step.step.event
-        optimizer = resolved_optimizer(step)
-        if optimizer is None or step.step.via != step.backward.via or optimizer_step.closure:
+def _risk(found: Trained, step: TrainingStep, ctx: RuleContext) -> str | None:
+    """Why exploding gradients are likely in this step: the model it trains has a recurrent
+    layer, or its optimizer's learning rate is above the family's usual range."""
+    recurrent = found.recurrent
+    if recurrent is not None:
+        described = recurrent.describe_risk(ctx.project)
+        if described:
+            return described
+    return high_learning_rate(step, ctx)
+
+
+def _no_risk(found: Trained, step: TrainingStep, ctx: RuleContext) -> str:
+    primary = found.primary
+    if primary is not None and found.fully_resolved:
+        lr = learning_rate(step, ctx.project, ctx.source.path, lr_options(ctx))
+        rate = "its learning rate is in its usual range" if lr is not None else "no high learning rate is set"
+        return f" (the trained model `{primary.name}` has no recurrent layer and {rate}, so this is informational)"
+    return f" ({unresolved_reason(found, step)}, so the model it trains and its risk are unknown: informational)"
+
+
+def _siblings(step: TrainingStep) -> list[TrainingStep]:
+    """The optimizer steps that apply the gradients of the same backward (an encoder's and a
+    decoder's optimizer), in order; `step` is one of them."""
+    context = step.context
+    found = []
+    for occ in context.occurrences[step.backward.index + 1 :]:
+        if occ.kind is Kind.BACKWARD:
+            break
+        if occ.kind is Kind.STEP and is_optimizer_step(context, occ):
+            found.append(step if occ is step.step else TrainingStep(context, step.backward, occ))
+    return found or [step]
+
+
+def _names_at_step(step: TrainingStep, found: Trained, project, path) -> list[str] | None:
+    names = found.names_at(project.function_summary(path, step.context.function))
+    if names:
+        return names
+    model_name = resolved_model(step)
+    return [model_name] if model_name else None
+
+
+def _clips_of_siblings(step: TrainingStep, project, path, max_norm: str) -> str | None:
+    """`clip_grad_norm_(encoder...)` and `clip_grad_norm_(decoder...)` when more than one
+    optimizer steps on this backward's gradients and every model is named (None otherwise)."""
+    siblings = _siblings(step)
+    if len(siblings) < 2:
+        return None
+    clips = []
+    for sibling in siblings:
+        names = _names_at_step(sibling, trained(sibling, project, path), project, path)
+        if not names:
             return None
-        parameters = clipped_parameters(model, step, optimizer)
-        if parameters is None:
+        clips.append(f"`torch.nn.utils.clip_grad_norm_({_params_text(names)}, max_norm={max_norm})`")
+    return " and ".join(clips)
+
+
+def _params_text(names: list[str]) -> str:
+    if len(names) == 1:
+        return f"{names[0]}.parameters()"
+    return "[" + ", ".join(f"*{name}.parameters()" for name in names) + "]"
+
+
+def _clipped_text(model: FileModel, step: TrainingStep, project, path) -> str | None:
+    """What the fix clips for one step (the hint shows the same): what the optimizer holds
+    (gradlint.rules._fix_parameters: its own argument read again, or its parameter groups); for an
+    optimizer passed in as an argument, the models the step trains by name first."""
+    optimizer = resolved_optimizer(step)
+    held = clipped_parameters(model, step, optimizer) if optimizer else None
+    function = step.context.function
+    passed_in = function is not None and optimizer in function.params
+    if held is not None and not (passed_in and held == PARAM_GROUPS.format(optimizer=optimizer)):
+        return held
+    names = _names_at_step(step, trained(step, project, path), project, path)
+    if names:
+        return _params_text(names)
+    return held
+
+
+def _fix(model: FileModel, step: TrainingStep, max_norm: str, project, path) -> FixSpec | None:
+    """Clip every model the steps of this backward update, before the first of those steps."""
+    siblings = _siblings(step)
+    first = siblings[0]
+    if first is not step and any(s.step is step.step for s in siblings):
+        return no_fix("unsafe", f"the fix of the step at line {project.line_of(path, first.step.event.node)} clips this model too")
+    backward = step.backward.event
+    lines: list[str] = []
+    for sibling in siblings:
+        event = sibling.step.event
+        if sibling.step.via != sibling.backward.via or event.closure:
             return None
-        lines = []
+        parameters = _clipped_text(model, sibling, project, path)
+        if parameters is None or resolved_optimizer(sibling) is None:
+            return None
         if backward.scaled:
             scaler = resolved_scaler(backward)
             if scaler is None:
                 return None
-            if not any(occ.kind is Kind.UNSCALE for occ in step.window):
-                lines.append(f"{scaler}.unscale_({optimizer})")
-        clip = f"torch.nn.utils.clip_grad_norm_({parameters}, max_norm={max_norm})"
-        lines.append(clip)
-        return FixSpec(
-            "unsafe",
-            f"insert `{clip}` before the step",
-            (InsertBefore(optimizer_step.node, tuple(lines)), EnsureImport("torch")),
-        )
-
-    @staticmethod
-    def _trained(instances, ctx: RuleContext):
-        project = ctx.project
-        for step in instances:
-            facts = project.facts.trained_by(step, ctx.source.path)
-            if facts is not None:
-                return facts
-        return None
-
-    def _risk(self, instances, ctx: RuleContext) -> str | None:
-        """Why exploding gradients are likely here: the trained model, its learning rate, or (when the
-        model cannot be resolved) a risk factor in the file or beside it."""
-        project = ctx.project
-        facts = self._trained(instances, ctx)
-        if facts is not None:
-            described = facts.describe_risk(project)
-            if described:
-                return described
-        lr = high_learning_rate(instances[0], ctx)
-        if lr is not None:
-            return lr
-        if facts is None:
-            sites = project.risk_factors_near(ctx.source.path)
-            if sites:
-                site = sites[0]
-                where = f"line {site.line}" if site.path == ctx.source.path else f"{site.display_path}:{site.line}"
-                return f"the project has {site.description} at {where}"
-        return None
-
-    def _no_risk(self, instances, ctx: RuleContext) -> str:
-        facts = self._trained(instances, ctx)
-        if facts is not None:
-            return f" (the trained model `{facts.name}` has no recurrent layer and the learning rate is moderate, so this is informational)"
-        return " (no recurrent layer or high learning rate found nearby, so this is informational)"
-
-
-# ----------------------------------------------------------------------------- the fix's parameters
-
-PARAM_GROUPS = '[p for group in {optimizer}.param_groups for p in group["params"]]'
-"""What any torch optimizer holds: the clip of the fix when its parameters are not an expression
-that can be evaluated again."""
-
-
-def clipped_parameters(model: FileModel, step, optimizer: str) -> str | None:
-    """The parameters the fix clips, as source text, or None (no fix):
-
-    - the optimizer's own argument when it is a side-effect-free expression of parameters
-      (`model.parameters()`, `list(rnn.parameters()) + list(head.parameters())`, `[*a.parameters(),
-      *b.parameters()]`, `itertools.chain(...)`), evaluated again at the step; a name bound to a
-      list of parameters (`params = list(...)`) is clipped by that name;
-    - otherwise (parameter groups, a name whose value cannot be read again) every parameter the
-      optimizer holds, `[p for group in opt.param_groups for p in group["params"]]`, when the
-      optimizer is built by a known optimizer class or is a parameter of the enclosing function.
-    """
-    context, index = step.context, step.step.index
-    constructor, local = _constructor(step, optimizer)
-    if constructor is None:
-        function = context.function
-        if function is not None and optimizer in function.params:
-            return PARAM_GROUPS.format(optimizer=optimizer)  # passed in: an optimizer by contract
-        return None
-    argument = _params_argument(constructor)
-    if argument is not None and (local or _names_only_self(argument) or _globals_unshadowed(model, context, argument)):
-        text = _reevaluated(model, context, index, argument)
-        if text is not None:
-            return text
-    if is_optimizer_class(model.qualify_call(constructor)) or _looks_like_param_groups(argument):
-        return PARAM_GROUPS.format(optimizer=optimizer)
-    return None
-
-
-def _constructor(step, optimizer: str) -> tuple[cst.Call | None, bool]:
-    """The call that built the optimizer, and whether it is bound in the step's own scope (its
-    argument's names are then visible at the step); a `self.opt` set in another method is not."""
-    context = step.context
-    occurrence = latest_assignment(context, optimizer, step.step.index)
-    if occurrence is not None:
-        value = occurrence.event.value
-        if occurrence.event.targets == (optimizer,) and isinstance(value, cst.Call):
-            return value, True
-        return None, False
-    value = context.binding(optimizer, step.step.index)
-    return (value, False) if isinstance(value, cst.Call) else (None, False)
-
-
-def _params_argument(call: cst.Call) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == "params":
-            return arg.value
-    first = call.args[0] if call.args else None
-    if first is not None and first.keyword is None and not first.star:
-        return first.value
-    return None
-
-
-def _globals_unshadowed(model: FileModel, context, node: cst.CSTNode) -> bool:
-    """The optimizer is a module-level global read in a function, and every name of `node` is a
-    module-level name the function does not bind itself: the expression reads the same there."""
-    function = context.function
-    if function is None or function.parent is not None:
-        return False
-    local = set(function.params) | {
-        target.split(".")[0] for occ in context.occurrences if occ.event.targets for target in occ.event.targets
-    }
-    names = _root_names(node)
-    return bool(names) and not (names & local) and names <= set(model.constants) | {"list", "tuple", "itertools"}
-
-
-def _root_names(node: cst.CSTNode) -> set[str]:
-    names: set[str] = set()
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, cst.Name):
-            names.add(current.value)
-        elif isinstance(current, cst.Attribute):
-            stack.append(current.value)
-        else:
-            stack.extend(children(current))
-    return names
-
-
-def _names_only_self(node: cst.CSTNode) -> bool:
-    """Every name in `node` is `self` or a builtin it may call: it reads the same in any method."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, cst.Name) and current.value not in ("self", "list", "tuple"):
-            return False
-        if isinstance(current, cst.Attribute):
-            stack.append(current.value)  # the attribute's own name is not a variable
-            continue
-        stack.extend(children(current))
-    return True
-
-
-def _looks_like_param_groups(node: cst.BaseExpression | None) -> bool:
-    return isinstance(node, (cst.List, cst.Tuple)) and any(isinstance(e.value, cst.Dict) for e in node.elements)
-
-
-def _reevaluated(model: FileModel, context, index: int, node: cst.BaseExpression) -> str | None:
-    """`node` as text to evaluate again at the step, or None when that may differ or have effects."""
-    if isinstance(node, cst.Name):
-        value = context.binding(node.value, index)
-        if value is None:
-            return None
-        if _materialised(value) and _pure(model, value):
-            return node.value  # a list of parameters: the same list
-        if _pure(model, value):
-            return _one_line(model, value)  # a generator, consumed by the optimizer: read it again
-        return None
-    return _one_line(model, node) if _pure(model, node) else None
-
-
-def _one_line(model: FileModel, node: cst.BaseExpression) -> str | None:
-    code = cst.Module([]).code_for_node(node)
-    if "#" in code or "\\" in code:
-        return None
-    return " ".join(code.split())
-
-
-def _materialised(node: cst.BaseExpression) -> bool:
-    """A list or tuple (read as often as needed), not a one-shot generator."""
-    if isinstance(node, (cst.List, cst.Tuple, cst.ListComp)):
-        return True
-    if isinstance(node, cst.BinaryOperation):
-        return _materialised(node.left) and _materialised(node.right)
-    return isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in ("list", "tuple")
-
-
-_ITERATOR_CALLS = {"itertools.chain"}
-
-
-def _pure(model: FileModel, node: cst.BaseExpression) -> bool:
-    """Parameters read with no side effect: `.parameters()` of a name or attribute chain, `list`,
-    `tuple`, `itertools.chain`, `+`, list and tuple literals (starred too), and a comprehension
-    over those filtered by attributes of its item (`if p.requires_grad`)."""
-    if isinstance(node, cst.Call):
-        func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "parameters":
-            return _reference(func.value) and all(
-                arg.keyword is not None and arg.keyword.value == "recurse" and isinstance(arg.value, cst.Name)
-                for arg in node.args
-            )
-        arguments = [arg for arg in node.args if arg.keyword is None]
-        if len(arguments) != len(node.args) or not arguments:
-            return False
-        if isinstance(func, cst.Name) and func.value in ("list", "tuple") and len(arguments) == 1:
-            return not arguments[0].star and _pure(model, arguments[0].value)
-        if model.qualify_call(node) in _ITERATOR_CALLS:
-            return all(_pure(model, arg.value) for arg in arguments)
-        return False
-    if isinstance(node, cst.BinaryOperation):
-        return isinstance(node.operator, cst.Add) and _pure(model, node.left) and _pure(model, node.right)
-    if isinstance(node, (cst.List, cst.Tuple)):
-        return bool(node.elements) and all(
-            isinstance(element, (cst.Element, cst.StarredElement)) and _pure(model, element.value)
-            for element in node.elements
-        )
-    if isinstance(node, (cst.ListComp, cst.GeneratorExp)):
-        loop = node.for_in
-        if loop.inner_for_in is not None or loop.asynchronous is not None:
-            return False
-        if not (isinstance(loop.target, cst.Name) and isinstance(node.elt, cst.Name)):
-            return False
-        item = loop.target.value
-        return node.elt.value == item and _pure(model, loop.iter) and all(
-            _item_attributes(condition.test, item) for condition in loop.ifs
-        )
-    return False
-
-
-def _reference(node: cst.BaseExpression) -> bool:
-    """A name or an attribute chain (`model`, `self.encoder`), or one indexed by a constant."""
-    while True:
-        if isinstance(node, cst.Name):
-            return True
-        if isinstance(node, cst.Attribute):
-            node = node.value
-        elif isinstance(node, cst.Subscript) and len(node.slice) == 1 and isinstance(
-            getattr(node.slice[0].slice, "value", None), cst.Integer
-        ):
-            node = node.value
-        else:
-            return False
-
-
-def _item_attributes(test: cst.BaseExpression, item: str) -> bool:
-    """`p.requires_grad`, `not p.requires_grad`, `p.ndim > 1`: reads of the item's attributes."""
-    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        return _item_attributes(test.expression, item)
-    if isinstance(test, cst.Attribute):
-        return isinstance(test.value, cst.Name) and test.value.value == item
-    if isinstance(test, cst.Comparison):
-        parts = [test.left, *(target.comparator for target in test.comparisons)]
-        return all(_item_attributes(part, item) or isinstance(part, (cst.Integer, cst.Float)) for part in parts)
-    return False
+            if not any(occ.kind is Kind.UNSCALE for occ in sibling.window):
+                lines.append(f"{scaler}.unscale_({resolved_optimizer(sibling)})")
+        lines.append(f"torch.nn.utils.clip_grad_norm_({parameters}, max_norm={max_norm})")
+    clips = [line for line in lines if "clip_grad_norm_" in line]
+    what = clips[0] if len(clips) == 1 else f"{len(clips)} clips (one per optimizer)"
+    return FixSpec(
+        "unsafe",
+        f"insert `{what}` before the step" if len(clips) == 1 else f"insert {what} before the first step",
+        (InsertBefore(first.step.event.node, tuple(lines)), EnsureImport("torch")),
+    )

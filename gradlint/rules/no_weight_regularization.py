@@ -7,15 +7,16 @@ from typing import Iterator
 import libcst as cst
 
 from gradlint.analysis.calls import arg_value, kwarg_value
-from gradlint.analysis.model import FileModel
-from gradlint.analysis.names import dotted_name
-from gradlint.analysis.steps import step_instances
+from gradlint.analysis.model import FileModel, Kind
+from gradlint.analysis.steps import TrainingStep, is_optimizer_step, step_instances
 from gradlint.analysis.values import string_value
 from gradlint.findings import Severity
-from gradlint.index.optimizers import OptimizerSite, optimizer_site
-from gradlint.rules._helpers import origin_text, text, trained_model_name, unclipped
+from gradlint.index.optimizer_clipping import optimizer_clipping
+from gradlint.index.optimizers import OptimizerSite
+from gradlint.index.trained import Trained, trained
+from gradlint.rules._helpers import fmt, origin_text, text, trained_model_name, unclipped
+from gradlint.rules._training import weight_training
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
-from gradlint.rules._helpers import fmt
 
 # torch.optim's default weight_decay per optimizer, and the position of the argument
 # (None: the optimizer has no weight_decay argument).
@@ -47,46 +48,67 @@ class NoWeightRegularization(Rule):
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
         path = ctx.source.path
         project = ctx.project
-        reported: set[int] = set()
+        reported: set[str] = set()
         for instances in step_instances(model):
             if not unclipped(instances):
                 continue
-            site = next((s for s in (optimizer_site(step, project, path) for step in instances) if s), None)
-            if site is None:
-                continue
-            facts = next((f for f in (project.facts.trained_by(step, path) for step in instances) if f), None)
-            if facts is None:
-                facts = _facts_of_site(site, project)
-            if facts is None or not facts.recurrent:
-                continue
-            decay = _weight_decay(site, project)
-            if decay is None:
-                continue
-            how = decay[1]
-            step = instances[0]
-            optimizer_step = step.step.event
-            here = site.path == path
-            node = site.call if here else optimizer_step.node
-            if id(node) in reported:
-                continue
-            reported.add(id(node))
-            layer = facts.recurrent[0]
-            where_layer = project.where(layer.path, layer.node)
-            built = "" if here else f" (built at {project.where(site.path, site.call)})"
-            message = (
-                f"`{site.family}`{built} trains `{facts.name}`, which has a recurrent layer (nn.{layer.layer} at "
-                f"{where_layer}), with {how}, and its step ({text(model, optimizer_step)} at line "
-                f"{ctx.line_of(optimizer_step.node)}) has no gradient clipping: nothing bounds the growth of the "
-                "recurrent weights, whose gain sets how fast gradients grow over time."
-            )
-            params = f"{trained_model_name(step)}.parameters()"
-            hint = (
-                f"Clip between backward and step (`torch.nn.utils.clip_grad_norm_({params}, max_norm=1.0)`), "
-                f"or add a small `weight_decay` (e.g. 1e-5) to `{site.family}(...)`"
-                + (" or use `torch.optim.AdamW`." if site.family == "Adam" else ".")
-            )
-            related = ((optimizer_step.node, "the unclipped optimizer step"),) if here else ()
-            yield Diagnostic(node, message, hint=hint, related=related)
+            found = weight_training(instances, path, project)
+            if found is None:
+                continue  # a check in a test, or an optimizer over plain tensors
+            # Every optimizer that applies this backward's gradients (an encoder's and a decoder's).
+            for step, trained_here in _optimizers_of(instances[0], found, project, path):
+                site = trained_here.site
+                if site is None or not site.constructor or optimizer_clipping(site, project) is not None:
+                    continue
+                facts = trained_here.recurrent
+                if facts is None:
+                    continue
+                decay = _weight_decay(site, project)
+                if decay is None:
+                    continue
+                how = decay[1]
+                optimizer_step = step.step.event
+                here = site.path == path
+                node = site.call if here else optimizer_step.node
+                key = project.where(site.path, site.call)
+                if key in reported:
+                    continue
+                reported.add(key)
+                layer = facts.recurrent[0]
+                where_layer = project.where(layer.path, layer.node)
+                built = "" if here else f" (built at {key})"
+                message = (
+                    f"`{site.family}`{built} trains `{facts.name}`, which has a recurrent layer (nn.{layer.layer} at "
+                    f"{where_layer}), with {how}, and its step ({text(model, optimizer_step)} at line "
+                    f"{ctx.line_of(optimizer_step.node)}) has no gradient clipping: nothing bounds the growth of the "
+                    "recurrent weights, whose gain sets how fast gradients grow over time."
+                )
+                names = trained_here.names_at(project.function_summary(path, step.context.function))
+                params = f"{names[0] if names else trained_model_name(step)}.parameters()"
+                hint = (
+                    f"Clip between backward and step (`torch.nn.utils.clip_grad_norm_({params}, max_norm=1.0)`), "
+                    f"or add a small `weight_decay` (e.g. 1e-5) to `{site.family}(...)`"
+                    + (" or use `torch.optim.AdamW`." if site.family == "Adam" else ".")
+                )
+                related = ((optimizer_step.node, "the unclipped optimizer step"),) if here else ()
+                yield Diagnostic(node, message, hint=hint, related=related)
+
+
+def _optimizers_of(step: TrainingStep, found: Trained, project, path) -> Iterator[tuple[TrainingStep, Trained]]:
+    """The step's optimizer, then those of the other unclipped steps on the same backward."""
+    yield step, found
+    context = step.context
+    for occ in context.occurrences[step.backward.index + 1 :]:
+        if occ.kind is Kind.BACKWARD:
+            break
+        if occ is step.step or occ.kind is not Kind.STEP or not is_optimizer_step(context, occ):
+            continue
+        sibling = TrainingStep(context, step.backward, occ)
+        if sibling.clips or sibling.misplaced_clips:
+            continue
+        other = trained(sibling, project, path)
+        if not other.tensors_only:
+            yield sibling, other
 
 
 def _weight_decay(site: OptimizerSite, project) -> tuple[float, str] | None:
@@ -135,29 +157,3 @@ def _groups_decay(site: OptimizerSite, project) -> bool:
                 if resolved is None or resolved.value != 0:
                     return True
     return False
-
-
-def _facts_of_site(site: OptimizerSite, project):
-    """The model whose `.parameters()` the constructor receives, evaluated where the constructor is."""
-    params = arg_value(site.call, 0, "params")
-    if isinstance(params, (cst.List, cst.Tuple)) and params.elements:
-        first = params.elements[0].value
-        if isinstance(first, cst.Dict):
-            params = next(
-                (e.value for e in first.elements if isinstance(e, cst.DictElement) and string_value(e.key) == "params"),
-                None,
-            )
-    if isinstance(params, cst.Name) and site.function is not None:
-        from gradlint.index.weights import bind_name
-
-        bound = bind_name(params.value, site.scope)
-        params = bound.value if bound is not None else None
-    if not (isinstance(params, cst.Call) and isinstance(params.func, cst.Attribute)):
-        return None
-    if params.func.attr.value not in ("parameters", "named_parameters"):
-        return None
-    holder = params.func.value
-    while isinstance(holder, cst.Attribute) and dotted_name(holder) and not dotted_name(holder).startswith("self."):
-        holder = holder.value
-    return project.facts.of_expression(holder, site.path, site.summary, None, 0, site.function)
-
