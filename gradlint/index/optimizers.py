@@ -112,11 +112,7 @@ def optimizer_site(step: TrainingStep, project, path: Path) -> OptimizerSite | N
 def optimizer_origin(step: TrainingStep, project, path: Path) -> OptimizerSite | None:
     """Where a step's optimizer was built: bound in the step's function or class, passed in as an
     argument, or returned by a project factory. Memoised per step (every optimizer rule asks)."""
-    cache = step.context.model.derived.setdefault("optimizers.origin", {})
-    key = id(step.step.event)
-    if key not in cache:
-        cache[key] = _origin_of_step(step, project, path)
-    return cache[key]
+    return project.memo_on("optimizers.origin", step.step.event, lambda: _origin_of_step(step, project, path))
 
 
 def _origin_of_step(step: TrainingStep, project, path: Path) -> OptimizerSite | None:

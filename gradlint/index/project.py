@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 
 from gradlint.analysis.builder import build_model
@@ -39,6 +39,7 @@ from gradlint.source import (
 )
 
 MAX_DEPTH = 8
+T = TypeVar("T")
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -124,6 +125,21 @@ class ProjectIndex:
     def table(self, name: str) -> dict:
         """A memo table that lives as long as the parsed trees its entries point into."""
         return self._tables.setdefault(name, {})
+
+    def memo_on(self, name: str, anchor: Any, compute: "Callable[[], T]") -> "T":
+        """`compute()` once per `anchor` (a node or model of a parsed tree) in this index, with its
+        dependencies replayed on every later use. Cross-file answers about a checked file are kept
+        here, never on its model (`FileModel.derived`): a model may be reused by another index (the
+        language server keeps parses while the text is the same) whose other files differ."""
+        table = self.table(name)
+        entry = table.get(id(anchor))
+        if entry is not None and entry[0] is anchor:
+            self.deps.note_all(entry[2])
+            return entry[1]
+        with self.deps.recording() as dependencies:
+            value = compute()
+        table[id(anchor)] = (anchor, value, dependencies)
+        return value
 
     def lasting_table(self, name: str) -> dict:
         """A memo table whose entries hold no tree (summaries, values, strings): kept for the run."""

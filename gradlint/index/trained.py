@@ -135,11 +135,7 @@ class Trained:
 
 def trained(step: TrainingStep, project, path: Path) -> Trained:
     """What the optimizer of `step` updates (memoised per step)."""
-    cache = step.context.model.derived.setdefault("trained.by_step", {})
-    key = id(step.step.event)
-    if key not in cache:
-        cache[key] = _trained(step, project, path)
-    return cache[key]
+    return project.memo_on("trained.by_step", step.step.event, lambda: _trained(step, project, path))
 
 
 def _trained(step: TrainingStep, project, path: Path) -> Trained:

@@ -14,7 +14,7 @@ what decides whether gradients are clipped is a setting:
 This module finds those calls in a file, resolves the settings through the project index
 (`Resolved` values with their origin) and the module a trainer fits (`ModelFacts`). A value
 that cannot be resolved is marked "unresolved" and the rules stay quiet about it. Results
-are computed once per file and shared by the rules (`model.derived`).
+are computed once per file per run and shared by the rules (`ProjectIndex.memo_on`).
 """
 
 from __future__ import annotations
@@ -48,22 +48,23 @@ if TYPE_CHECKING:
 
 def lightning_trainers(project: "ProjectIndex", path: Path, model: FileModel) -> list[LightningTrainer]:
     """Every Lightning `Trainer(...)` call of the file, with `gradient_clip_val` and what it fits."""
-    table = model.derived.setdefault("frameworks", {})
-    return project.deps.memo(table, "lightning", lambda: lightning.find_trainers(SettingReader(project, path, model)))
+    return project.memo_on(
+        "frameworks.lightning", model, lambda: lightning.find_trainers(SettingReader(project, path, model))
+    )
 
 
 def hf_training_arguments(project: "ProjectIndex", path: Path, model: FileModel) -> list[HfArguments]:
     """Every `TrainingArguments(...)` / `Seq2SeqTrainingArguments(...)` call of the file."""
-    table = model.derived.setdefault("frameworks", {})
-    return project.deps.memo(
-        table, "hf", lambda: huggingface.find_training_arguments(SettingReader(project, path, model))
+    return project.memo_on(
+        "frameworks.hf", model, lambda: huggingface.find_training_arguments(SettingReader(project, path, model))
     )
 
 
 def deepspeed_engines(project: "ProjectIndex", path: Path, model: FileModel) -> list[DeepSpeedEngine]:
     """Every `deepspeed.initialize(...)` call of the file, with its config and model."""
-    table = model.derived.setdefault("frameworks", {})
-    return project.deps.memo(table, "deepspeed", lambda: deepspeed.find_engines(SettingReader(project, path, model)))
+    return project.memo_on(
+        "frameworks.deepspeed", model, lambda: deepspeed.find_engines(SettingReader(project, path, model))
+    )
 
 
 def is_fsdp_wrapper(qualified: str | None) -> bool:
