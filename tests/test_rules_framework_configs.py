@@ -526,3 +526,29 @@ def test_what_the_yaml_reader_does_not_interpret_is_unknown_not_guessed(text):
 @pytest.mark.parametrize("text", ["a: 1\n---\nb: 2\n", "a: [1, 2\n", "a:\n\tb: 1\n", "key: value\n  continued\n"])
 def test_yaml_the_reader_cannot_follow_gives_nothing(text):
     assert load(text) is None
+
+
+# ============================================================================ test code
+
+
+@pytest.mark.parametrize("name", ["tests/helpers/test_models.py", "test_tbptt.py", "tests/conftest.py", "pkg/models_test.py"])
+def test_a_trainer_in_test_code_is_a_check_not_a_training_run(name):
+    """Lightning's own tests_pytorch/helpers/test_models.py fits an LSTM for one epoch."""
+    code = dedent(
+        """\
+        from lightning.pytorch import Trainer
+
+        from models import Forecaster
+
+
+        def test_tbptt(tmp_path):
+            model = Forecaster()
+            trainer = Trainer(default_root_dir=tmp_path, max_epochs=1)
+            trainer.fit(model)
+            no_clip = Trainer(max_epochs=1, gradient_clip_val=0)
+            no_clip.fit(model)
+        """
+    )
+    findings = lint_sources({name: code, "models.py": MODELS}, select={"GL106"})
+    assert findings == []
+    assert lint_sources({"train.py": code, "models.py": MODELS}, select={"GL106"}) != []
