@@ -486,3 +486,72 @@ def test_a_state_bounded_later_in_the_loop_body_is_quiet():
     )
     assert lint(code, "GL202") == []
 
+
+
+# ================================================================= the fact, for other rules
+
+
+def test_a_lightning_module_with_a_hand_written_recurrence_is_recurrent_for_gl106():
+    model = dedent(
+        """\
+        import lightning as L
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+
+        class IRNNClassifier(L.LightningModule):
+            def __init__(self, n_in=1, n_hidden=100):
+                super().__init__()
+                self.w_xh = nn.Linear(n_in, n_hidden)
+                self.w_hh = nn.Linear(n_hidden, n_hidden)
+                self.out = nn.Linear(n_hidden, 10)
+                self.n_hidden = n_hidden
+
+            def forward(self, x):
+                h = x.new_zeros(x.size(0), self.n_hidden)
+                for t in range(x.size(1)):
+                    h = F.relu(self.w_xh(x[:, t]) + self.w_hh(h))
+                return self.out(h)
+
+            def training_step(self, batch, batch_idx):
+                x, y = batch
+                return F.cross_entropy(self(x), y)
+        """
+    )
+    train = dedent(
+        """\
+        import lightning as L
+
+        from model import IRNNClassifier
+
+        trainer = L.Trainer(max_epochs=10)
+        trainer.fit(IRNNClassifier())
+        """
+    )
+    findings = lint_sources({"model.py": model, "train.py": train}, select={"GL106", "GL202"})
+    assert sorted((f.code, f.display_path) for f in findings) == [("GL106", "train.py"), ("GL202", "model.py")]
+    gl106 = only(findings, "GL106")
+    assert "a hand-written recurrence with an unbounded relu, `h = F.relu(self.w_xh(x[:, t]) + self.w_hh(h))`" in gl106.message
+    assert f"model.py:{at(model, 'h = F.relu(')}" in gl106.message
+
+
+def test_the_index_gives_the_hand_written_cell_of_a_class_without_any_tree():
+    from pathlib import Path
+
+    from gradlint.index import ProjectIndex
+    from gradlint.index.recurrences import handwritten_cell
+    from gradlint.source import SourceFile
+
+    root = Path("/gradlint-sources")
+    sources = []
+    for name, text in {"model.py": MODEL_FILE, "train.py": TRAIN_FILE}.items():
+        sources.append(SourceFile(root / name, name, text=text))
+    project = ProjectIndex(sources, roots=[root])
+    symbol = project.resolve(root / "model.py", "CharCell")
+    cell = handwritten_cell(project, symbol)
+    assert cell is not None
+    assert (cell.state, cell.activation, cell.weight, cell.elementwise) == ("hidden", "relu", "self.i2h", False)
+    assert cell.line == at(MODEL_FILE, "hidden = torch.relu(")
+    assert cell.loop is not None and cell.loop[0] == root / "train.py"
+    assert cell.loop[1] == at(TRAIN_FILE, "logits, hidden = cell(line[t], hidden)")
