@@ -552,3 +552,31 @@ def test_a_trainer_in_test_code_is_a_check_not_a_training_run(name):
     findings = lint_sources({name: code, "models.py": MODELS}, select={"GL106"})
     assert findings == []
     assert lint_sources({"train.py": code, "models.py": MODELS}, select={"GL106"}) != []
+
+
+# ============================================================================ the cache
+
+
+def test_editing_or_adding_a_yaml_config_rechecks_the_cli_script(tmp_path):
+    import gradlint.api as api
+    from gradlint.config import load_config
+
+    project = tmp_path / "project"
+    (project / "configs").mkdir(parents=True)
+    (project / "main.py").write_text(CLI_MAIN.format(arguments="Forecaster, SeriesData"))
+    (project / "models.py").write_text(MODELS)
+    (project / "configs" / "lstm.yaml").write_text(config("  gradient_clip_val: 0.5\n"))
+    cache = tmp_path / "cache"
+
+    def run():
+        report = api.lint_paths([project], load_config([project], cwd=project), cache_dir=cache, cwd=project)
+        return [f for f in report.findings if f.code == "GL106"]
+
+    assert run() == []
+    (project / "configs" / "lstm.yaml").write_text(config())  # clipping removed
+    assert [f.display_path for f in run()] == ["main.py"]
+    (project / "configs" / "lstm.yaml").write_text(config("  gradient_clip_val: 0.5\n"))
+    assert run() == []
+    (project / "configs" / "nightly.yaml").write_text(config())  # a new config without clipping
+    found = run()
+    assert len(found) == 1 and "nightly.yaml" in found[0].message
