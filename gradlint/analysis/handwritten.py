@@ -110,7 +110,7 @@ class Feedback:
 def forward_recurrences(forward: cst.FunctionDef, qualify: Qualify, attribute: Attribute) -> list[Recurrence]:
     """`h = act(self.W(h) + self.U(x))` in a loop of `forward`, act unbounded or absent."""
     found: list[Recurrence] = []
-    aliases = _weight_aliases(forward)
+    aliases = _Aliases(forward)
     params = _param_names(forward)
     for assign, loop, loop_targets in _assignments_in_loops(forward.body):
         target = assign.targets[0].target
@@ -223,14 +223,37 @@ def _param_names(function: cst.FunctionDef) -> set[str]:
     return {param.name.value for param in every}
 
 
-def _weight_aliases(function: cst.FunctionDef) -> set[str]:
-    """Locals bound to a module attribute: `W = self.weight_hh`."""
-    aliases = set()
-    for node in walk(function.body):
-        if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
-            if (_root(node.value) or "").startswith("self."):
-                aliases.add(node.targets[0].target.value)
-    return aliases
+class _Aliases:
+    """Locals bound to a module attribute (`W = self.weight_hh`), read from the function the first
+    time a name is asked about (most functions never need them)."""
+
+    def __init__(self, function: cst.FunctionDef) -> None:
+        self.function = function
+        self._names: set[str] | None = None
+
+    def __contains__(self, name: str) -> bool:
+        if self._names is None:
+            self._names = set()
+            for node in _statements(self.function.body):
+                if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+                    if (_root(node.value) or "").startswith("self."):
+                        self._names.add(node.targets[0].target.value)
+        return name in self._names
+
+
+def _statements(body: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The small statements of a body, in compound statements too (not in nested functions or classes)."""
+    stack: list[cst.CSTNode] = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        if isinstance(node, cst.SimpleStatementLine):
+            yield from node.body
+            continue
+        if isinstance(node, cst.BaseExpression):
+            continue
+        stack.extend(reversed(children(node)))
 
 
 def _root(node: cst.BaseExpression) -> str | None:
@@ -273,7 +296,7 @@ def step_updates(forward: cst.FunctionDef, qualify: Qualify, attribute: Attribut
         return []
     returned = returns[0].value
     elements = [e.value for e in returned.elements] if isinstance(returned, cst.Tuple) else [returned]
-    aliases = _weight_aliases(forward)
+    aliases = _Aliases(forward)
     found: list[Recurrence] = []
     for state in candidates:
         carriers = {state}
@@ -377,7 +400,7 @@ class _Finder:
     """Looks for a carrier of the state going through a weight, along a path of arithmetic,
     unbounded activations and dropout only (anything else may bound it: stay quiet)."""
 
-    def __init__(self, qualify: Qualify, attribute: Attribute, carriers: set[str], banned: frozenset[str], aliases: set[str]):
+    def __init__(self, qualify: Qualify, attribute: Attribute, carriers: set[str], banned: frozenset[str], aliases: "_Aliases"):
         self.qualify = qualify
         self.attribute = attribute
         self.carriers = carriers

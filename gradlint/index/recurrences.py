@@ -82,7 +82,7 @@ def handwritten_cell(project: "ProjectIndex", symbol: "Symbol") -> HandwrittenCe
 def _cell(project: "ProjectIndex", symbol: "Symbol", info: ClassSummary) -> HandwrittenCell | None:
     summary = symbol.summary
     forward = info.methods.get("forward")
-    if forward is None or not _builds_weights(summary, info):
+    if forward is None or not _builds_weights(project, summary, info):
         return None
     parsed = _parse_method(summary, forward)
     if parsed is None:
@@ -119,12 +119,16 @@ def _fact(path: Path, recurrence: Recurrence, line: int, loop: tuple[Path, int, 
     )
 
 
-def _builds_weights(summary: FileSummary, info: ClassSummary) -> bool:
-    methods = {id(method) for method in info.methods.values()}
-    return any(
-        site.qualified in _WEIGHT_CONSTRUCTORS and site.function is not None and id(site.function) in methods
-        for site in summary.calls
-    )
+def _builds_weights(project: "ProjectIndex", summary: FileSummary, info: ClassSummary) -> bool:
+    """A method of the class builds an `nn.Linear` or an `nn.Parameter` (the file's calls are read once)."""
+    table = project.lasting_table("recurrences.weight_builders")
+    builders = table.get(id(summary))
+    if builders is None or builders[0] is not summary:
+        functions = {
+            id(site.function) for site in summary.calls if site.qualified in _WEIGHT_CONSTRUCTORS and site.function is not None
+        }
+        builders = table[id(summary)] = (summary, functions)
+    return any(id(method) in builders[1] for method in info.methods.values())
 
 
 def _parse_method(summary: FileSummary, function: FunctionSummary) -> tuple[cst.FunctionDef, int] | None:
