@@ -40,7 +40,7 @@ class LayerSite:
     """`LSTM`, `RNN`, `GRUCell`, ..., or `handwritten` (gradlint.index.recurrences)."""
     nonlinearity: str | None = None
     detail: str | None = None
-    """How a hand-written recurrence reads (`a hand-written recurrence (`h = self.W(h)`, no activation)`)."""
+    """How a hand-written recurrence reads: `a hand-written recurrence with no activation, `h = self.W(h)`,`."""
 
     @property
     def label(self) -> str:
