@@ -18,7 +18,7 @@ from typing import Callable, Hashable, Iterator, MutableMapping, TypeVar
 
 Dependency = tuple[str, ...]
 """('text', path) | ('file', path) | ('exists', path) | ('scan', needle, ...) | ('folder', dir) |
-('roots',) | ('members',)"""
+('listing', dir) (the names of a folder's entries on disk: config files) | ('roots',) | ('members',)"""
 
 T = TypeVar("T")
 

@@ -20,6 +20,7 @@ from gradlint.analysis.model import FileModel, Function, Kind, enclosing_class, 
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, TrainingStep
 from gradlint.analysis.values import string_value as cst_string_value
+from gradlint.index.recurrences import handwritten_cell
 from gradlint.index.summary import ClassSummary, FileSummary, FunctionSummary
 from gradlint.index.syntax import Span
 
@@ -36,11 +37,20 @@ class LayerSite:
     """The construction: a libcst call of the checked file, or the span of the call in another
     file's summary (`ProjectIndex.where` names either)."""
     layer: str
-    """`LSTM`, `RNN`, `GRUCell`, ..."""
+    """`LSTM`, `RNN`, `GRUCell`, ..., or `handwritten` (gradlint.index.recurrences)."""
     nonlinearity: str | None = None
     condition: str | None = None
     """The `if` test the construction depends on when it could not be resolved (`mode == 'lstm'`
     in PyG's JumpingKnowledge); None when the layer is always built."""
+    detail: str | None = None
+    """How a hand-written recurrence reads: `a hand-written recurrence with no activation, `h = self.W(h)`,`."""
+
+    @property
+    def label(self) -> str:
+        """`nn.LSTM`, `nn.RNN with nonlinearity='relu'`, or the hand-written recurrence's detail."""
+        if self.detail is not None:
+            return self.detail
+        return f"nn.{self.layer}" + (" with nonlinearity='relu'" if self.nonlinearity == "relu" else "")
 
 
 @dataclass(eq=False)
@@ -73,8 +83,7 @@ class ModelFacts:
         if not self.recurrent:
             return None
         site = self.recurrent[0]
-        layer = f"nn.{site.layer}" + (" with nonlinearity='relu'" if site.nonlinearity == "relu" else "")
-        return f"`{self.name}` has a recurrent layer ({layer} at {project.where(site.path, site.node)})"
+        return f"`{self.name}` has a recurrent layer ({site.label} at {project.where(site.path, site.node)})"
 
 
 class Facts:
@@ -126,6 +135,11 @@ class Facts:
                             layer = replace(layer, condition=condition)
                         found.append((layer, site.guards if condition is not True else ()))
         facts.possibly_recurrent.extend(_either_branch(found))
+        cell = handwritten_cell(self.project, symbol)
+        if cell is not None:
+            span = (cell.line, 0, cell.line, 0)
+            site = LayerSite(cell.path, span, "handwritten", cell.nonlinearity, detail=cell.describe())
+            facts.possibly_recurrent.append(site)
         for base in info.bases:
             if base.endswith("LightningModule"):
                 facts.lightning = True

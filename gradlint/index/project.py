@@ -499,6 +499,11 @@ class ProjectIndex:
             return [str(path) for path in self._matching(all_of, any_of)]
         if kind == "folder":
             return sorted(str(path) for path in self.sources if str(path.parent) == args[0])
+        if kind == "listing":
+            try:
+                return sorted(entry.name for entry in Path(args[0]).iterdir())
+            except OSError:
+                return None
         if kind == "roots":
             return [str(root) for root in self._import_roots]
         if kind == "members":

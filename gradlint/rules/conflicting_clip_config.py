@@ -16,13 +16,14 @@ class ConflictingClipConfig(Rule):
     name = "conflicting-clip-config"
     severity = Severity.WARNING
     summary = "Two places set gradient clipping for the same run and disagree."
-    # TrainingArguments(deepspeed=...) without max_grad_norm compares its default 1.0.
-    triggers = ("max_grad_norm", "gradient_clip_val", "TrainingArguments")
+    # TrainingArguments(deepspeed=...) without max_grad_norm compares its default 1.0; a LightningCLI
+    # or Hydra app reads gradient_clip_val from YAML configs.
+    triggers = ("max_grad_norm", "gradient_clip_val", "TrainingArguments", "LightningCLI", "hydra")
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
         project, path = ctx.project, ctx.source.path
-        if project is None:
-            return
+        if project is None or frameworks.in_test_code(path, project):
+            return  # a test may set conflicting values on purpose (to check the error)
         for trainer in frameworks.lightning_trainers(project, path, model):
             diagnostic = self._lightning(model, trainer, ctx)
             if diagnostic is not None:
@@ -33,8 +34,13 @@ class ConflictingClipConfig(Rule):
                 yield diagnostic
 
     def _lightning(self, model: FileModel, trainer, ctx: RuleContext) -> Diagnostic | None:
+        if trainer.remote:
+            return None  # judged where the Trainer is built
         setting = trainer.clip_val
         number = setting.number()
+        conflict = self._lightning_deepspeed(model, trainer)
+        if conflict is not None:
+            return conflict
         if number is None or number <= 0:
             return None  # Lightning only objects to a positive gradient_clip_val
         for fit in trainer.fits:
@@ -50,7 +56,10 @@ class ConflictingClipConfig(Rule):
                 "clip for manual optimization and raises a MisconfigurationException when `fit` starts"
                 + (f" (`{module.name}` already clips in its training step)" if clips else "")
             )
-            hint = "Remove `gradient_clip_val` from the Trainer" + (
+            hint = (
+                "Remove `gradient_clip_val` from the Trainer"
+                + (f" section of {trainer.source}" if trainer.config is not None else "")
+            ) + (
                 "; the module's own clipping stays in charge."
                 if clips
                 else ", and clip in `training_step` with `self.clip_gradients(opt, gradient_clip_val="
@@ -64,6 +73,34 @@ class ConflictingClipConfig(Rule):
                 related=related,
             )
         return None
+
+    def _lightning_deepspeed(self, model: FileModel, trainer) -> Diagnostic | None:
+        """`gradient_clip_val` against the `"gradient_clipping"` of a DeepSpeed strategy's config."""
+        config = trainer.deepspeed
+        if config is None:
+            return None
+        ds_number = config.clipping.number()
+        number = trainer.clip_val.number()
+        if ds_number is None or number is None or math.isclose(ds_number, number):
+            return None
+        callee = trainer.site.callee
+        source = f" (from {trainer.source})" if trainer.source else ""
+        message = (
+            f"`{callee}(...)`{source} sets {trainer.clip_val.describe('gradient_clip_val', model.module)} while its "
+            f"DeepSpeed strategy's config sets {config.clipping_text()}: Lightning only passes `gradient_clip_val` "
+            "to DeepSpeed when the config has no \"gradient_clipping\", so DeepSpeed clips at its own value and "
+            "the Trainer's is silently ignored"
+        )
+        related = ((trainer.clip_val.node, "the Trainer's threshold"),) if trainer.clip_val.node is not None else ()
+        return Diagnostic(
+            trainer.call,
+            message,
+            hint=(
+                'Keep one threshold: remove "gradient_clipping" from the DeepSpeed config (Lightning then passes '
+                "`gradient_clip_val` to it), or make the two values equal."
+            ),
+            related=related,
+        )
 
     def _hugging_face(self, model: FileModel, arguments, ctx: RuleContext) -> Diagnostic | None:
         config = arguments.deepspeed_config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Iterator
 
 from gradlint.analysis.model import FileModel
@@ -19,16 +20,18 @@ class FrameworkClippingDisabled(Rule):
     severity = Severity.WARNING
     summary = "Clipping is switched off where a framework (Lightning, Hugging Face, DeepSpeed) owns the training loop."
     # `deepspeed`: `deepspeed.initialize` or an import from deepspeed ("initialize" alone is in most model files).
-    triggers = ("Trainer", "TrainingArguments", "deepspeed")
+    # `.fit(`: a Trainer built in another file; `LightningCLI` and `hydra`: a Trainer built from a config.
+    triggers = ("Trainer", "TrainingArguments", "deepspeed", "LightningCLI", "hydra", ".fit(")
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
         project, path = ctx.project, ctx.source.path
         if project is None:
             return
-        for trainer in frameworks.lightning_trainers(project, path, model):
-            diagnostic = self._lightning(model, trainer, ctx)
-            if diagnostic is not None:
-                yield diagnostic
+        if frameworks.in_test_code(path, project):
+            return  # a Trainer in test code checks behaviour for a few steps; it is no training run
+        yield from _one_per_call(
+            (trainer, self._lightning(model, trainer, ctx)) for trainer in frameworks.lightning_trainers(project, path, model)
+        )
         for arguments in frameworks.hf_training_arguments(project, path, model):
             yield from self._hugging_face(model, arguments, ctx)
         for engine in frameworks.deepspeed_engines(project, path, model):
@@ -42,17 +45,24 @@ class FrameworkClippingDisabled(Rule):
         project = ctx.project
         setting = trainer.clip_val
         call = _short(trainer.site.callee)
+        if trainer.source and not trainer.remote:
+            call += f" with {trainer.source}"
         modules = [fit.module for fit in trainer.fits if fit.module is not None]
         explicit = setting.is_value and setting.origin == "" and setting.value is None
         disabled = setting.is_value and (explicit or (setting.number() is not None and setting.number() == 0))
+        if disabled and trainer.remote:
+            return None  # reported where the Trainer is built
+        if trainer.deepspeed_clips():
+            return None  # the DeepSpeed strategy's config clips on its own value; GL113 judges a disagreement
         if disabled:
             # 0 (or a literal None) turns Lightning's clipping off whatever the module is, unless the
             # module clips with a value of its own.
             if any(frameworks.clips_itself(project, module, trainer_disables=True) for module in modules):
                 return None
             module = modules[0] if modules else None
+            named = _short(trainer.site.callee) if setting.node is None and setting.origin else call
             message = (
-                f"{setting.describe('gradient_clip_val', model.module)} in {call} turns gradient clipping off: "
+                f"{setting.describe('gradient_clip_val', model.module)} in {named} turns gradient clipping off: "
                 f"{frameworks.LIGHTNING_DEFAULT}"
             )
             if module is not None and module.recurrent:
@@ -60,7 +70,7 @@ class FrameworkClippingDisabled(Rule):
             return Diagnostic(
                 setting.node or trainer.call,
                 message,
-                hint=_lightning_hint(module),
+                hint=_lightning_hint(module, trainer),
             )
         if setting.state != "absent" and not (setting.is_value and setting.value is None):
             return None  # a value (or one that cannot be resolved) is set
@@ -73,14 +83,15 @@ class FrameworkClippingDisabled(Rule):
                 said = setting.describe("gradient_clip_val", model.module)
             else:
                 said = "no `gradient_clip_val`"
+            built = f" on {trainer.source}" if trainer.remote else ""
             message = (
-                f"{call} fits `{module.name}`" + (f" ({where})" if where else "") + f" with {said}: "
+                f"{call}{built} fits `{module.name}`" + (f" ({where})" if where else "") + f" with {said}: "
                 f"{frameworks.LIGHTNING_DEFAULT}, and {risk}, so nothing bounds its gradients"
             )
             return Diagnostic(
                 trainer.call,
                 message,
-                hint=_lightning_hint(module),
+                hint=_lightning_hint(module, trainer),
             )
         return None
 
@@ -158,12 +169,39 @@ class FrameworkClippingDisabled(Rule):
         )
 
 
-def _lightning_hint(module: "ModelFacts | None") -> str:
+def _one_per_call(found) -> Iterator[Diagnostic]:
+    """One finding per call: a `LightningCLI(...)` with several offending configs names the others."""
+    by_node: dict[int, list] = {}
+    order: list[int] = []
+    for trainer, diagnostic in found:
+        if diagnostic is None:
+            continue
+        key = id(diagnostic.node)
+        if key not in by_node:
+            by_node[key] = []
+            order.append(key)
+        by_node[key].append((trainer, diagnostic))
+    for key in order:
+        entries = by_node[key]
+        trainer, diagnostic = entries[0]
+        others = [other.source for other, _ in entries[1:] if other.source]
+        if others:
+            listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            diagnostic = replace(diagnostic, message=f"{diagnostic.message} (the same holds for {listed})")
+        yield diagnostic
+
+
+def _lightning_hint(module: "ModelFacts | None", trainer: "frameworks.LightningTrainer | None" = None) -> str:
     if module is not None and module.manual_optimization:
         return (
             f"`{module.name}` uses manual optimization, where Lightning never clips: call "
             "`self.clip_gradients(opt, gradient_clip_val=1.0, gradient_clip_algorithm=\"norm\")` between "
             "`self.manual_backward(loss)` and `opt.step()`."
+        )
+    if trainer is not None and trainer.config is not None and not trainer.remote:
+        return (
+            f"Set a positive threshold in the Trainer section of {trainer.source}: `gradient_clip_val: 1.0` (norm "
+            "clipping; `gradient_clip_algorithm: value` clips values), or override `configure_gradient_clipping`."
         )
     return (
         "Pass a positive threshold to the Trainer: `Trainer(..., gradient_clip_val=1.0)` (norm clipping; "

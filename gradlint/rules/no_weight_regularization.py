@@ -78,7 +78,7 @@ class NoWeightRegularization(Rule):
                 where_layer = project.where(layer.path, layer.node)
                 built = "" if here else f" (built at {key})"
                 message = (
-                    f"`{site.family}`{built} trains `{facts.name}`, which has a recurrent layer (nn.{layer.layer} at "
+                    f"`{site.family}`{built} trains `{facts.name}`, which has a recurrent layer ({layer.label} at "
                     f"{where_layer}), with {how}, and its step ({text(model, optimizer_step)} at line "
                     f"{ctx.line_of(optimizer_step.node)}) has no gradient clipping: nothing bounds the growth of the "
                     "recurrent weights, whose gain sets how fast gradients grow over time."

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from gradlint.analysis.model import FileModel
 from gradlint.index.frameworks import deepspeed, huggingface, lightning
 from gradlint.index.frameworks.lightning import clip_events_of, clips_itself, override_clips_with_own_value
-from gradlint.index.frameworks.places import bound_value, context_of, index_of
+from gradlint.index.frameworks.places import bound_value, context_of, in_test_code, index_of
 from gradlint.index.frameworks.reader import SettingReader
 from gradlint.index.frameworks.records import (
     ABSENT,
@@ -75,5 +75,5 @@ __all__ = [
     "ABSENT", "DEEPSPEED_DEFAULT", "FSDP_WRAPPERS", "HF_DEFAULT", "LIGHTNING_DEFAULT", "UNRESOLVED",
     "DeepSpeedConfig", "DeepSpeedEngine", "HfArguments", "LightningFit", "LightningTrainer", "Setting",
     "bound_value", "clip_events_of", "clips_itself", "context_of", "deepspeed_engines", "hf_training_arguments",
-    "index_of", "is_fsdp_wrapper", "lightning_trainers", "override_clips_with_own_value",
+    "in_test_code", "index_of", "is_fsdp_wrapper", "lightning_trainers", "override_clips_with_own_value",
 ]

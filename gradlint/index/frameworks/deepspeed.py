@@ -147,12 +147,21 @@ def _mutated(reader: SettingReader, name: str, clipping: Setting, site: CallSite
             clipping = UNRESOLVED
     return clipping
 
-def _json(reader: SettingReader, written: str) -> tuple[dict | None, Path | None]:
-    """The JSON object at `written`: beside the script, then under the project roots."""
+def json_config(reader: SettingReader, written: str, folders: tuple[Path, ...] = ()) -> DeepSpeedConfig | None:
+    """A DeepSpeed JSON config named by a path (beside the script, in `folders`, under the roots)."""
+    data, file = _json(reader, written, folders)
+    if data is None:
+        return None
+    clipping = Setting("value", None, data["gradient_clipping"]) if "gradient_clipping" in data else ABSENT
+    return DeepSpeedConfig("json", f"`{written}`", clipping, path=file)
+
+
+def _json(reader: SettingReader, written: str, folders: tuple[Path, ...] = ()) -> tuple[dict | None, Path | None]:
+    """The JSON object at `written`: beside the script (or in `folders`), then under the project roots."""
     relative = Path(written)
     candidates = [relative] if relative.is_absolute() else [reader.path.parent / relative] + [
-        root / relative for root in reader.project.roots
-    ]
+        folder / relative for folder in folders
+    ] + [root / relative for root in reader.project.roots]
     cache = reader.project.table("frameworks.json")
     for candidate in candidates:
         reader.project.deps.note(("file", str(candidate)))

@@ -41,6 +41,30 @@ HF_TRAINERS = frozenset(
         "transformers.trainer_seq2seq.Seq2SeqTrainer",
     }
 )
+LIGHTNING_CLI = frozenset(
+    {
+        "lightning.pytorch.cli.LightningCLI",
+        "lightning.pytorch.LightningCLI",
+        "pytorch_lightning.cli.LightningCLI",
+        "pytorch_lightning.utilities.cli.LightningCLI",
+        "lightning.LightningCLI",
+    }
+)
+DEEPSPEED_STRATEGIES = frozenset(
+    {
+        "lightning.pytorch.strategies.DeepSpeedStrategy",
+        "lightning.pytorch.strategies.deepspeed.DeepSpeedStrategy",
+        "pytorch_lightning.strategies.DeepSpeedStrategy",
+        "pytorch_lightning.strategies.deepspeed.DeepSpeedStrategy",
+        "lightning.pytorch.plugins.DeepSpeedPlugin",
+        "pytorch_lightning.plugins.DeepSpeedPlugin",
+    }
+)
+"""Lightning's DeepSpeed strategy: its DeepSpeed config's `"gradient_clipping"`, when set, wins over
+the Trainer's `gradient_clip_val` (lightning/pytorch/strategies/deepspeed.py: the Trainer's value only
+fills a config that has none)."""
+HYDRA_MAIN = frozenset({"hydra.main"})
+HYDRA_INSTANTIATE = frozenset({"hydra.utils.instantiate", "hydra.utils.call"})
 DEEPSPEED_INITIALIZE = frozenset({"deepspeed.initialize"})
 FSDP_WRAPPERS = frozenset(
     {
@@ -135,10 +159,27 @@ class LightningFit:
 @dataclass(eq=False)
 class LightningTrainer:
     call: cst.Call
+    """Where findings about this Trainer go: the `Trainer(...)` call, a `LightningCLI(...)` or
+    `hydra.utils.instantiate(cfg.trainer)` call, or the `trainer.fit(...)` of a Trainer built
+    in another file."""
     site: CallSite
     clip_val: Setting
     clip_algorithm: Setting
     fits: list[LightningFit] = field(default_factory=list)
+    source: str = ""
+    """Where the settings come from when not from the call's own arguments: `configs/lstm.yaml`,
+    `conf/config.yaml + conf/trainer/default.yaml`, `the Trainer built by `build_trainer` (utils.py:12)`."""
+    remote: bool = False
+    """Built in another file (that file's own check reports an explicit 0 there)."""
+    config: "Any" = None
+    """The `TrainerConfig` the settings were read from, if any (gradlint.index.frameworks.configs)."""
+    deepspeed: "DeepSpeedConfig | None" = None
+    """The config of a `DeepSpeedStrategy(config=...)` strategy, when one is given and readable."""
+
+    def deepspeed_clips(self) -> bool:
+        """The DeepSpeed strategy's own config clips (a positive `"gradient_clipping"`)."""
+        number = self.deepspeed.clipping.number() if self.deepspeed is not None else None
+        return number is not None and number > 0
 
 
 @dataclass(eq=False)
