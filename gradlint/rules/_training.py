@@ -18,49 +18,11 @@ from pathlib import Path
 
 import libcst as cst
 
-from gradlint.analysis.model import BlockKind, Function
+from gradlint.analysis.model import BlockKind
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import TrainingStep
+from gradlint.index.testcode import in_test_function, is_test_file, project_parts
 from gradlint.index.trained import Trained, trained
-
-TEST_FOLDERS = {"tests", "test", "testing"}
-
-
-def is_test_file(parts: tuple[str, ...]) -> bool:
-    """`parts`: the file's path inside the project, folders then file name."""
-    if not parts:
-        return False
-    name = parts[-1]
-    stem = name.rsplit(".", 1)[0]
-    return (
-        stem.startswith("test_")
-        or stem.endswith(("_test", "_tests"))
-        or stem == "conftest"
-        or any(folder in TEST_FOLDERS for folder in parts[:-1])
-    )
-
-
-def project_parts(path: Path, project) -> tuple[str, ...]:
-    """The file's path relative to the outermost project root that holds it (never the folders
-    above the project: a checkout under `/home/me/tests/` is not test code)."""
-    best: tuple[str, ...] | None = None
-    for root in project.roots if project is not None else ():
-        try:
-            parts = path.relative_to(root).parts
-        except ValueError:
-            continue
-        if best is None or len(parts) > len(best):
-            best = parts
-    return best if best is not None else (path.name,)
-
-
-def in_test_function(function: Function | None) -> bool:
-    while function is not None:
-        if function.name.startswith("test_") or (function.class_name or "").startswith("Test"):
-            return True
-        function = function.parent
-    return False
-
 
 def test_check(instances: list[TrainingStep], path: Path, project) -> bool:
     """The step is a check in test code: in a test, run once or in `range(...)` loops only."""

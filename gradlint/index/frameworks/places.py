@@ -8,32 +8,14 @@ from gradlint.analysis.model import FileModel, Function
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, contexts
 from gradlint.analysis.walk import walk
+from gradlint.index.testcode import in_test_file
 
 MAX_DEPTH = 6
-TEST_FOLDERS = frozenset({"tests", "test", "testing"})
 
 
 def in_test_code(path, project) -> bool:
-    """Test code: a file named `test_*.py`, `*_test.py` or `conftest.py`, or under a `tests/`,
-    `test/` or `testing/` folder of the project (never the folders above a project root). A
-    framework run there checks behaviour for a step or an epoch; it is no training run. (The same
-    reading as GL101's test checks.)"""
-    best = None
-    for root in project.roots:
-        try:
-            parts = path.relative_to(root).parts
-        except ValueError:
-            continue
-        if best is None or len(parts) > len(best):
-            best = parts
-    parts = best if best is not None else (path.name,)
-    stem = parts[-1].rsplit(".", 1)[0]
-    return (
-        stem.startswith("test_")
-        or stem.endswith(("_test", "_tests"))
-        or stem == "conftest"
-        or any(folder in TEST_FOLDERS for folder in parts[:-1])
-    )
+    """A framework run in test code checks behaviour for a step or an epoch; it is no training run."""
+    return in_test_file(path, project)
 
 
 def context_of(model: FileModel, function: Function | None) -> Context | None:
