@@ -502,6 +502,9 @@ def test_a_requires_grad_tensor_is_a_weight_only_when_kept_or_trained():
         x = torch.randn(n, n, requires_grad=True)
         optimizer = torch.optim.SGD([W, U], lr=0.01)
         torch.autograd.gradcheck(torch.sin, (x,))
+        h = torch.zeros(8, n)
+        for t in range(50):
+            h = torch.tanh(h @ W + x[t, :8].unsqueeze(1) @ U.t()[:1, :])
         """
     )
     finding = only(lint(script, "GL302"), "GL302")

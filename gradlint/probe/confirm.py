@@ -62,9 +62,9 @@ ESCALATE_DECADES = 5.0
 """Confirmed findings become errors when log10 G >= log10(explode threshold) + this."""
 
 PROBE_KEYS = (
-    "status", "reason", "verdict", "growth_per_step", "total_growth", "log10_total_growth", "steps", "window",
-    "regime", "regimes", "compare", "per_layer", "norms", "module", "defaults_applied", "caps_applied", "notes",
-    "static_severity",
+    "status", "reason", "verdict", "growth_per_step", "total_growth", "log10_total_growth", "steps", "steps_origin",
+    "steps_to_threshold", "window", "regime", "regimes", "compare", "per_layer", "norms", "module",
+    "defaults_applied", "caps_applied", "notes", "static_severity",
 )
 """Every probe object has exactly these keys, in this order (null / [] / {} when not probed)."""
 
@@ -138,12 +138,35 @@ def _groups(findings: list[Finding]) -> dict[int, list[Finding]]:
     return {id(f): members[find(id(f))] for f in findings}
 
 
+def _program(data: dict) -> tuple[list | None, list]:
+    """The layer's init program (and its unresolved steps) in a finding's data, top level or in
+    its nested `layer`."""
+    for holder in (data, data.get("layer")):
+        if isinstance(holder, dict) and isinstance(holder.get("init_program"), list):
+            return holder["init_program"], list(holder.get("init_unresolved") or ())
+    for holder in (data, data.get("layer")):
+        if isinstance(holder, dict) and holder.get("init_unresolved"):
+            return None, list(holder["init_unresolved"])
+    return None, []
+
+
+def _length(data: dict) -> dict | None:
+    for holder in (data, data.get("layer")):
+        if isinstance(holder, dict) and isinstance(holder.get("seq_len"), int) and not isinstance(holder["seq_len"], bool):
+            return {key: holder[key] for key in ("seq_len", "seq_len_name", "seq_len_origin") if key in holder}
+    return None
+
+
 def pooled_data(finding: Finding, group: list[Finding]) -> tuple[dict, list[str]]:
-    """The finding's data with the group's layer, init and sequence length pooled in."""
+    """The finding's data with the group's layer, init and sequence length pooled in.
+
+    The layer's init program (every init the code applies to it, gradlint.index.init_program)
+    is the base; a GL301/GL302 on the same layer adds its init only when the program does not
+    already hold it (an init in another file, on a layer of a model class)."""
     data = dict(finding.data or {})
     notes: list[str] = []
     others = [f for f in group if f is not finding and isinstance(f.data, dict)]
-    if finding.code == "GL302" and not isinstance(data.get("layer"), (str, dict)):
+    if finding.code == "GL302" and not isinstance(data.get("layer"), str):
         for other in others:
             if other.code in LAYER_RULES and isinstance(other.data.get("layer"), str):
                 layer = {k: v for k, v in other.data.items() if k not in ("init",)}
@@ -151,22 +174,41 @@ def pooled_data(finding: Finding, group: list[Finding]) -> tuple[dict, list[str]
                 data["layer"] = dict(layer, unresolved=unresolved)
                 notes.append(f"layer from {other.code} at line {other.line}")
                 break
+    program, program_unresolved = _program(data)
+    if program is None:
+        for other in others:
+            found, unresolved = _program(other.data)
+            if found is not None:
+                program, program_unresolved = found, unresolved
+                notes.append(f"init program from {other.code} at line {other.line}")
+                break
+    covered = {step.get("at") for step in program or () if isinstance(step, dict)}
     inits: list[dict] = []
     for member in sorted(group, key=lambda f: (f.line, f.column)):
         if member.code not in INIT_RULES or not isinstance(member.data, dict):
             continue
         spec = init_spec(member.data)  # the init a GL301/GL302 finding describes
-        if spec is not None and spec not in inits:
+        if spec is None:
+            continue
+        spec["at"] = f"{member.display_path}:{member.line}"
+        if spec not in inits and spec["at"] not in covered:
             inits.append(spec)  # in source order: the code applies them in this order
             if member is not finding:
                 notes.append(f"init {spec['init']} from {member.code} at line {member.line}")
     if inits:
         data["init"] = inits
-    if data.get("seq_len") is None:
+    else:
+        data.pop("init", None)
+    if program is not None:
+        data["init_program"] = program
+    if program_unresolved:
+        data["init_unresolved"] = program_unresolved
+    if _length(data) is None:
         for other in others:
-            if isinstance(other.data.get("seq_len"), int) and not isinstance(other.data["seq_len"], bool):
-                data["seq_len"] = other.data["seq_len"]
-                notes.append(f"seq_len={other.data['seq_len']} from {other.code} at line {other.line}")
+            length = _length(other.data)
+            if length is not None:
+                data.update(length)
+                notes.append(f"seq_len={length['seq_len']} from {other.code} at line {other.line}")
                 break
     return data, notes
 
@@ -217,6 +259,9 @@ def probe_object(result: ProbeResult, status: str, static_severity: str, notes: 
     if clipped:
         compare["rnn_clipped"] = {**_growth_fields(clipped, steps), "max_norm": _number(clipped.get("max_norm")),
                                   "note": clipped.get("note")}
+        for key in ("update_norm", "clipped_update_norm"):
+            if key in clipped:
+                compare["rnn_clipped"][key] = _number(clipped[key])
     per_layer = [
         {"layer": entry.get("layer"), **_growth_fields(entry, steps)}
         for entry in result.per_layer if "growth_per_step" in entry
@@ -226,6 +271,8 @@ def probe_object(result: ProbeResult, status: str, static_severity: str, notes: 
         "kind", "input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first", "seq_len", "window")}
     module["init"] = jsonable(config.get("init") or [])
     obj = {
+        "steps_origin": result.steps_origin,
+        "steps_to_threshold": result.steps_to_threshold,
         "status": status,
         "reason": None,
         **_growth_fields({"growth_per_step": result.growth_per_step, "total_growth": result.total_growth,
@@ -244,6 +291,16 @@ def probe_object(result: ProbeResult, status: str, static_severity: str, notes: 
         "static_severity": static_severity,
     }
     return {key: obj[key] for key in PROBE_KEYS}
+
+
+def _threshold_words(probe: dict, unit: str) -> str:
+    """`10x after 7 steps` (growth) / `0.1x after 12 steps` (decay): where G crosses the threshold."""
+    crossing = probe.get("steps_to_threshold")
+    if not isinstance(crossing, int):
+        return ""
+    k = probe.get("growth_per_step")
+    word = "grows 10x" if isinstance(k, (int, float)) and k > 1 else "shrinks 10x"
+    return f"{word} in {crossing} {unit}"
 
 
 def not_probed(reason: str, static_severity: str, notes: list[str] = ()) -> dict:
@@ -269,10 +326,23 @@ def format_total(probe: dict) -> str:
 
 
 def message_suffix(probe: dict) -> str:
-    """`[probe: not confirmed (vanishes, x0.41/step)]`, appended to a probed finding's message."""
+    """`[probe: not confirmed (vanishes, x0.41/step)]`, appended to a probed finding's message.
+
+    When the code does not state the sequence length, the suffix says so and gives the length at
+    which the gradient crosses the threshold, which needs no guess: `[probe: confirmed (explodes,
+    x1.50/step, grows 10x in 7 steps; T not in the code: 10^17.4 over the default 100 steps)]`."""
     status = "confirmed" if probe["status"] == CONFIRMED else "not confirmed"
-    extra = f", {format_total(probe)} over {probe['steps']} steps" if probe["status"] == CONFIRMED else ""
-    return f"[probe: {status} ({probe['verdict']}, {format_k(probe['growth_per_step'])}/step{extra})]"
+    mlp = (probe.get("module") or {}).get("kind") == "MLP"
+    unit, per = ("layers", "layer") if mlp else ("steps", "step")
+    head = f"{probe['verdict']}, {format_k(probe['growth_per_step'])}/{per}"
+    if probe.get("steps_origin") is None:
+        crossing = _threshold_words(probe, unit)
+        what = "depth" if mlp else "T"
+        crossing = f", {crossing}" if crossing else ""
+        return (f"[probe: {status} ({head}{crossing}; {what} not in the code: {format_total(probe)} over the default "
+                f"{probe['steps']} {unit})]")
+    extra = f", {format_total(probe)} over {probe['steps']} {unit}" if probe["status"] == CONFIRMED else ""
+    return f"[probe: {status} ({head}{extra})]"
 
 
 # -- the seam --------------------------------------------------------------------------------

@@ -101,6 +101,7 @@ from gradlint.probe.growth import (
     fit_growth,
     fit_window,
     log10_norms,
+    steps_to_threshold,
     total_growth,
     verdict_for,
 )
@@ -460,11 +461,15 @@ def probe(config: ProbeConfig | dict, options: ProbeOptions | None = None) -> Pr
     start = time.perf_counter()
     with probe_environment():
         cache: dict = {}
-        module = build_module(config, seed=options.seed, device=device, cache=cache)
+        notes: list[str] = []
+        module = build_module(config, seed=options.seed, device=device, cache=cache, log=notes)
+        notes.extend(f"init not rebuilt: {item}" for item in config.init_unresolved)
+        unit = "layers" if config.kind == MLP_KIND else "steps"
+        if config.seq_len_origin is not None:
+            notes.insert(0, f"{'depth' if unit == 'layers' else 'T'} = {config.steps} {unit}, from {config.seq_len_origin}")
         results = measure_module(module, config, options, per_layer=options.per_layer)
         worst = _worst(results)
         compare: dict[str, dict] = {}
-        notes: list[str] = []
         if options.compare and config.recurrent:
             for key, kind in (("lstm", "LSTM"), ("gru", "GRU")):
                 if config.kind.startswith(kind):
@@ -498,11 +503,21 @@ def probe(config: ProbeConfig | dict, options: ProbeOptions | None = None) -> Pr
         if not config.recurrent:
             notes.append("MLP: k is the per-layer factor of the gradient norm; steps is the depth")
     seconds = time.perf_counter() - start
+    crossing = steps_to_threshold(worst.growth_per_step, options)
+    if config.seq_len_origin is None:
+        what = "the depth" if config.kind == MLP_KIND else "the sequence length"
+        per = "layer" if config.kind == MLP_KIND else "step"
+        unit = "layers" if config.kind == MLP_KIND else "steps"
+        reading = (f"; the gradient {'grows 10x' if worst.growth_per_step > 1 else 'shrinks 10x'} within "
+                   f"{crossing} {unit} (T* = 1 + ln(threshold) / ln(k) at k = {worst.growth_per_step:.3g}/{per})"
+                   if crossing is not None else "")
+        notes.insert(0, f"the code does not state {what}: the verdict reads G at the default {config.steps}{reading}")
     return ProbeResult(
         verdict=worst.verdict, growth_per_step=worst.growth_per_step, total_growth=worst.total_growth,
         steps=config.steps, regime=worst.regime, regimes=results, per_layer=worst.per_layer, compare=compare,
         norms=worst.norms, defaults_applied=list(config.defaults_applied), caps_applied=list(config.caps_applied),
         seconds=seconds, kind=config.kind, window=config.window, config=config.to_dict(), notes=notes,
+        steps_origin=config.seq_len_origin, steps_to_threshold=crossing,
     )
 
 

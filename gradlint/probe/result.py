@@ -76,6 +76,11 @@ class ProbeResult:
     config: dict = field(default_factory=dict)
     """The ProbeConfig that was rebuilt (after defaults and caps)."""
     notes: list[str] = field(default_factory=list)
+    steps_origin: str | None = None
+    """Where the code states `steps` (T, or an MLP's depth); None: the documented default was used."""
+    steps_to_threshold: int | None = None
+    """The smallest T at which G = k^(T-1) reaches the explode threshold (k > 1) or the vanish
+    threshold (k < 1): T* = 1 + ln(threshold) / ln(k), rounded up; None for k = 1 or non-finite."""
 
     def regime_result(self, name: str) -> RegimeResult:
         for item in self.regimes:

@@ -48,17 +48,23 @@ class DeepUnnormalizedStack(Rule):
             if stack.container is None:
                 stack.placed = class_stack(model, stack, minimum)
             layers = [p for p in stack.placed if p.is_layer]
-            depth = sum(p.count.value or 0 for p in layers)
+            depth = sum((p.count.value or 0) * p.layers_each for p in layers)
             if depth < minimum:
                 continue
             data = _data(model, ctx, stack, depth)
-            kinds = sorted({p.kind for p in layers})
+            kinds = sorted({k for p in layers for k in ([p.kind] if p.block is None else [b[3] for b in p.block.layers])})
             shown = "/".join(f"`nn.{kind}`" for kind in kinds)
+            blocks = [p for p in layers if p.block is not None]
+            inside = ""
+            if blocks:
+                count = sum(p.count.value or 0 for p in blocks)
+                names = ", ".join(dict.fromkeys(f"`{p.block.name}`" for p in blocks))
+                inside = f" in {count} {names} blocks ({blocks[0].block.where})"
             origins = [o for p in layers for o in p.count.origins if o]
             why = f" ({'; '.join(dict.fromkeys(origins))})" if origins else ""
             yield Diagnostic(
                 stack.node,
-                f"{stack.what} stacks {depth} {shown} layers{why} with no normalization layer and no residual "
+                f"{stack.what} stacks {depth} {shown} layers{inside}{why} with no normalization layer and no residual "
                 f"connection: the gradient is a product of {depth} layer Jacobians, so unless the init is exactly "
                 f"right it explodes or vanishes with depth.",
                 hint=(
@@ -97,22 +103,42 @@ def _data(model: FileModel, ctx: RuleContext, stack: Stack, depth: int) -> dict:
         position = end
     widths: list[Any] = []
     layers: list[str] = []
+    modules: list[str] = []
     for placed in sequence[:MAX_LISTED]:
+        if placed.block is not None:
+            inner = placed.block.layers
+            for path, block_model, site, kind in inner:
+                layers.append(kind)
+                modules.append(kind)
+                widths.append(_widths(ctx, path, block_model, site, kind, unresolved))
+            if placed.block.activation:
+                modules.append(_MODULE_OF.get(placed.block.activation, placed.block.activation))
+            continue
+        modules.append(placed.kind)
         if not placed.is_layer:
             continue
         layers.append(placed.kind)
-        config = resolve_layer(ctx.project, ctx.source.path, model, placed.site.node, placed.kind, placed.site.function)
-        names = ("in_features", "out_features") if placed.kind == "Linear" else ("in_channels", "out_channels")
-        pair = [config.get(names[0]), config.get(names[1])]
-        widths.append(pair)
-        if None in pair:
-            note = f"widths of nn.{placed.kind}"
-            if note not in unresolved:
-                unresolved.append(note)
+        widths.append(_widths(ctx, ctx.source.path, model, placed.site, placed.kind, unresolved))
     return {
         "layers": layers,
         "depth": depth,
         "widths": widths,
-        "modules": [p.kind for p in sequence[:MAX_LISTED]],
+        "modules": modules,
         "unresolved": unresolved,
     }
+
+
+_MODULE_OF = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU", "silu": "SiLU",
+              "leaky_relu": "LeakyReLU", "elu": "ELU", "selu": "SELU"}
+
+
+def _widths(ctx: RuleContext, path: Any, model: Any, site: Any, kind: str, unresolved: list[str]) -> list:
+    """[in, out] of one Linear/Conv layer, resolved in the scope it is built in."""
+    config = resolve_layer(ctx.project, path, model, site.node, kind, site.function)
+    names = ("in_features", "out_features") if kind == "Linear" else ("in_channels", "out_channels")
+    pair = [config.get(names[0]), config.get(names[1])]
+    if None in pair:
+        note = f"widths of nn.{kind}"
+        if note not in unresolved:
+            unresolved.append(note)
+    return pair

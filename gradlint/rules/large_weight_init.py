@@ -10,7 +10,7 @@ import libcst as cst
 
 from gradlint.analysis.calls import arg_value
 from gradlint.analysis.model import FileModel, Function, shorten
-from gradlint.analysis.inits import InitOp, functions_with_init_ops, init_ops
+from gradlint.analysis.inits import FUNCTION_ARGUMENTS, METHOD_ARGUMENTS, REQUIRED, InitOp, functions_with_init_ops, init_ops
 from gradlint.analysis.layers import owner_class
 from gradlint.analysis.tensors import PARAMETER_CLASSES, qualified, tensor_shape, unwrap_tensor
 from gradlint.index.weights import WeightTarget, resolve_number, square_size, weight_target
@@ -18,21 +18,9 @@ from gradlint.findings import Severity
 from gradlint.rules._helpers import fmt
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
-# (position, keyword, default) of the numbers each form reads; method forms drop the tensor.
-_FUNCTION_ARGS = {
-    "normal_": (("mean", 1, 0.0), ("std", 2, 1.0)),
-    "uniform_": (("a", 1, 0.0), ("b", 2, 1.0)),
-    "trunc_normal_": (("mean", 1, 0.0), ("std", 2, 1.0), ("a", 3, -2.0), ("b", 4, 2.0)),
-    "orthogonal_": (("gain", 1, 1.0),),
-    "constant_": (("val", 1, None),),
-    "xavier_normal_": (("gain", 1, 1.0),),
-    "xavier_uniform_": (("gain", 1, 1.0),),
-}
-_METHOD_ARGS = {
-    "normal_": (("mean", 0, 0.0), ("std", 1, 1.0)),
-    "uniform_": (("from", 0, 0.0), ("to", 1, 1.0)),
-    "fill_": (("value", 0, None),),
-}
+# (keyword, position, default) of the numbers each form reads; method forms drop the tensor.
+_FUNCTION_ARGS = {name: spec for name, spec in FUNCTION_ARGUMENTS.items() if not name.startswith("kaiming")}
+_METHOD_ARGS = {name: METHOD_ARGUMENTS[name] for name in ("normal_", "uniform_", "fill_")}
 _GAIN_FORMS = {
     "assign", "eye_", "orthogonal_", "xavier_normal_", "xavier_uniform_", "ones_", "constant_", "fill_",
     "normal_", "uniform_", "trunc_normal_",
@@ -169,7 +157,7 @@ class _Checker:
         for name, position, default in spec:
             node = arg_value(op.call, position, name)
             if node is None:
-                if default is None:
+                if default is REQUIRED:
                     return None
                 values[name] = default
                 continue
