@@ -226,7 +226,6 @@ def test_data_is_json_and_names_the_layer_configuration():
         "nn.init.kaiming_normal_(self.rnn.weight_hh_l0)",
         "nn.init.xavier_uniform_(self.fc.weight, gain=2.0)",  # only recurrent matrices for xavier's gain
         "nn.init.zeros_(self.rnn.weight_hh_l0)",
-        "for name, p in self.rnn.named_parameters():\n    nn.init.normal_(p, std=1.0)",
         "for name, p in self.rnn.named_parameters():\n    if 'weight_hh' not in name:\n        nn.init.normal_(p, std=1.0)",
         "self.scale = torch.ones(10)\nself.scale.mul_(2.0)",  # not a weight
     ],

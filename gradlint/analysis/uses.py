@@ -184,10 +184,15 @@ def _describe(model: FileModel, owner: Function | None, product: cst.CSTNode, ta
     in_method = owner is not None and info is not None and owner.name != "__init__" and owner.class_name == info.name
     state_map = False
     if in_method and owner is not None:
+        # A cell: the method takes a state and an input, maps the state through the weight, adds
+        # the input and returns the result (`forward(self, x, h): return tanh(h @ W + U(x))`).
         params = {p for p in owner.params if p not in ("self", "cls")}
         operands = {n.value for n in walk(product) if isinstance(n, cst.Name)}
         flows = returned or bool(assigned and _returns_any(owner, assigned))
-        state_map = bool(params & operands) and flows
+        whole = statement.value if isinstance(statement, (cst.Assign, cst.AnnAssign, cst.Return)) else None
+        together = {n.value for n in walk(whole) if isinstance(n, cst.Name)} if whole is not None else set()
+        state = params & operands
+        state_map = bool(state) and flows and len(params) >= 2 and bool((params - state) & together)
     name = next(iter(sorted(assigned)), None) if assigned else None
     return MatrixUse(product, owner, loop, carried, indexed, activation, state_map, in_method, name)
 

@@ -42,13 +42,28 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
-from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import arg_value
-from gradlint.analysis.inits import FUNCTION_ARGUMENTS, METHOD_ARGUMENTS, REQUIRED
-from gradlint.analysis.layers import ancestors, owner_class
+from gradlint.analysis.inits import METHOD_ARGUMENTS
+from gradlint.analysis.layers import owner_class
 from gradlint.analysis.model import ClassInfo, FileModel, Function, shorten
 from gradlint.analysis.names import dotted_name
-from gradlint.analysis.tensors import PARAMETER_CLASSES, TENSOR_MOVES, code, tensor_shape
+from gradlint.analysis.tensors import assigned_to, code, strip_data
+from gradlint.index.init_eval import Evaluator
+from gradlint.index.init_values import (
+    UNKNOWN,
+    FunctionRef,
+    Layer,
+    LayerRef,
+    OtherRef,
+    OwnerRef,
+    ParamRef,
+    Frame,
+    Return,
+    arith,
+    is_number,
+    is_same,
+    truth,
+)
 
 if TYPE_CHECKING:
     from gradlint.index.project import ProjectIndex
@@ -59,116 +74,17 @@ MAX_STEPS = 200
 GATES = {"RNN": 1, "RNNCell": 1, "LSTM": 4, "LSTMCell": 4, "GRU": 3, "GRUCell": 3}
 MAX_STATEMENTS = 20000
 """Statements one program may run (nested loops over resolved ranges stop here)."""
-_BASES = {"RNNBase": ("RNN", "LSTM", "GRU"), "RNNCellBase": ("RNNCell", "LSTMCell", "GRUCell")}
+BASES = {"RNNBase": ("RNN", "LSTM", "GRU"), "RNNCellBase": ("RNNCell", "LSTMCell", "GRUCell")}
 
-
-# --------------------------------------------------------------------------- values
-
-
-class _Unknown:
-    def __repr__(self) -> str:
-        return "UNKNOWN"
-
-
-UNKNOWN = _Unknown()
-
-
-@dataclass(frozen=True)
-class LayerRef:
-    """The layer itself."""
-
-
-@dataclass(frozen=True)
-class OwnerRef:
-    """A module that holds the layer at `path` (`("rnn",)`, `("encoder", "rnn")`)."""
-
-    path: tuple[str, ...]
-    cls: str = ""
-
-
-@dataclass(frozen=True)
-class OtherRef:
-    """A module or tensor that is not the layer nor one of its parameters."""
-
-
-@dataclass(frozen=True)
-class ParamRef:
-    name: str
-    """torch's name in the layer: `weight_hh_l0`."""
-    dims: int
-    rows: tuple[int, int] | None = None
-    """A row slice (dim 0), in the user's sizes."""
-    block: tuple[int, int] | None = None
-    """(index, count): one of `count` equal row blocks (`chunk`), when the sizes are unknown."""
-    label: str = ""
-    """The name as the loop sees it (`rnn.weight_hh_l0` from the owner's named_parameters())."""
-
-
-@dataclass(frozen=True)
-class FunctionRef:
-    path: Path
-    model: FileModel
-    function: Function
-    bound_self: Any = None
-
-
-@dataclass(frozen=True)
-class TypeRef:
-    """`type(m)` of the layer (or another module)."""
-
-    of: Any
-
-
-@dataclass(frozen=True)
-class ClassRef:
-    names: tuple[str, ...] | None
-    """torch.nn classes by last segment; None: a class that is not torch's (a project class)."""
-
-
-@dataclass
-class Layer:
-    """What the interpreter knows about the layer whose program it collects."""
-
-    kind: str
-    hidden_size: int | None
-    input_size: int | None
-    num_layers: int
-    bias: bool
-    bidirectional: bool
-
-    @property
-    def gates(self) -> int:
-        return GATES.get(self.kind, 1)
-
-    def parameters(self) -> list[ParamRef]:
-        """torch's parameters of the layer, in registration order."""
-        suffixes = [""] if self.kind.endswith("Cell") else [
-            f"_l{index}{direction}" for index in range(self.num_layers)
-            for direction in (("", "_reverse") if self.bidirectional else ("",))
-        ]
-        names: list[ParamRef] = []
-        for suffix in suffixes:
-            names.append(ParamRef(f"weight_ih{suffix}", 2))
-            names.append(ParamRef(f"weight_hh{suffix}", 2))
-            if self.bias:
-                names.append(ParamRef(f"bias_ih{suffix}", 1))
-                names.append(ParamRef(f"bias_hh{suffix}", 1))
-        return names
-
-    def parameter(self, name: str) -> ParamRef | None:
-        for param in self.parameters():
-            if param.name == name:
-                return param
-        return None
-
-    def rows(self) -> int | None:
-        return self.gates * self.hidden_size if self.hidden_size else None
 
 
 @dataclass
 class Program:
     steps: list[dict] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)
+    nodes: list[tuple[Path, cst.CSTNode, str]] = field(default_factory=list)
+    """(file, node, how it was reached) of each step, in the same order (not JSON: for GL301's
+    findings on inits it reaches through loops, `apply` and methods)."""
 
     def data(self) -> dict:
         out: dict[str, Any] = {}
@@ -177,26 +93,6 @@ class Program:
         if self.unresolved:
             out["init_unresolved"] = self.unresolved
         return out
-
-
-class _Return(Exception):
-    pass
-
-
-@dataclass
-class Frame:
-    path: Path
-    model: FileModel
-    function: Function | None
-    env: dict[str, Any]
-    dry: str | None = None
-    """Set when the code runs under a condition gradlint cannot evaluate (its text): an init of
-    the layer met here is reported as unresolved instead of applied."""
-
-    def child(self, **changes: Any) -> Frame:
-        values = dict(path=self.path, model=self.model, function=self.function, env=self.env, dry=self.dry)
-        values.update(changes)
-        return Frame(**values)
 
 
 # --------------------------------------------------------------------------- the entry point
@@ -234,7 +130,7 @@ def _collect(project: ProjectIndex, path: Path, call: cst.Call, kind: str, confi
 # --------------------------------------------------------------------------- the interpreter
 
 
-class _Runner:
+class _Runner(Evaluator):
     def __init__(self, project: ProjectIndex, layer: Layer, call: cst.Call, program: Program) -> None:
         self.project = project
         self.layer = layer
@@ -340,7 +236,7 @@ class _Runner:
             elif isinstance(body, cst.SimpleStatementSuite):
                 for small in body.body:
                     self.small(small, inner)
-        except _Return:
+        except Return:
             pass
         finally:
             self.depth -= 1
@@ -349,7 +245,7 @@ class _Runner:
     def guarded(self, action) -> None:
         try:
             action()
-        except _Return:
+        except Return:
             pass
         except RecursionError:  # pragma: no cover - pathological code
             pass
@@ -370,7 +266,7 @@ class _Runner:
     def statement(self, statement: cst.CSTNode, frame: Frame) -> None:
         self.budget -= 1
         if self.budget < 0:
-            raise _Return()
+            raise Return()
         if isinstance(statement, cst.SimpleStatementLine):
             for small in statement.body:
                 self.small(small, frame)
@@ -390,10 +286,10 @@ class _Runner:
                 frame.env[statement.name.value] = FunctionRef(frame.path, frame.model, function)
 
     def branch(self, statement: cst.If, frame: Frame) -> None:
-        truth = _truth(self.ev(statement.test, frame))
-        if truth is True:
+        known = truth(self.ev(statement.test, frame))
+        if known is True:
             self.suite(statement.body, frame)
-        elif truth is False:
+        elif known is False:
             orelse = statement.orelse
             if isinstance(orelse, cst.If):
                 self.branch(orelse, frame)
@@ -443,7 +339,7 @@ class _Runner:
         elif isinstance(small, cst.Return):
             if small.value is not None:
                 self.expression_statement(small.value, frame)
-            raise _Return()
+            raise Return()
 
     def assign(self, statement: cst.Assign, frame: Frame) -> None:
         for target in statement.targets:
@@ -457,7 +353,7 @@ class _Runner:
             evaluated = self.ev(value, frame)
             self.bind(target, evaluated, frame)
             return
-        tensor = self.ev(_strip_data(target), frame)
+        tensor = self.ev(strip_data(target), frame)
         if isinstance(tensor, ParamRef):
             spec = self.value_spec(value, frame)
             self.emit(tensor, spec, node, frame, "the new value")
@@ -465,20 +361,20 @@ class _Runner:
             self.expression_statement(value, frame)
 
     def augmented(self, statement: cst.AugAssign, frame: Frame) -> None:
-        target = self.ev(_strip_data(statement.target), frame)
+        target = self.ev(strip_data(statement.target), frame)
         operator = type(statement.operator).__name__
         if isinstance(target, ParamRef):
             factor = self.ev(statement.value, frame)
-            if operator in ("MultiplyAssign", "DivideAssign") and _number(factor) and factor != 0:
+            if operator in ("MultiplyAssign", "DivideAssign") and is_number(factor) and factor != 0:
                 value = factor if operator == "MultiplyAssign" else 1 / factor
                 self.emit(target, {"init": "multiply", "factor": float(value)}, statement, frame, "")
             else:
-                self.emit(target, None, statement, frame, "the factor" if _is(factor, UNKNOWN) else "the operation")
+                self.emit(target, None, statement, frame, "the factor" if is_same(factor, UNKNOWN) else "the operation")
             return
         if isinstance(statement.target, cst.Name):
             current = frame.env.get(statement.target.value, UNKNOWN)
             other = self.ev(statement.value, frame)
-            frame.env[statement.target.value] = _arith(operator.replace("Assign", ""), current, other)
+            frame.env[statement.target.value] = arith(operator.replace("Assign", ""), current, other)
 
     # ------------------------------------------------------------ calls
 
@@ -603,102 +499,6 @@ class _Runner:
         function = model.functions.get(symbol.name)
         return FunctionRef(symbol.path, model, function) if function is not None else None
 
-    # ------------------------------------------------------------ specs
-
-    def function_spec(self, name: str, call: cst.Call, frame: Frame) -> dict | None:
-        table = FUNCTION_ARGUMENTS.get(name)
-        if table is None:
-            return None
-        values = self.read(call, table, frame)
-        if values is None:
-            return None
-        spec: dict[str, Any] = {"init": name}
-        if name in ("orthogonal_", "xavier_normal_", "xavier_uniform_"):
-            spec["gain_argument"] = values["gain"]
-        elif name == "constant_":
-            spec["val"] = values["val"]
-        else:
-            spec.update(values)
-        return spec
-
-    def method_spec(self, attr: str, call: cst.Call, frame: Frame) -> dict | None:
-        values = self.read(call, METHOD_ARGUMENTS[attr], frame)
-        if values is None:
-            return None
-        if attr == "normal_":
-            return {"init": "normal_", **values}
-        if attr == "uniform_":
-            return {"init": "uniform_", "a": values["from"], "b": values["to"]}
-        if attr == "fill_":
-            return {"init": "constant_", "val": values["value"]}
-        if attr == "zero_":
-            return {"init": "zeros_"}
-        factor = values["other"]
-        if not _number(factor) or factor == 0:
-            return None
-        return {"init": "multiply", "factor": float(factor if attr == "mul_" else 1 / factor)}
-
-    def read(self, call: cst.Call, table, frame: Frame) -> dict | None:
-        values: dict[str, Any] = {}
-        for name, position, default in table:
-            node = arg_value(call, position, name)
-            if node is None:
-                if default is REQUIRED:
-                    return None
-                values[name] = default
-                continue
-            value = self.ev(node, frame)
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                return None
-            values[name] = float(value) if isinstance(value, int) else value
-        return values
-
-    def value_spec(self, value: cst.BaseExpression | None, frame: Frame, depth: int = 0) -> dict | None:
-        """The init a new value amounts to: `torch.eye(h) * 1.5` -> eye_ scaled by 1.5."""
-        if value is None or depth > 4:
-            return None
-        value = _unwrap_value(frame.model, value)
-        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.Multiply, cst.Divide)):
-            right = self.ev(value.right, frame)
-            left = self.ev(value.left, frame) if isinstance(value.operator, cst.Multiply) else UNKNOWN
-            if _number(right) and right != 0:
-                inner, factor = self.value_spec(value.left, frame, depth + 1), (
-                    right if isinstance(value.operator, cst.Multiply) else 1 / right)
-            elif _number(left):
-                inner, factor = self.value_spec(value.right, frame, depth + 1), left
-            else:
-                return None
-            if inner is None:
-                return None
-            return dict(inner, scale=float(inner.get("scale", 1.0)) * float(factor))
-        if not isinstance(value, cst.Call):
-            number = self.ev(value, frame)
-            return {"init": "constant_", "val": float(number)} if _number(number) else None
-        qualified = frame.model.qualify_expr(value.func) or ""
-        if qualified.startswith("torch.nn.init."):
-            name = qualified.rsplit(".", 1)[-1]
-            return self.function_spec(name if name.endswith("_") else name + "_", value, frame)
-        if isinstance(value.func, cst.Attribute) and value.func.attr.value in METHOD_ARGUMENTS:
-            return self.method_spec(value.func.attr.value, value, frame)
-        shape = tensor_shape(frame.model, value)
-        if shape is None:
-            return None
-        factory = shape[0]
-        if factory == "eye":
-            return {"init": "eye_"}
-        if factory == "zeros":
-            return {"init": "zeros_"}
-        if factory == "ones":
-            return {"init": "ones_"}
-        if factory == "randn":
-            return {"init": "normal_", "mean": 0.0, "std": 1.0}
-        if factory == "rand":
-            return {"init": "uniform_", "a": 0.0, "b": 1.0}
-        if factory == "full" and len(value.args) >= 2:
-            fill = self.ev(value.args[1].value, frame)
-            return {"init": "constant_", "val": float(fill)} if _number(fill) else None
-        return None
-
     # ------------------------------------------------------------ the steps
 
     def emit(self, param: ParamRef, spec: dict | None, node: cst.CSTNode, frame: Frame, what: str) -> None:
@@ -725,6 +525,12 @@ class _Runner:
         step["at"] = where
         step["code"] = text
         self.program.steps.append(step)
+        self.program.nodes.append((frame.path, node, self.how(frame)))
+
+    def how(self, frame: Frame) -> str:
+        """How the step is reached, for messages: `in `_init_weights`, applied by `self.apply``."""
+        function = frame.function
+        return f"in `{function.name}()`" if function is not None else "at module level"
 
     def unresolved(self, frame: Frame, node: cst.CSTNode, text: str, where: str | None = None) -> None:
         entry = f"{where or self.project.where(frame.path, node)}: {text}"
@@ -734,554 +540,10 @@ class _Runner:
 
     # ------------------------------------------------------------ evaluation
 
-    def tensor_of(self, node: cst.BaseExpression, frame: Frame) -> Any:
-        return self.ev(_strip_data(node), frame)
-
-    def iterate(self, node: cst.BaseExpression, frame: Frame) -> list | None:
-        value = self.ev(node, frame)
-        if isinstance(value, (list, tuple)):
-            return list(value)
-        if isinstance(value, range):
-            return list(value)[:MAX_ITERATIONS]
-        if isinstance(value, (dict, str)):
-            return list(value)
-        return None
-
-    def ev(self, node: cst.BaseExpression, frame: Frame) -> Any:
-        try:
-            return self._ev(node, frame)
-        except (ArithmeticError, ValueError, TypeError, OverflowError, IndexError, KeyError, AttributeError):
-            return UNKNOWN
-
-    def _ev(self, node: cst.BaseExpression, frame: Frame) -> Any:
-        if node is self.call:
-            return LayerRef()
-        if isinstance(node, cst.Name):
-            name = node.value
-            if name in frame.env:
-                return frame.env[name]
-            if name in ("True", "False", "None"):
-                return {"True": True, "False": False, "None": None}[name]
-            if name in frame.model.functions:
-                return FunctionRef(frame.path, frame.model, frame.model.functions[name])
-            torch_class = _torch_class(frame.model.qualify_expr(node))
-            if torch_class is not None:
-                return torch_class
-            return self.resolved(node, frame)
-        if isinstance(node, (cst.Integer, cst.Float)):
-            return node.evaluated_value
-        if isinstance(node, cst.SimpleString):
-            return node.evaluated_value
-        if isinstance(node, cst.ConcatenatedString):
-            left, right = self.ev(node.left, frame), self.ev(node.right, frame)
-            return left + right if isinstance(left, str) and isinstance(right, str) else UNKNOWN
-        if isinstance(node, cst.FormattedString):
-            return self.formatted(node, frame)
-        if isinstance(node, (cst.List, cst.Tuple)):
-            items = [self.ev(element.value, frame) for element in node.elements if not isinstance(element, cst.StarredElement)]
-            if len(items) != len(node.elements):
-                return UNKNOWN
-            return items if isinstance(node, cst.List) else tuple(items)
-        if isinstance(node, cst.Attribute):
-            return self.attribute(node, frame)
-        if isinstance(node, cst.Subscript):
-            return self.subscript(node, frame)
-        if isinstance(node, cst.Call):
-            return self.evaluate_call(node, frame)
-        if isinstance(node, cst.UnaryOperation):
-            value = self.ev(node.expression, frame)
-            if isinstance(node.operator, cst.Not):
-                truth = _truth(value)
-                return UNKNOWN if truth is None else not truth
-            if isinstance(node.operator, cst.Minus) and _number(value):
-                return -value
-            if isinstance(node.operator, cst.Plus) and _number(value):
-                return value
-            return UNKNOWN
-        if isinstance(node, cst.BinaryOperation):
-            left, right = self.ev(node.left, frame), self.ev(node.right, frame)
-            result = _arith(type(node.operator).__name__, left, right)
-            return self.resolved(node, frame) if result is UNKNOWN and not _refs(left, right) else result
-        if isinstance(node, cst.BooleanOperation):
-            left = _truth(self.ev(node.left, frame))
-            if isinstance(node.operator, cst.And):
-                if left is False:
-                    return False
-                right = _truth(self.ev(node.right, frame))
-                return False if right is False else (True if left and right else UNKNOWN)
-            if left is True:
-                return True
-            right = _truth(self.ev(node.right, frame))
-            return True if right is True else (False if left is False and right is False else UNKNOWN)
-        if isinstance(node, cst.Comparison):
-            return self.compare(node, frame)
-        if isinstance(node, cst.IfExp):
-            truth = _truth(self.ev(node.test, frame))
-            if truth is None:
-                return UNKNOWN
-            return self.ev(node.body if truth else node.orelse, frame)
-        return self.resolved(node, frame)
-
-    def resolved(self, node: cst.BaseExpression, frame: Frame) -> Any:
-        scope = self.project.scope(frame.path, frame.function)
-        found = self.project.resolver.resolve(node, scope)
-        if found is None or not isinstance(found.value, (int, float, str, bool, list, tuple)):
-            return UNKNOWN
-        return found.value
-
-    def formatted(self, node: cst.FormattedString, frame: Frame) -> Any:
-        parts = []
-        for part in node.parts:
-            if isinstance(part, cst.FormattedStringText):
-                parts.append(part.value)
-            elif isinstance(part, cst.FormattedStringExpression):
-                value = self.ev(part.expression, frame)
-                if value is UNKNOWN or part.format_spec or part.conversion:
-                    return UNKNOWN
-                if not isinstance(value, (int, str, float)):
-                    return UNKNOWN
-                parts.append(str(value))
-        return "".join(parts)
-
-    def attribute(self, node: cst.Attribute, frame: Frame) -> Any:
-        attr = node.attr.value
-        torch_class = _torch_class(frame.model.qualify_expr(node))
-        if torch_class is not None:
-            return torch_class
-        base = self.ev(node.value, frame)
-        return self.get_attribute(base, attr, node, frame)
-
-    def get_attribute(self, base: Any, attr: str, node: cst.BaseExpression | None, frame: Frame) -> Any:
-        if isinstance(base, OwnerRef):
-            if attr == base.path[0]:
-                return LayerRef() if len(base.path) == 1 else OwnerRef(base.path[1:], "")
-            method = self.method_of(base, attr, frame)
-            if method is not None:
-                return FunctionRef(method.path, method.model, method.function, bound_self=base)
-            if node is not None:
-                value = self.resolved(node, frame)
-                if value is not UNKNOWN:
-                    return value
-            return OtherRef()
-        if isinstance(base, LayerRef):
-            param = self.layer.parameter(attr)
-            if param is not None:
-                return param
-            if attr in ("hidden_size", "input_size", "num_layers", "bias", "bidirectional"):
-                value = getattr(self.layer, attr)
-                return value if value is not None else UNKNOWN
-            if attr == "__class__":
-                return TypeRef(base)
-            return UNKNOWN
-        if isinstance(base, TypeRef) and attr == "__name__":
-            return self.layer.kind if isinstance(base.of, LayerRef) else UNKNOWN
-        if isinstance(base, ParamRef):
-            if attr == "data":
-                return base
-            if attr in ("shape",):
-                return UNKNOWN
-            if attr == "ndim":
-                return base.dims
-            return UNKNOWN
-        if isinstance(base, OtherRef):
-            return OtherRef()
-        if base is UNKNOWN and node is not None and not self.mentions_env(node, frame):
-            return self.resolved(node, frame)
-        return UNKNOWN
-
-    def mentions_env(self, node: cst.BaseExpression, frame: Frame) -> bool:
-        while isinstance(node, (cst.Attribute, cst.Subscript, cst.Call)):
-            node = node.value if not isinstance(node, cst.Call) else node.func
-        return isinstance(node, cst.Name) and node.value in frame.env
-
-    def subscript(self, node: cst.Subscript, frame: Frame) -> Any:
-        base = self.ev(node.value, frame)
-        if len(node.slice) != 1:
-            if isinstance(base, ParamRef):
-                first = node.slice[0].slice
-                if isinstance(first, cst.Slice) and all(
-                    isinstance(element.slice, cst.Slice) and element.slice.lower is None and element.slice.upper is None
-                    for element in node.slice[1:]
-                ):
-                    return self.slice_param(base, first, frame)
-                return UNKNOWN
-            return UNKNOWN
-        element = node.slice[0].slice
-        if isinstance(base, ParamRef):
-            if isinstance(element, cst.Slice):
-                return self.slice_param(base, element, frame)
-            return UNKNOWN
-        if isinstance(element, cst.Index):
-            index = self.ev(element.value, frame)
-            if isinstance(base, (list, tuple, str)) and isinstance(index, int):
-                return base[index]
-            if isinstance(base, dict) and isinstance(index, (str, int)):
-                return base.get(index, UNKNOWN)
-            if base is UNKNOWN and not self.mentions_env(node, frame):
-                return self.resolved(node, frame)
-            return UNKNOWN
-        if isinstance(element, cst.Slice) and isinstance(base, (list, tuple, str)):
-            lower = self.ev(element.lower, frame) if element.lower is not None else None
-            upper = self.ev(element.upper, frame) if element.upper is not None else None
-            if (lower is None or isinstance(lower, int)) and (upper is None or isinstance(upper, int)):
-                return base[lower:upper]
-        return UNKNOWN
-
-    def slice_param(self, param: ParamRef, element: cst.Slice, frame: Frame) -> Any:
-        if element.step is not None:
-            return UNKNOWN
-        total = self.layer.rows()
-        if param.rows is not None:
-            return UNKNOWN  # a slice of a slice: rare
-        lower = self.ev(element.lower, frame) if element.lower is not None else 0
-        upper = self.ev(element.upper, frame) if element.upper is not None else total
-        if not isinstance(lower, int) or not isinstance(upper, int) or isinstance(lower, bool):
-            return UNKNOWN
-        if lower < 0 or upper < 0:
-            if total is None:
-                return UNKNOWN
-            lower, upper = lower % total if lower < 0 else lower, upper % total if upper < 0 else upper
-        if total is not None and lower == 0 and upper >= total:
-            return param
-        return ParamRef(param.name, param.dims, (lower, upper), None, param.label)
-
-    def compare(self, node: cst.Comparison, frame: Frame) -> Any:
-        left = self.ev(node.left, frame)
-        result: Any = True
-        for target in node.comparisons:
-            right = self.ev(target.comparator, frame)
-            outcome = _compare(type(target.operator).__name__, left, right, self.layer)
-            if outcome is UNKNOWN:
-                return UNKNOWN
-            if not outcome:
-                result = False
-            left = right
-        return result
-
-    def evaluate_call(self, call: cst.Call, frame: Frame) -> Any:
-        func = call.func
-        name = dotted_name(func) or ""
-        qualified = frame.model.qualify_expr(func) or ""
-        args = [arg for arg in call.args if arg.keyword is None and not arg.star]
-        if name == "isinstance" and len(args) == 2:
-            subject = self.ev(args[0].value, frame)
-            classes = self.classes(args[1].value, frame)
-            return _isinstance(subject, classes, self.layer)
-        if name == "type" and len(args) == 1:
-            return TypeRef(self.ev(args[0].value, frame))
-        if name == "getattr" and len(args) >= 2:
-            base = self.ev(args[0].value, frame)
-            attr = self.ev(args[1].value, frame)
-            if isinstance(attr, str):
-                return self.get_attribute(base, attr, None, frame)
-            return UNKNOWN
-        if name in ("range", "len", "str", "int", "float", "enumerate", "zip", "list", "tuple", "reversed", "abs",
-                    "min", "max", "sorted"):
-            values = [self.ev(arg.value, frame) for arg in args]
-            if any(v is UNKNOWN for v in values) or len(args) != len(call.args):
-                return UNKNOWN
-            if name == "enumerate":
-                return list(enumerate(_listed(values[0])))
-            if name == "zip":
-                return list(zip(*[_listed(v) for v in values]))
-            if name == "len" and isinstance(values[0], ParamRef):
-                return UNKNOWN
-            return _BUILTINS[name](*values)
-        if qualified.startswith("math.") and qualified.rsplit(".", 1)[-1] in ("sqrt", "log", "exp", "pow", "floor", "ceil"):
-            values = [self.ev(arg.value, frame) for arg in args]
-            if all(_number(v) for v in values):
-                return getattr(math, qualified.rsplit(".", 1)[-1])(*values)
-            return UNKNOWN
-        if qualified.startswith("torch.nn.init.") or qualified.endswith(".trunc_normal_"):
-            return self.call_statement(call, frame)
-        if isinstance(func, cst.Attribute):
-            attr = func.attr.value
-            base = self.ev(func.value, frame)
-            if isinstance(base, (LayerRef, OwnerRef)) and attr in ("named_parameters", "parameters", "modules",
-                                                                   "children", "named_modules", "named_children"):
-                return self.listing(base, attr)
-            if isinstance(base, (LayerRef, OwnerRef)) and attr in tuple(vocab.MODULE_MOVES) + ("train", "eval",
-                                                                                            "requires_grad_"):
-                return base
-            if isinstance(base, ParamRef):
-                if attr in ("dim", "ndimension"):
-                    return base.dims
-                if attr in ("size",) and not call.args:
-                    return UNKNOWN
-                if attr in ("chunk", "split", "tensor_split", "unbind"):
-                    return self.blocks(base, attr, call, frame)
-                if attr in TENSOR_MOVES or attr in ("view_as",):
-                    return base
-                if attr in METHOD_ARGUMENTS or attr == "copy_":
-                    return self.call_statement(call, frame)
-                return UNKNOWN
-            if isinstance(base, str) and attr in _STRING_METHODS:
-                values = [self.ev(arg.value, frame) for arg in args]
-                if any(v is UNKNOWN for v in values) or len(args) != len(call.args):
-                    return UNKNOWN
-                return getattr(base, attr)(*values)
-            if isinstance(base, OwnerRef):
-                method = self.method_of(base, attr, frame)
-                if method is not None:
-                    return self.call_statement(call, frame)
-            if isinstance(base, OtherRef):
-                return OtherRef()
-        if qualified in ("torch.chunk", "torch.split") and args:
-            base = self.ev(args[0].value, frame)
-            if isinstance(base, ParamRef):
-                return self.blocks(base, qualified.rsplit(".", 1)[-1], cst.Call(func, call.args[1:]), frame)
-        if self.mentions_env(call, frame) or any(self.mentions_env(arg.value, frame) for arg in call.args):
-            return UNKNOWN
-        return self.resolved(call, frame)
-
-    def classes(self, node: cst.BaseExpression, frame: Frame) -> list[ClassRef] | None:
-        if isinstance(node, (cst.Tuple, cst.List)):
-            found: list[ClassRef] = []
-            for element in node.elements:
-                inner = self.classes(element.value, frame)
-                if inner is None:
-                    return None
-                found.extend(inner)
-            return found
-        torch_class = _torch_class(frame.model.qualify_expr(node))
-        if torch_class is not None:
-            return [torch_class]
-        name = dotted_name(node)
-        if name is not None:
-            symbol = self.project.resolve_callee(frame.path, name)
-            if symbol is not None and symbol.kind == "class":
-                return [ClassRef(None)]
-        return None
-
-    def listing(self, base: Any, attr: str) -> list:
-        prefix = ".".join(base.path) + "." if isinstance(base, OwnerRef) else ""
-        if attr in ("named_parameters", "parameters"):
-            params = [ParamRef(p.name, p.dims, label=prefix + p.name) for p in self.layer.parameters()]
-            if attr == "parameters":
-                return params
-            return [(p.label, p) for p in params]
-        modules: list[Any] = []
-        named = attr.startswith("named")
-        if attr in ("modules", "named_modules") and isinstance(base, OwnerRef):
-            modules.append(("", base) if named else base)
-        if isinstance(base, LayerRef):
-            return [("", base)] if named else [base]
-        if attr in ("children", "named_children") and len(base.path) > 1:
-            layer_entry: Any = OwnerRef(base.path[1:], "")
-        else:
-            layer_entry = LayerRef()
-        other = OtherRef()
-        modules.append((".".join(base.path), layer_entry) if named else layer_entry)
-        modules.append(("other", other) if named else other)
-        return modules
-
-    def blocks(self, param: ParamRef, attr: str, call: cst.Call, frame: Frame) -> Any:
-        if param.rows is not None or param.block is not None:
-            return UNKNOWN
-        first = arg_value(call, 0, "chunks" if attr == "chunk" else "split_size_or_sections")
-        dim = arg_value(call, 1, "dim")
-        if dim is not None and self.ev(dim, frame) not in (0, -2 if param.dims == 2 else 0):
-            return UNKNOWN
-        if attr == "unbind":
-            return UNKNOWN
-        value = self.ev(first, frame) if first is not None else UNKNOWN
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            return UNKNOWN
-        total = self.layer.rows()
-        if attr == "chunk" or attr == "tensor_split":
-            count = value
-        elif total is not None and total % value == 0:
-            count = total // value
-        else:
-            return UNKNOWN
-        if total is not None and total % count == 0:
-            size = total // count
-            return [ParamRef(param.name, param.dims, (i * size, (i + 1) * size), None, param.label) for i in range(count)]
-        return [ParamRef(param.name, param.dims, None, (i, count), param.label) for i in range(count)]
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-_BUILTINS = {
-    "range": range, "len": len, "str": str, "int": int, "float": float, "list": list, "tuple": tuple,
-    "reversed": lambda v: list(reversed(v)), "abs": abs, "min": min, "max": max, "sorted": sorted,
-}
-_STRING_METHODS = {
-    "startswith", "endswith", "find", "rfind", "split", "rsplit", "lower", "upper", "replace", "strip", "count",
-    "index", "partition", "rpartition", "isdigit",
-}
-
-
-def _listed(value: Any) -> list:
-    if isinstance(value, (list, tuple, range, str)):
-        return list(value)
-    raise TypeError("not iterable")
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is(value: Any, other: Any) -> bool:
-    return value is other
-
-
-def _refs(*values: Any) -> bool:
-    return any(isinstance(v, (LayerRef, OwnerRef, ParamRef, OtherRef, TypeRef)) for v in values)
-
-
-def _truth(value: Any) -> bool | None:
-    if value is UNKNOWN or isinstance(value, (OtherRef, TypeRef, ClassRef, FunctionRef)):
-        return None
-    if isinstance(value, (LayerRef, OwnerRef, ParamRef)):
-        return True
-    try:
-        return bool(value)
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def _arith(operator: str, left: Any, right: Any) -> Any:
-    if left is UNKNOWN or right is UNKNOWN:
-        return UNKNOWN
-    if isinstance(left, str) and isinstance(right, str) and operator == "Add":
-        return left + right
-    if isinstance(left, (str, list, tuple)) and isinstance(right, int) and operator == "Multiply":
-        return left * right
-    if not (_number(left) and _number(right)):
-        return UNKNOWN
-    operations = {
-        "Add": lambda a, b: a + b, "Subtract": lambda a, b: a - b, "Multiply": lambda a, b: a * b,
-        "Divide": lambda a, b: a / b, "FloorDivide": lambda a, b: a // b, "Modulo": lambda a, b: a % b,
-        "Power": lambda a, b: a ** b,
-    }
-    operation = operations.get(operator)
-    return operation(left, right) if operation is not None else UNKNOWN
-
-
-def _compare(operator: str, left: Any, right: Any, layer: Layer) -> Any:
-    if isinstance(left, TypeRef) or isinstance(right, TypeRef):
-        subject, other = (left, right) if isinstance(left, TypeRef) else (right, left)
-        if operator in ("Equal", "Is", "NotEqual", "IsNot", "In", "NotIn"):
-            classes = [other] if isinstance(other, ClassRef) else other if isinstance(other, (list, tuple)) else None
-            if classes is None or not all(isinstance(c, ClassRef) for c in classes):
-                return UNKNOWN
-            exact = _exact_type(subject.of, list(classes), layer)
-            if exact is UNKNOWN:
-                return UNKNOWN
-            return exact if operator in ("Equal", "Is", "In") else not exact
-        return UNKNOWN
-    if left is UNKNOWN or right is UNKNOWN or _refs(left, right):
-        return UNKNOWN
-    try:
-        if operator == "Equal":
-            return left == right
-        if operator == "NotEqual":
-            return left != right
-        if operator == "In":
-            return left in right
-        if operator == "NotIn":
-            return left not in right
-        if operator == "LessThan":
-            return left < right
-        if operator == "LessThanEqual":
-            return left <= right
-        if operator == "GreaterThan":
-            return left > right
-        if operator == "GreaterThanEqual":
-            return left >= right
-        if operator == "Is":
-            return left is right
-        if operator == "IsNot":
-            return left is not right
-    except TypeError:
-        return UNKNOWN
-    return UNKNOWN
-
-
-def _isinstance(subject: Any, classes: list[ClassRef] | None, layer: Layer) -> Any:
-    if classes is None:
-        return UNKNOWN
-    if isinstance(subject, LayerRef):
-        for ref in classes:
-            if ref.names is None:
-                continue
-            if layer.kind in ref.names or "Module" in ref.names:
-                return True
-        return False
-    if isinstance(subject, OwnerRef):
-        if any(ref.names is not None and "Module" in ref.names for ref in classes):
-            return True
-        if all(ref.names is not None for ref in classes):
-            return False  # the owner is a project class, not one of torch's
-        return UNKNOWN
-    if isinstance(subject, ParamRef):
-        return UNKNOWN
-    return UNKNOWN
-
-
-def _exact_type(subject: Any, classes: list[ClassRef], layer: Layer) -> Any:
-    if not isinstance(subject, LayerRef):
-        return UNKNOWN
-    return any(ref.names is not None and layer.kind in ref.names and len(ref.names) == 1 for ref in classes)
-
-
-def _torch_class(qualified: str | None) -> ClassRef | None:
-    """`torch.nn.LSTM` -> ClassRef(("LSTM",)); `torch.nn.RNNBase` -> its three kinds."""
-    if not qualified or not qualified.startswith("torch.nn."):
-        return None
-    last = qualified.rsplit(".", 1)[-1]
-    if not last[:1].isupper() or qualified.startswith("torch.nn.init") or qualified.startswith("torch.nn.functional"):
-        return None
-    return ClassRef(_BASES.get(last, (last,)))
-
-
-def _strip_data(node: cst.BaseExpression) -> cst.BaseExpression:
-    while isinstance(node, cst.Attribute) and node.attr.value == "data":
-        node = node.value
-    return node
-
 
 def _is_tensor_view(call: cst.Call) -> bool:
     """`w.data.t()`-like receivers that are still the tensor (we treat `.detach()` as itself)."""
     return isinstance(call.func, cst.Attribute) and call.func.attr.value in ("detach",)
-
-
-def _unwrap_value(model: FileModel, value: cst.BaseExpression) -> cst.BaseExpression:
-    for _ in range(6):
-        if isinstance(value, cst.Call) and model.qualify_expr(value.func) in PARAMETER_CLASSES:
-            inner = arg_value(value, 0, "data")
-            if inner is None:
-                return value
-            value = inner
-            continue
-        if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and \
-                value.func.attr.value in TENSOR_MOVES:
-            value = value.func.value
-            continue
-        return value
-    return value
-
-
-def assigned_to(model: FileModel, call: cst.Call, function: Function | None) -> str | None:
-    """`self.rnn` / `rnn` for `self.rnn = nn.RNN(...)` / `rnn = nn.RNN(...).to(device)`."""
-    child: cst.CSTNode = call
-    for parent, node in ancestors(model, call, function):
-        if isinstance(parent, cst.Attribute) and parent.value is node:
-            child = parent
-            continue
-        if isinstance(parent, cst.Call) and parent.func is child and isinstance(child, cst.Attribute) \
-                and child.attr.value in vocab.MODULE_MOVES:
-            child = parent
-            continue
-        if isinstance(parent, (cst.Assign, cst.AnnAssign)):
-            targets = [t.target for t in parent.targets] if isinstance(parent, cst.Assign) else [parent.target]
-            if len(targets) == 1 and parent.value is node:
-                return dotted_name(targets[0])
-            return None
-        return None
-    return None
 
 
 def _function_of_node(model: FileModel, node: cst.FunctionDef) -> Function | None:
@@ -1291,6 +553,6 @@ def _function_of_node(model: FileModel, node: cst.FunctionDef) -> Function | Non
     return None
 
 
-__all__ = ["Program", "assigned_to", "init_program"]
+__all__ = ["Program", "assigned_to", "init_program"]  # assigned_to: gradlint.analysis.tensors
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import libcst as cst
 
-from gradlint.analysis.calls import arg_value, kwarg_value
+from gradlint.analysis.calls import kwarg_value
 from gradlint.analysis.layers import owner_class
 from gradlint.analysis.model import FileModel, Function
 from gradlint.analysis.names import dotted_name

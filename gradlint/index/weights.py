@@ -370,6 +370,16 @@ def _recurrent_target(display: str, bound: Bound, project: ProjectIndex) -> Weig
     )
 
 
+def layer_weight_target(project: ProjectIndex, path: Path, call: cst.Call, function, display: str) -> WeightTarget | None:
+    """The recurrent weight of the layer built by `call` in the checked file (`function`: the
+    libcst function it sits in), named `display` in messages."""
+    summary = project.summary(path)
+    if summary is None:
+        return None
+    bound = Bound(call, path, summary, project.function_summary(path, function))
+    return _recurrent_target(display, bound, project)
+
+
 def _loop_target(name: str, scope: Scope, project: ProjectIndex, stack: tuple) -> WeightTarget | None:
     """`p` in `for name, p in self.rnn.named_parameters(): if "weight_hh" in name: ...`."""
     for index in range(len(stack) - 1, -1, -1):

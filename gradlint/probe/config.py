@@ -267,7 +267,7 @@ class ProbeConfig:
             if get("seq_len", "bptt", "steps") is not None and config.seq_len == get("seq_len", "bptt", "steps"):
                 origin = get("seq_len_origin")
                 name = get("seq_len_name")
-                config.seq_len_origin = (f"`{name}`: {origin}" if isinstance(name, str) and name != "input shape"
+                config.seq_len_origin = (f"`{name}`: {origin}" if isinstance(name, str) and name not in ("input shape", "loop")
                                          and origin else str(origin) if origin else "the finding's data")
             config.window = config.seq_len
             if config.window > CAPS["window"]:

@@ -6,8 +6,9 @@ imported, `confirm_report` raises `ProbeUnavailable` before touching any finding
 static report is printed unchanged.
 
 Which findings
-    GL201, GL202, GL203, GL301, GL302 are probed from their `data` (the resolved
-    configuration). GL101 and GL401 are probed only when their `data` describes a recurrent
+    GL201, GL202, GL203, GL204, GL301, GL302 are probed from their `data` (the resolved
+    configuration; GL204 and a GL301/GL302 on a square weight as the stack, loop or cell the code
+    builds). GL101 and GL401 are probed only when their `data` describes a recurrent
     layer; otherwise (and for an eligible finding without `data`, or with a layer the probe
     cannot rebuild) they carry a `not-probed` object with a `reason`. Other rules get no probe
     object.
@@ -38,7 +39,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gradlint.findings import Finding, Report, Severity
@@ -50,7 +51,7 @@ from gradlint.probe.names import init_spec
 from gradlint.probe.options import ProbeOptions
 from gradlint.probe.result import ProbeResult
 
-ELIGIBLE = ("GL201", "GL202", "GL203", "GL301", "GL302")
+ELIGIBLE = ("GL201", "GL202", "GL203", "GL204", "GL301", "GL302")
 """Rules whose findings describe a recurrent layer or its init: always probed (or not-probed)."""
 CONDITIONAL = ("GL101", "GL401")
 """Probed only when their data resolves the trained model to recurrent layers."""
@@ -106,6 +107,8 @@ def _weight_key(finding: Finding) -> tuple[str, str] | None:
     data = finding.data or {}
     if finding.code == "GL302":
         name = _last(data.get("target"))
+    elif finding.code == "GL301" and isinstance(data.get("target"), str) and data["target"].endswith(".weight"):
+        name = _last(data["target"][: -len(".weight")])  # `step.weight` of a square nn.Linear `self.step`
     elif finding.code in LAYER_RULES:
         name = _last(data.get("weight"))
     else:
@@ -151,9 +154,14 @@ def _program(data: dict) -> tuple[list | None, list]:
 
 
 def _length(data: dict) -> dict | None:
+    """The sequence length a finding's data states; a weight applied in a loop a known number of
+    times (`tied`, GL301 on a square layer) states it too: the loop is the recurrence."""
     for holder in (data, data.get("layer")):
         if isinstance(holder, dict) and isinstance(holder.get("seq_len"), int) and not isinstance(holder["seq_len"], bool):
             return {key: holder[key] for key in ("seq_len", "seq_len_name", "seq_len_origin") if key in holder}
+    for holder in (data, data.get("layer")):
+        if isinstance(holder, dict) and holder.get("tied") is True and isinstance(holder.get("depth"), int):
+            return {"seq_len": holder["depth"], "seq_len_name": "loop", "seq_len_origin": holder.get("depth_origin")}
     return None
 
 
@@ -340,9 +348,19 @@ def message_suffix(probe: dict) -> str:
         what = "depth" if mlp else "T"
         crossing = f", {crossing}" if crossing else ""
         return (f"[probe: {status} ({head}{crossing}; {what} not in the code: {format_total(probe)} over the default "
-                f"{probe['steps']} {unit})]")
+                f"{probe['steps']} {unit}){_clip_words(probe)}]")
     extra = f", {format_total(probe)} over {probe['steps']} {unit}" if probe["status"] == CONFIRMED else ""
-    return f"[probe: {status} ({head}{extra})]"
+    return f"[probe: {status} ({head}{extra}){_clip_words(probe)}]"
+
+
+def _clip_words(probe: dict) -> str:
+    """GL101/GL401: what the clip their fix adds does to the update of one probed sequence."""
+    clipped = (probe.get("compare") or {}).get("rnn_clipped") or {}
+    norm, after = clipped.get("update_norm"), clipped.get("clipped_update_norm")
+    if not isinstance(norm, (int, float)) or not isinstance(after, (int, float)):
+        return ""
+    return (f"; with clip_grad_norm_(max_norm={clipped.get('max_norm')}) the update of one sequence goes from "
+            f"{norm:.3g} to {after:.3g}, the per-step factor stays {format_k(probe.get('growth_per_step'))}")
 
 
 # -- the seam --------------------------------------------------------------------------------
@@ -359,6 +377,38 @@ def _new_severity(severity: Severity, probe: dict, options: ProbeOptions) -> Sev
     if nonfinite or (isinstance(log10, (int, float)) and log10 >= margin):
         return max(severity, Severity.ERROR)
     return severity
+
+
+def _owner(data: dict) -> dict | None:
+    for holder in (data, data.get("layer")):
+        if isinstance(holder, dict) and isinstance(holder.get("owner"), dict):
+            return holder["owner"]
+    return None
+
+
+def _measure_owned(candidates: list[Finding], groups: dict[int, list[Finding]], options: ProbeOptions) -> dict[int, dict]:
+    """`--probe-import`: id(finding) -> the child's answer for the module holding its layer (one
+    sandboxed subprocess for the whole report; identical requests are built once)."""
+    from gradlint.probe.real import measure_owned, request_for
+
+    keys: dict[int, str] = {}
+    requests: dict[str, dict] = {}
+    for finding in candidates:
+        if not isinstance(finding.data, dict):
+            continue
+        data, _ = pooled_data(finding, groups[id(finding)])
+        owner = _owner(data)
+        request = request_for(owner, {**data, **(_length(data) or {})}) if owner is not None else None
+        if request is None:
+            continue
+        key = json.dumps(request, sort_keys=True, default=repr)
+        keys[id(finding)] = key
+        requests.setdefault(key, request)
+    ordered = list(requests)
+    answers = measure_owned([requests[k] for k in ordered], replace(options, import_project=False),
+                            options.import_timeout, options.import_memory_mb)
+    by_key = dict(zip(ordered, answers))
+    return {finding_id: by_key[key] for finding_id, key in keys.items() if key in by_key}
 
 
 def _eligible(finding: Finding) -> bool:
@@ -378,6 +428,8 @@ def confirm_report(report: Report, options: ProbeOptions | None = None, progress
     candidates = [f for f in report.findings if _eligible(f)]
     groups = _groups([f for f in candidates if isinstance(f.data, dict)])
     cache: dict[str, ProbeResult | Exception] = {}
+    owned = _measure_owned(candidates, groups, options) if options.import_project else {}
+    counted: set[int] = set()
     if progress is not None:
         progress.start(len(candidates))
     for finding in candidates:
@@ -391,6 +443,23 @@ def confirm_report(report: Report, options: ProbeOptions | None = None, progress
             summary.not_probed += 1
             continue
         data, notes = pooled_data(finding, groups[id(finding)])
+        answer = owned.get(id(finding))
+        if answer is not None and "result" in answer:
+            result = ProbeResult.from_json(answer["result"])
+            status = CONFIRMED if result.verdict == "explodes" else NOT_CONFIRMED
+            finding.probe = probe_object(result, status, static, notes)
+            finding.severity = _new_severity(finding.severity, finding.probe, options)
+            finding.message = f"{finding.message.rstrip()} {message_suffix(finding.probe)}"
+            summary.probed += 1
+            if id(answer) not in counted:
+                counted.add(id(answer))
+                summary.measurements += 1
+            summary.confirmed += status == CONFIRMED
+            summary.not_confirmed += status != CONFIRMED
+            continue
+        if answer is not None:
+            notes.append(f"--probe-import could not build the code's own module ({answer.get('error')}): "
+                         "measured the rebuild instead")
         try:
             config = ProbeConfig.from_data(data)
         except UnsupportedModule as error:
@@ -401,10 +470,11 @@ def confirm_report(report: Report, options: ProbeOptions | None = None, progress
             finding.probe = not_probed("the trained model does not resolve to recurrent layers", static, notes)
             summary.not_probed += 1
             continue
-        key = json.dumps(config.to_dict(), sort_keys=True, default=repr)
+        clip = finding.code in CONDITIONAL
+        key = json.dumps([config.to_dict(), clip], sort_keys=True, default=repr)
         if key not in cache:
             try:
-                cache[key] = measure.probe(config, options)
+                cache[key] = measure.probe(config, replace(options, clip_update=True) if clip else options)
                 summary.measurements += 1
             except Exception as error:  # a probe failure is reported on the finding, never a crash
                 cache[key] = error

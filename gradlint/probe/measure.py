@@ -118,6 +118,7 @@ __all__ = [
     "measure_module",
     "probe",
     "probe_environment",
+    "probe_module",
     "probe_finding",
     "verdict_for",
 ]
@@ -395,7 +396,10 @@ def measure_mlp(module: nn.Sequential, *, regimes: tuple[str, ...], steps: int, 
         notes: list[str] = []
         depth = len(log_norms)
         k, points = fit_growth(log_norms, 0)
-        if math.isnan(k):
+        if depth == 1 and math.isfinite(log_norms[0]):
+            # One layer: its factor is ||dL/dx|| against the unit-norm projection of the loss.
+            k, points = math.exp(log_norms[0]), 1
+        elif math.isnan(k):
             k = 1.0 if depth < 2 else (0.0 if any(v == float("-inf") for v in log_norms) else float("inf"))
         G = total_growth(k, steps)
         if nonfinite:
@@ -457,13 +461,35 @@ def probe(config: ProbeConfig | dict, options: ProbeOptions | None = None) -> Pr
     options = options or ProbeOptions()
     if not isinstance(config, ProbeConfig):
         config = ProbeConfig.from_data(config)
+    return _probe(config, options, None)
+
+
+def probe_module(module: nn.Module, config: ProbeConfig, options: ProbeOptions | None = None,
+                 notes: list[str] | None = None) -> ProbeResult:
+    """Measure an existing module (the code's own, `--probe-import`) as `probe` measures a
+    rebuilt one: a float64 copy, parameters frozen, its shape in `config`."""
+    options = options or ProbeOptions()
+    import copy
+
+    with probe_environment():
+        own = copy.deepcopy(module).to(device=_device(options), dtype=DTYPE)
+        for p in own.parameters():
+            p.requires_grad_(False)
+        own.eval()
+    return _probe(config, options, own, notes)
+
+
+def _probe(config: ProbeConfig, options: ProbeOptions, given: nn.Module | None, extra: list[str] | None = None) -> ProbeResult:
     device = _device(options)
     start = time.perf_counter()
     with probe_environment():
         cache: dict = {}
-        notes: list[str] = []
-        module = build_module(config, seed=options.seed, device=device, cache=cache, log=notes)
-        notes.extend(f"init not rebuilt: {item}" for item in config.init_unresolved)
+        notes: list[str] = list(extra or ())
+        if given is None:
+            module = build_module(config, seed=options.seed, device=device, cache=cache, log=notes)
+            notes.extend(f"init not rebuilt: {item}" for item in config.init_unresolved)
+        else:
+            module = given
         unit = "layers" if config.kind == MLP_KIND else "steps"
         if config.seq_len_origin is not None:
             notes.insert(0, f"{'depth' if unit == 'layers' else 'T'} = {config.steps} {unit}, from {config.seq_len_origin}")

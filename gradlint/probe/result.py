@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from gradlint.probe.growth import log10_total_growth
-from gradlint.probe.jsonsafe import jsonable
+from gradlint.probe.jsonsafe import from_json_number, jsonable
 
 
 @dataclass
@@ -94,6 +94,26 @@ class ProbeResult:
         d["regimes"] = [r.to_dict() for r in self.regimes]
         d["log10_total_growth"] = log10_total_growth(self.growth_per_step, self.steps)
         return d
+
+    @classmethod
+    def from_json(cls, data: dict) -> ProbeResult:
+        """The inverse of `to_json` (the sandboxed child of `--probe-import` sends results so)."""
+
+        def numbers(value):
+            if isinstance(value, dict):
+                return {k: numbers(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [numbers(v) for v in value]
+            return from_json_number(value)
+
+        data = numbers(dict(data))
+        data.pop("log10_total_growth", None)
+        regimes = []
+        for item in data.pop("regimes", []):
+            item.pop("log10_total_growth", None)
+            regimes.append(RegimeResult(**item))
+        known = set(cls.__dataclass_fields__)
+        return cls(regimes=regimes, **{k: v for k, v in data.items() if k in known})
 
     def to_json(self) -> dict:
         """A JSON-safe dict: every non-finite float (G = inf, log10 of a zero norm) is written

@@ -52,6 +52,9 @@ class DeepUnnormalizedStack(Rule):
             if depth < minimum:
                 continue
             data = _data(model, ctx, stack, depth)
+            origins_text = "; ".join(dict.fromkeys(o for p in layers for o in p.count.origins if o))
+            data["depth_origin"] = f"{depth} layers stacked at {ctx.project.where(ctx.source.path, stack.node)}" + (
+                f" ({origins_text})" if origins_text else "")
             kinds = sorted({k for p in layers for k in ([p.kind] if p.block is None else [b[3] for b in p.block.layers])})
             shown = "/".join(f"`nn.{kind}`" for kind in kinds)
             blocks = [p for p in layers if p.block is not None]
