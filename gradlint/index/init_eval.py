@@ -53,6 +53,7 @@ class Evaluator:
     project: ProjectIndex
     layer: Layer
     call: cst.Call
+    instances: dict[int, OwnerRef]
 
     def call_statement(self, call: cst.Call, frame: Any) -> Any:  # pragma: no cover - the interpreter's
         raise NotImplementedError
@@ -82,6 +83,8 @@ class Evaluator:
     def _ev(self, node: cst.BaseExpression, frame: Frame) -> Any:
         if node is self.call:
             return LayerRef()
+        if id(node) in self.instances and isinstance(node, cst.Call):
+            return self.instances[id(node)]
         if isinstance(node, cst.Name):
             name = node.value
             if name in frame.env:
@@ -184,6 +187,9 @@ class Evaluator:
             method = self.method_of(base, attr, frame)
             if method is not None:
                 return FunctionRef(method.path, method.model, method.function, bound_self=base)
+            value = self.owner_value(base, attr)
+            if value is not UNKNOWN:
+                return value
             if node is not None:
                 value = self.resolved(node, frame)
                 if value is not UNKNOWN:
@@ -214,6 +220,18 @@ class Evaluator:
         if base is UNKNOWN and node is not None and not self.mentions_env(node, frame):
             return self.resolved(node, frame)
         return UNKNOWN
+
+    def owner_value(self, owner: OwnerRef, attr: str) -> Any:
+        """A number or string the owner's class keeps as `self.<attr>` (`self.hidden = hidden`),
+        resolved in the class's scope (through its construction's call sites)."""
+        init = self.method_of(owner, "__init__", None)
+        if init is None:
+            return UNKNOWN
+        node = cst.Attribute(cst.Name("self"), cst.Name(attr))
+        found = self.project.resolver.resolve(node, self.project.scope(init.path, init.function))
+        if found is None or not isinstance(found.value, (int, float, str, bool)):
+            return UNKNOWN
+        return found.value
 
     def mentions_env(self, node: cst.BaseExpression, frame: Frame) -> bool:
         while isinstance(node, (cst.Attribute, cst.Subscript, cst.Call)):

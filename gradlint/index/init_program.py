@@ -139,6 +139,8 @@ class _Runner(Evaluator):
         self.depth = 0
         self.seen_unresolved: set[str] = set()
         self.budget = MAX_STATEMENTS
+        self.instances: dict[int, OwnerRef] = {}
+        """Constructions of the owning class met elsewhere (`init_gates(Model())`): the owner."""
         self.owner_classes: list[tuple[Path, ClassInfo, tuple[str, ...]]] = []
 
     # ------------------------------------------------------------ where the layer lives
@@ -187,27 +189,38 @@ class _Runner(Evaluator):
             self.run_holders(site_path, holder, owner.path, depth + 1)
 
     def run_instance_calls(self, path: Path, info: ClassInfo, inner: tuple[str, ...]) -> None:
-        """`model.init_weights()` / `model.apply(weights_init)` on an instance of the owning class,
-        in any file of the run (after its construction)."""
+        """What the code does with an instance of the owning class, in any file of the run, after
+        its construction: `model.init_weights()`, `model.apply(weights_init)`, a helper it is
+        passed to (`init_gates(model)`, `init_gates(Model())`)."""
         names = {name for name in info.methods if name != "__init__"} | {"apply"}
         symbol = self.project.class_symbol(path, info)
         if symbol is None:
             return
+        owner = OwnerRef(inner, info.name)
         for site_path, site in self.project.call_sites(symbol):
             found = self.project.model_call(site_path, site)
             if found is None:
                 continue
             model, construction = found
+            self.instances[id(construction.node)] = owner
             holder = assigned_to(model, construction.node, construction.function)
-            if holder is None or "." in holder:
+            if holder is not None and "." in holder:
                 continue
             for other in model.calls:
-                if other.function is not construction.function:
+                if other.function is not construction.function or other.node is construction.node:
                     continue
                 func = other.node.func
-                if not (isinstance(func, cst.Attribute) and dotted_name(func.value) == holder and func.attr.value in names):
+                method = isinstance(func, cst.Attribute) and holder is not None and dotted_name(func.value) == holder \
+                    and func.attr.value in names
+                passed = any(
+                    (holder is not None and isinstance(arg.value, cst.Name) and arg.value.value == holder)
+                    or arg.value is construction.node
+                    for arg in other.node.args
+                )
+                if not method and not passed:
                     continue
-                frame = Frame(site_path, model, other.function, {holder: OwnerRef(inner, info.name)})
+                env = {holder: owner} if holder is not None else {}
+                frame = Frame(site_path, model, other.function, env)
                 self.guarded(lambda: self.expression_statement(other.node, frame))
 
     # ------------------------------------------------------------ functions and blocks
@@ -479,6 +492,8 @@ class _Runner(Evaluator):
                 model = self.project.model(path)
                 if method is not None and model is not None:
                     return FunctionRef(path, model, method)
+        if frame is None:
+            return None
         info = frame.model.classes.get(owner.cls)
         method = info.methods.get(name) if info is not None else None
         return FunctionRef(frame.path, frame.model, method) if method is not None else None
