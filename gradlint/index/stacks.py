@@ -133,10 +133,11 @@ def stacks(project: Any, path: Path, model: FileModel, depth: int = 0) -> list[S
     by_container: dict[int, Stack] = {}
     by_class: dict[str, Stack] = {}
     shared: dict = {}
+    containing = {id(site.function) for site in model.calls if is_container(site.qualified)}
     for index, site in enumerate(model.calls):
         kind = _module_kind(site)
-        if kind is None and not _may_be_block(site):
-            continue
+        if kind is None and (id(site.function) not in containing or not _may_be_block(site)):
+            continue  # a project class counts only in a function that builds a container
         scope = project.scope(path, site.function)
         placed = _place(model, site, index, kind or "block", resolver, scope, shared)
         if placed is None:
