@@ -159,3 +159,30 @@ def test_probe_import_is_opt_in_and_its_help_warns_about_untrusted_code():
     assert "--probe-import" in text and "never use it on untrusted pull requests" in text
     assert run(str(FIXTURES / "relu_irnn"), "--probe-import").exit_code == 2  # needs --probe
     assert Severity  # the default path never imports project code: see test_probe_check's no-torch tests
+
+
+def test_probe_import_builds_a_factory_that_returns_the_layer(tmp_path):
+    pytest.importorskip("torch")
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "layers.py").write_text(textwrap.dedent("""\
+        import torch.nn as nn
+
+
+        def make_rnn(hidden=64):
+            rnn = nn.RNN(8, hidden)
+            nn.init.orthogonal_(rnn.weight_hh_l0, gain=1.5)
+            nn.init.zeros_(rnn.bias_ih_l0)
+            nn.init.zeros_(rnn.bias_hh_l0)
+            return rnn
+
+
+        encoder = make_rnn(hidden=32)
+        """))
+    result = run(str(root), "--probe", "--probe-import", "--format", "json", "--no-cache")
+    (finding,) = json.loads(result.stdout)["findings"]
+    assert finding["data"]["layer"]["owner"]["factory"] == "make_rnn"
+    assert finding["data"]["layer"]["owner"]["kwargs"] == {"hidden": 32}
+    assert any(n.startswith("measured the code's own module: make_rnn(hidden=32)") for n in finding["probe"]["notes"])
+    assert finding["probe"]["growth_per_step"] == pytest.approx(1.5, rel=0.02)  # tanh, zero biases: the gain
+    assert finding["probe"]["module"]["hidden_size"] == 32

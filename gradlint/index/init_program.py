@@ -123,7 +123,14 @@ def _collect(project: ProjectIndex, path: Path, call: cst.Call, kind: str, confi
         bidirectional=config.get("bidirectional") is True,
     )
     runner = _Runner(project, layer, call, program)
-    runner.run_site(path, model, site.function)
+    try:
+        runner.run_site(path, model, site.function)
+    except Return:
+        pass
+    except (RecursionError, ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError) as error:
+        # Code the interpreter does not follow: what it read so far stands, and the report says so.
+        program.unresolved.append(f"{project.where(path, call)}: the init code could not be followed further "
+                                  f"({type(error).__name__})")
     return program
 
 
@@ -568,6 +575,6 @@ def _function_of_node(model: FileModel, node: cst.FunctionDef) -> Function | Non
     return None
 
 
-__all__ = ["Program", "assigned_to", "init_program"]  # assigned_to: gradlint.analysis.tensors
+__all__ = ["Program", "init_program"]
 
 

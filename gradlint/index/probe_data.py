@@ -26,7 +26,8 @@ import libcst as cst
 from gradlint.analysis.layers import json_value, layer_kind, owner_class
 from gradlint.analysis.model import FileModel, Function
 from gradlint.analysis.names import dotted_name
-from gradlint.index.init_program import assigned_to, init_program
+from gradlint.analysis.tensors import assigned_to
+from gradlint.index.init_program import init_program
 from gradlint.index.sequence import sequence_length, trained_in
 
 if TYPE_CHECKING:
@@ -87,13 +88,22 @@ def owner_data(project: ProjectIndex, path: Path, model: FileModel, call: cst.Ca
     module's own defaults apply to those not passed)."""
     target = assigned_to(model, call, function)
     info = owner_class(model, function)
-    if info is None or target is None or not target.startswith("self.") or target.count(".") != 1:
+    if target is None:
         return None
-    data: dict[str, Any] = {
-        "file": str(path), "display": project.display(path), "class": info.name, "attribute": target[5:],
-        "args": [], "kwargs": {}, "unresolved": [], "call": None,
-    }
-    symbol = project.class_symbol(path, info)
+    if info is not None and target.startswith("self.") and target.count(".") == 1:
+        data: dict[str, Any] = {
+            "file": str(path), "display": project.display(path), "class": info.name, "attribute": target[5:],
+            "args": [], "kwargs": {}, "unresolved": [], "call": None,
+        }
+        symbol = project.class_symbol(path, info)
+    elif "." not in target and _factory_returns(function, target):
+        # A factory: a module-level function that builds the layer and returns it.
+        assert function is not None
+        data = {"file": str(path), "display": project.display(path), "factory": function.name, "attribute": "",
+                "args": [], "kwargs": {}, "unresolved": [], "call": None}
+        symbol = project.resolve(path, function.name)
+    else:
+        return None
     if symbol is None:
         return data
     sites = project.call_sites(symbol)
@@ -123,6 +133,17 @@ def owner_data(project: ProjectIndex, path: Path, model: FileModel, call: cst.Ca
         data["call"] = project.where(site_path, node)
         break
     return data
+
+
+def _factory_returns(function: Function | None, name: str) -> bool:
+    if function is None or function.parent is not None or function.class_name is not None:
+        return False
+    from gradlint.analysis.walk import walk
+
+    return any(
+        isinstance(node, cst.Return) and isinstance(node.value, cst.Name) and node.value.value == name
+        for node in walk(function.node.body)
+    )
 
 
 def model_probe_data(project: ProjectIndex, facts: ModelFacts | None, clip_max_norm: float | None = None) -> dict | None:

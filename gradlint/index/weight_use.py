@@ -30,7 +30,7 @@ from gradlint.analysis.model import FileModel, Function
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.uses import MatrixUse, matrix_uses
 from gradlint.index.counts import loop_count
-from gradlint.index.init_program import assigned_to
+from gradlint.analysis.tensors import assigned_to
 from gradlint.index.probe_data import model_call
 from gradlint.index.stacks import stacks
 
