@@ -40,7 +40,28 @@ CONFIGS: list[tuple[str, dict]] = [
     ("MLP relu  w256  depth50 default", {"layer": "MLP", "width": 256, "depth": 50}),
     ("MLP relu  w512  depth64 kaiming", {"layer": "MLP", "width": 512, "depth": 64,
                                          "init": {"init": "kaiming_normal_", "nonlinearity": "relu"}}),
+    # This round: the code's init program, tied stacks, cells, GL101's clip.
+    ("RNN relu  h256  T50   L1 init program (5 steps)", {
+        "layer": "RNN", "hidden_size": 256, "seq_len": 50, "nonlinearity": "relu", "seq_len_origin": "bench",
+        "init_program": [{"init": "normal_", "std": 0.001, "param": "weight_ih_l0"},
+                         {"init": "zeros_", "param": "bias_ih_l0"}, {"init": "zeros_", "param": "bias_hh_l0"},
+                         {"init": "eye_", "param": "weight_hh_l0"},
+                         {"init": "multiply", "factor": 1.5, "param": "weight_hh_l0"}]}),
+    ("LSTM      h128  T60   L1 per-gate program", {
+        "layer": "LSTM", "hidden_size": 128, "seq_len": 60,
+        "init_program": [{"init": "orthogonal_", "gain_argument": 4.0, "param": "weight_hh_l0",
+                          "rows": [g * 128, (g + 1) * 128], "row_unit": 128} for g in range(4)]
+        + [{"init": "zeros_", "param": "bias_ih_l0"}, {"init": "zeros_", "param": "bias_hh_l0"}]}),
+    ("MLP relu  w256  depth12 tied (square Linear in a loop)", {
+        "layer": "MLP", "width": 256, "depth": 12, "tied": True, "nonlinearity": "relu",
+        "init": {"init": "normal_", "std": 0.125}}),
+    ("RNNCell   h256  T?    a cell (T unknown: T* reported)", {
+        "layer": "RNNCell", "hidden_size": 256, "input_size": 256, "nonlinearity": "tanh",
+        "init": {"init": "normal_", "std": 0.1}}),
 ]
+CLIPPED = ("RNN relu  h256  T100  GL101 with the clip's update norm", {
+    "layer": "RNN", "hidden_size": 256, "seq_len": 100, "nonlinearity": "relu", "clip_max_norm": 1.0,
+    "init": {"init": "normal_", "gain": 2.0}})
 
 
 def main() -> int:
@@ -60,12 +81,13 @@ def main() -> int:
           f"median of {args.repeat} probes, one torch thread, float64")
     print(f"{'configuration':58s} {'median s':>9s} {'min s':>7s} {'cpu s':>7s}  verdict   k")
     medians = []
-    for name, data in CONFIGS:
+    clipped = ProbeOptions(device=args.device, clip_update=True)
+    for name, data, opts in [(n, d, options) for n, d in CONFIGS] + [(CLIPPED[0], CLIPPED[1], clipped)]:
         times, cpu = [], []
         result = None
         for _ in range(args.repeat):
             start, start_cpu = time.perf_counter(), time.process_time()
-            result = probe(data, options)
+            result = probe(data, opts)
             times.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
         median = statistics.median(times)

@@ -126,6 +126,12 @@ def main() -> None:
     help="Confirm model/init findings by measuring gradient growth with torch (needs gradlint[probe]).",
 )
 @click.option(
+    "--probe-import",
+    is_flag=True,
+    help="With --probe: build the flagged layers' own classes from your code and measure them. This imports "
+    "and runs project code (in a sandboxed subprocess); never use it on untrusted pull requests.",
+)
+@click.option(
     "--baseline",
     "baseline_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -175,6 +181,7 @@ def check(
     statistics: bool,
     report_unused_ignores: bool,
     probe: bool,
+    probe_import: bool,
     baseline_file: Path | None,
     changed_since: str | None,
     probe_threshold: float,
@@ -200,10 +207,12 @@ def check(
         cache_dir = config.root / DEFAULT_DIRECTORY
     human = output_format in ("text", "concise") and output is None and not quiet
     probe_options = None
+    if probe_import and not probe:
+        raise click.UsageError("--probe-import needs --probe")
     if probe and not show_diff:
         from gradlint.probe import ProbeOptions
 
-        probe_options = ProbeOptions(explode_threshold=probe_threshold)
+        probe_options = ProbeOptions(explode_threshold=probe_threshold, import_project=probe_import)
 
     try:
         report = api.check(

@@ -103,8 +103,12 @@ def test_relu_irnn_fixture_json_has_probe_objects_with_the_documented_fields():
         assert probe["status"] == "confirmed" and probe["reason"] is None
         assert probe["verdict"] == "explodes"
         assert probe["growth_per_step"] == pytest.approx(1.5, rel=0.05)
-        assert probe["steps"] == 100 and probe["window"] == 100
-        assert probe["log10_total_growth"] == pytest.approx(99 * 0.1761, rel=0.05)
+        # The fixture states its length: `--seq-len` defaults to 50 and builds the dataset.
+        assert probe["steps"] == 50 and probe["window"] == 50
+        assert probe["steps_origin"] == "`seq_len`: argparse default of --seq-len (fixtures/relu_irnn/train.py:66)" \
+            or probe["steps_origin"].startswith("`seq_len`: argparse default of --seq-len (")
+        assert probe["steps_to_threshold"] == 7  # 1 + ln 10 / ln 1.5 = 6.68
+        assert probe["log10_total_growth"] == pytest.approx(49 * 0.1761, rel=0.05)
         assert probe["total_growth"] == pytest.approx(10 ** probe["log10_total_growth"], rel=1e-3)
         assert probe["regime"] in ("small-signal", "unit-scale")
         assert [r["regime"] for r in probe["regimes"]] == ["small-signal", "unit-scale"]
@@ -116,12 +120,15 @@ def test_relu_irnn_fixture_json_has_probe_objects_with_the_documented_fields():
             assert isinstance(probe["compare"][cell]["growth_per_step"], float)
         assert len(probe["norms"]) == probe["window"]
         assert probe["module"]["kind"] == "RNN" and probe["module"]["nonlinearity"] == "relu"
-        assert "seq_len=100 (default: unresolved)" in probe["defaults_applied"]
+        assert probe["defaults_applied"] == []
         assert probe["static_severity"] == "warning"
-        assert finding["severity"] == "error"  # G = 10^17: far above the threshold
-        assert finding["message"].endswith("[probe: confirmed (explodes, x1.50/step, 10^17.4 over 100 steps)]")
-    # The relu layer finding carries no init itself: the GL301 on the same layer supplies it.
-    assert "init eye_ from GL301 at line 57" in by_code(probed, "GL202")["probe"]["notes"]
+        assert finding["severity"] == "error"  # G = 10^8.6: far above the threshold
+        assert finding["message"].endswith("[probe: confirmed (explodes, x1.50/step, 10^8.6 over 50 steps)]")
+        # The init program: every init the code applies to the layer, in order, biases included.
+        applied = [note for note in probe["notes"] if note.startswith("init applied:")]
+        assert [note.rsplit("-> ", 1)[1] for note in applied] == [
+            "weight_ih_l0", "bias_ih_l0", "bias_hh_l0", "weight_hh_l0", "weight_hh_l0"]
+        assert "nn.init.eye_(self.rnn.weight_hh_l0)" in applied[3]
 
 
 def test_relu_rnn_with_default_init_is_not_confirmed_it_vanishes(tmp_path):
@@ -159,25 +166,23 @@ def test_unresolved_sizes_fall_back_to_defaults_and_say_so(tmp_path):
 
 def test_a_confirmed_finding_below_the_escalation_margin_keeps_its_severity():
     pytest.importorskip("torch")
-    # G = 10^17.4 >= 1e17 (confirmed) but below 1e17 * 1e5 (no escalation to error).
-    findings = findings_json(str(FIXTURES / "relu_irnn"), "--probe", "--probe-threshold", "1e17")
+    # G = 10^8.6 >= 1e8 (confirmed) but below 1e8 * 1e5 (no escalation to error).
+    findings = findings_json(str(FIXTURES / "relu_irnn"), "--probe", "--probe-threshold", "1e8")
     finding = by_code(findings, "GL202")
     assert finding["probe"]["status"] == "confirmed"
     assert finding["severity"] == "warning"
 
 
-def test_findings_without_configuration_are_not_probed_and_others_get_no_probe():
+def test_gl101_on_a_recurrent_model_is_probed_and_keeps_its_severity():
     pytest.importorskip("torch")
     findings = findings_json(str(FIXTURES / "char_rnn_no_clip"), "--probe")
     gl101 = by_code(findings, "GL101")
-    assert gl101["probe"]["status"] == "not-probed"
-    # The message names the model's nn.RNN: the reason says why it is not rebuilt, not that there is no layer.
+    # The trained model's nn.RNN is rebuilt from its data; the missing clip stays a warning
+    # whatever the verdict, and the probe adds what the fix's clip does to one update.
     assert "nn.RNN at" in gl101["message"]
-    reason = gl101["probe"]["reason"]
-    assert reason.startswith("GL101 does not record the sizes and init of nn.RNN at ") and "model.py:18" in reason
-    assert "no layer" not in reason and "null" not in reason
-    assert gl101["probe"]["verdict"] is None and gl101["probe"]["regimes"] == []
-    assert gl101["severity"] == "warning" and "[probe:" not in gl101["message"]
+    assert gl101["probe"]["status"] in ("confirmed", "not-confirmed")
+    assert gl101["probe"]["verdict"] in ("explodes", "stable", "vanishes")
+    assert gl101["severity"] == "warning" and "[probe:" in gl101["message"]
     assert all("probe" not in f for f in findings if f["code"] not in ("GL101", "GL401"))
 
 
@@ -207,12 +212,12 @@ def test_text_output_has_the_probe_line_and_chart():
     pytest.importorskip("torch")
     result = run_cli(str(FIXTURES / "relu_irnn"), "--probe")
     text = result.stdout
-    assert "probe: confirmed - explodes, x1.50/step, 10^17.4 over 100 steps (small-signal); LSTM x" in text
+    assert "probe: confirmed - explodes, x1.50/step, 10^8.6 over 50 steps (small-signal); LSTM x" in text
     assert re.search(r"LSTM x\d\.\d\d (stable|vanishes|explodes), GRU x\d\.\d\d (stable|vanishes|explodes)", text)
     chart = [line for line in text.splitlines() if line.strip().startswith("t=0 ")]
     assert chart and "log10 |dL/dx_t|" in chart[0]
     assert "regimes: small-signal x1.50 explodes, unit-scale x" in text
-    assert "defaults: seq_len=100 (unresolved)" in text
+    assert "note: T = 50 steps, from `seq_len`: argparse default of --seq-len" in text
     assert "probe: 2 findings probed" in result.stderr
 
 
@@ -244,9 +249,11 @@ def test_json_doc_and_probe_output_name_the_same_fields_with_the_same_types():
     pytest.importorskip("torch")
     from test_reporters import _rendered_fields
 
-    # A single-layer RNN, a 4-layer stack (per_layer) and a not-probed GL101.
+    # A single-layer RNN, a 4-layer stack (per_layer), a probed GL101 (with the fix's clip) and a
+    # not-probed GL101 (a feed-forward model).
     findings = findings_json(
-        str(FIXTURES / "relu_irnn"), str(FIXTURES / "package_project"), str(FIXTURES / "char_rnn_no_clip"), "--probe"
+        str(FIXTURES / "relu_irnn"), str(FIXTURES / "package_project"), str(FIXTURES / "char_rnn_no_clip"),
+        str(FIXTURES / "cnn_classifier"), "--probe",
     )
     statuses = {f["probe"]["status"] for f in findings if "probe" in f}
     assert statuses == {"confirmed", "not-confirmed", "not-probed"}
@@ -280,7 +287,8 @@ def test_findings_on_one_layer_pool_their_init_and_sequence_length():
                                   "layer": dict(layer, where="train.py:10"), "unresolved": []})
     group = [gl202, gl203, gl301]
     data, notes = pooled_data(gl202, group)
-    assert data["init"] == [{"init": "eye_", "scale": 1.5, "gain": 1.5, "target": "rnn.weight_hh_l0"}]
+    assert data["init"] == [{"init": "eye_", "scale": 1.5, "gain": 1.5, "target": "rnn.weight_hh_l0",
+                             "at": "train.py:12"}]
     assert data["seq_len"] == 400
     assert notes == ["init eye_ from GL301 at line 12", "seq_len=400 from GL203 at line 10"]
     data, _ = pooled_data(gl301, group)

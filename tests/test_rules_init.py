@@ -226,7 +226,6 @@ def test_data_is_json_and_names_the_layer_configuration():
         "nn.init.kaiming_normal_(self.rnn.weight_hh_l0)",
         "nn.init.xavier_uniform_(self.fc.weight, gain=2.0)",  # only recurrent matrices for xavier's gain
         "nn.init.zeros_(self.rnn.weight_hh_l0)",
-        "for name, p in self.rnn.named_parameters():\n    nn.init.normal_(p, std=1.0)",
         "for name, p in self.rnn.named_parameters():\n    if 'weight_hh' not in name:\n        nn.init.normal_(p, std=1.0)",
         "self.scale = torch.ones(10)\nself.scale.mul_(2.0)",  # not a weight
     ],
@@ -502,6 +501,9 @@ def test_a_requires_grad_tensor_is_a_weight_only_when_kept_or_trained():
         x = torch.randn(n, n, requires_grad=True)
         optimizer = torch.optim.SGD([W, U], lr=0.01)
         torch.autograd.gradcheck(torch.sin, (x,))
+        h = torch.zeros(8, n)
+        for t in range(50):
+            h = torch.tanh(h @ W + x[t, :8].unsqueeze(1) @ U.t()[:1, :])
         """
     )
     finding = only(lint(script, "GL302"), "GL302")
@@ -540,3 +542,211 @@ def test_gl302_size_resolves_through_another_file_and_gl301_leaves_it_alone():
     assert finding.display_path == "model.py"
     assert finding.data["n"] == 100 and finding.data["gain"] == 10.0
     assert "--hidden" in finding.message
+
+
+# =========================================================================== GL301 through the init program
+
+
+def lstm_module(body: str) -> str:
+    lines = "\n".join(f"        {line}" if line else "" for line in dedent(body).splitlines())
+    return dedent(
+        """\
+        import torch
+        import torch.nn as nn
+
+
+        class Encoder(nn.Module):
+            def __init__(self, hidden=128):
+                super().__init__()
+                self.hidden = hidden
+                self.lstm = nn.LSTM(16, hidden)
+                self.head = nn.Linear(hidden, 2)
+        {body}
+        """
+    ).format(body=lines)
+
+
+def test_a_named_parameters_loop_over_every_parameter_reaches_the_recurrent_matrix():
+    code = module("for name, p in self.rnn.named_parameters():\n    nn.init.normal_(p, std=1.0)")
+    finding = only(lint(code, "GL301"), "GL301")
+    assert finding.line == at(code, "nn.init.normal_(p, std=1.0)")
+    assert "rnn.weight_hh_l0" in finding.message and "std=1 * sqrt(256) = 16" in finding.message
+
+
+def test_per_gate_chunks_of_an_lstm_are_reported_with_the_gain_of_each_block():
+    code = lstm_module(
+        """\
+        for name, param in self.lstm.named_parameters():
+            if "weight_hh" in name:
+                for block in param.chunk(4, 0):
+                    nn.init.orthogonal_(block, gain=3.0)
+        """
+    )
+    finding = only(lint(code, "GL301"), "GL301")
+    assert finding.line == at(code, "gain=3.0")
+    assert "128 x 128 per gate block" in finding.message and "an expected gain of 3.0" in finding.message
+    assert finding.data["target"] == "lstm.weight_hh_l0" and finding.data["gain"] == 3.0
+
+
+LSTM_CLASS = """\
+import torch
+import torch.nn as nn
+
+
+class Encoder(nn.Module):
+    def __init__(self, hidden=128):
+        super().__init__()
+        self.hidden = hidden
+        self.lstm = nn.LSTM(16, hidden)
+        self.head = nn.Linear(hidden, 2)
+        {call}
+
+{method}
+"""
+
+
+def test_an_init_applied_through_self_apply_with_isinstance_dispatch_is_reported():
+    method = """\
+    def _init(self, m):
+        if isinstance(m, nn.Linear):
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LSTM):
+            for name, p in m.named_parameters():
+                if "weight_hh" in name:
+                    nn.init.normal_(p, std=0.3)
+"""
+    code = LSTM_CLASS.format(call="self.apply(self._init)", method=method)
+    finding = only(lint(code, "GL301"), "GL301")
+    assert finding.line == at(code, "std=0.3")
+    assert "(in `_init()`)" in finding.message and "std=0.3 * sqrt(128) = 3.39" in finding.message
+
+
+def test_an_init_weights_method_copying_a_scaled_identity_is_reported():
+    method = """\
+    def init_weights(self):
+        with torch.no_grad():
+            for gate in range(4):
+                block = self.lstm.weight_hh_l0[gate * self.hidden:(gate + 1) * self.hidden]
+                block.copy_(torch.eye(self.hidden) * 1.5)
+"""
+    code = LSTM_CLASS.format(call="self.init_weights()", method=method)
+    finding = only(lint(code, "GL301"), "GL301")
+    assert finding.line == at(code, "block.copy_")
+    assert "identity * 1.5" in finding.message
+
+
+def test_a_whole_lstm_xavier_init_keeps_each_gate_block_below_one():
+    # xavier on the (4h, h) matrix: std = gain * sqrt(2 / 5h), each h x h block ~ gain * sqrt(2/5).
+    code = lstm_module(
+        """\
+        for name, p in self.lstm.named_parameters():
+            if "weight" in name:
+                nn.init.xavier_uniform_(p, gain=1.5)
+        """
+    )
+    assert lint(code, "GL301") == []
+
+
+def test_an_init_under_a_test_gradlint_cannot_evaluate_is_not_reported():
+    code = lstm_module(
+        """\
+        for name, p in self.lstm.named_parameters():
+            if torch.cuda.is_available():
+                nn.init.orthogonal_(p, gain=3.0)
+        """
+    )
+    assert lint(code, "GL301") == []
+
+
+# =========================================================================== GL302 needs a matrix use
+
+
+def test_a_square_random_parameter_that_is_only_indexed_and_added_is_quiet():
+    # A CRF's transition scores: added to log-potentials, never multiplied into a state.
+    code = dedent(
+        """\
+        import torch
+        import torch.nn as nn
+
+
+        class CRF(nn.Module):
+            def __init__(self, num_tags=5):
+                super().__init__()
+                self.transitions = nn.Parameter(torch.randn(num_tags, num_tags))
+
+            def score(self, feats, tags):
+                score = torch.zeros(1)
+                for i, feat in enumerate(feats):
+                    score = score + self.transitions[tags[i + 1], tags[i]] + feat[tags[i + 1]]
+                return score
+        """
+    )
+    assert lint(code, "GL302") == []
+
+
+def test_square_random_parameters_whose_gradients_a_unit_test_assigns_by_hand_are_quiet():
+    code = dedent(
+        """\
+        import torch
+
+
+        def test_grad_norm_groups():
+            params = [torch.nn.Parameter(torch.randn(4, 4)) for _ in range(2)]
+            main = torch.nn.Parameter(torch.randn(4, 4))
+            for p in params + [main]:
+                p.grad = torch.randn_like(p)
+            norm = torch.nn.utils.clip_grad_norm_(params + [main], 1.0)
+            assert norm > 0
+        """
+    )
+    assert lint(code, "GL302") == []
+
+
+def test_a_square_random_weight_multiplied_once_in_a_script_is_info():
+    code = dedent(
+        """\
+        import torch
+
+        n = 64
+        W = torch.randn(n, n, requires_grad=True)
+        optimizer = torch.optim.SGD([W], lr=0.1)
+        y = torch.randn(8, n) @ W
+        """
+    )
+    finding = only(lint(code, "GL302"), "GL302")
+    assert finding.severity.label == "info" and "multiplies by it once" in finding.message
+    assert finding.data["layer"] == dict(finding.data["layer"], layer="MLP", depth=1)
+
+
+def test_a_square_random_weight_in_a_test_file_is_info_even_in_a_loop():
+    code = cell("nn.Parameter(torch.randn(hidden_size, hidden_size))")
+    findings = lint("", "GL302", extra={"tests/test_cell.py": code})
+    finding = only(findings, "GL302")
+    assert finding.display_path == "tests/test_cell.py" and finding.severity.label == "info"
+
+
+def test_the_unscaled_recurrent_matrix_of_a_hand_written_loop_carries_its_recurrence():
+    code = dedent(
+        """\
+        import torch
+        import torch.nn as nn
+
+
+        class Elman(nn.Module):
+            def __init__(self, hidden=64):
+                super().__init__()
+                self.W_hh = nn.Parameter(torch.randn(hidden, hidden))
+                self.W_xh = nn.Linear(10, hidden)
+
+            def forward(self, x):
+                h = torch.zeros(x.size(1), self.W_hh.size(0))
+                for t in range(x.size(0)):
+                    h = torch.tanh(h @ self.W_hh + self.W_xh(x[t]))
+                return h
+        """
+    )
+    finding = only(lint(code, "GL302"), "GL302")
+    assert finding.severity.label == "warning"
+    assert "applies it to a state the loop carries" in finding.message
+    layer = finding.data["layer"]
+    assert (layer["layer"], layer["nonlinearity"], layer["hidden_size"]) == ("RNNCell", "tanh", 64)

@@ -965,3 +965,98 @@ def test_a_call_site_passing_an_unresolvable_depth_overrides_the_default():
         """
     )
     assert lint(code, "GL201") == []
+
+
+# =========================================================================== this round: tests, blocks
+
+
+def test_a_deep_vanilla_rnn_that_a_unit_test_builds_and_nothing_trains_is_info():
+    code = dedent(
+        """\
+        import torch
+        import torch.nn as nn
+
+
+        def test_output_shape():
+            rnn = nn.RNN(8, 16, num_layers=4)
+            out, _ = rnn(torch.randn(5, 2, 8))
+            assert out.shape == (5, 2, 16)
+        """
+    )
+    finding = only(lint("", "GL201", extra={"tests/test_rnn.py": code}), "GL201")
+    assert finding.severity.label == "info"
+    assert only(lint(code, "GL201"), "GL201").severity.label == "warning"  # the same code in train.py
+
+
+BLOCK = """\
+import torch
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.fc = nn.Linear(width, width)
+        {extra_init}
+
+    def forward(self, x):
+        {forward}
+
+
+class Net(nn.Module):
+    def __init__(self, width=64, depth=10):
+        super().__init__()
+        self.blocks = nn.Sequential(*[Block(width) for _ in range(depth)])
+"""
+
+
+def test_a_block_class_repeated_in_a_sequential_counts_its_layers():
+    code = BLOCK.format(extra_init="", forward="return torch.relu(self.fc(x))")
+    finding = only(lint(code, "GL204"), "GL204")
+    assert finding.line == at(code, "nn.Sequential(*[Block")
+    assert "stacks 10 `nn.Linear` layers in 10 `Block` blocks" in finding.message
+    assert finding.data["depth"] == 10 and finding.data["widths"] == [[64, 64]] * 10
+    assert finding.data["depth_origin"].startswith("10 layers stacked at train.py:")
+
+
+@pytest.mark.parametrize("extra_init, forward", [
+    ("self.norm = nn.LayerNorm(width)", "return self.norm(torch.relu(self.fc(x)))"),
+    ("", "return x + torch.relu(self.fc(x))"),
+])
+def test_a_repeated_block_that_normalizes_or_skips_is_quiet(extra_init, forward):
+    assert lint(BLOCK.format(extra_init=extra_init, forward=forward), "GL204") == []
+
+
+def test_a_loop_that_extends_a_list_of_layers_then_unpacks_it_into_a_sequential():
+    code = dedent(
+        """\
+        import torch.nn as nn
+
+
+        def make_mlp(width=256, depth=12):
+            layers = []
+            for _ in range(depth):
+                layers += [nn.Linear(width, width), nn.ReLU()]
+            return nn.Sequential(*layers)
+        """
+    )
+    finding = only(lint(code, "GL204"), "GL204")
+    assert finding.data["depth"] == 12 and finding.data["modules"][:2] == ["Linear", "ReLU"]
+
+
+def test_a_plain_stack_is_info_with_the_default_init_and_a_warning_with_its_own():
+    plain = dedent(
+        """\
+        import torch.nn as nn
+
+
+        class Tower(nn.Module):
+            def __init__(self, width=64, depth=10):
+                super().__init__()
+                self.layers = nn.Sequential(*[nn.Sequential(nn.Linear(width, width), nn.ReLU()) for _ in range(depth)])
+        """
+    )
+    initialised = plain + "        self.apply(self._init)\n\n    def _init(self, m):\n        if isinstance(m, nn.Linear):\n            nn.init.normal_(m.weight, std=0.2)\n"
+    quiet = only(lint(plain, "GL204"), "GL204")
+    assert quiet.severity.label == "info" and "shrinks by about 0.4 per relu layer" in quiet.message
+    assert only(lint(initialised, "GL204"), "GL204").severity.label == "warning"

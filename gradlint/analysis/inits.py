@@ -27,6 +27,34 @@ INIT_FUNCTIONS = {
 }
 TENSOR_METHODS = {"normal_", "uniform_", "fill_", "mul_", "div_", "zero_", "copy_"}
 _CANDIDATE_NAMES = INIT_FUNCTIONS | TENSOR_METHODS | {"Parameter"}
+
+REQUIRED = object()
+"""An argument without a default (`constant_`'s `val`): missing means the call cannot be read."""
+FUNCTION_ARGUMENTS: dict[str, tuple[tuple[str, int, object], ...]] = {
+    "normal_": (("mean", 1, 0.0), ("std", 2, 1.0)),
+    "uniform_": (("a", 1, 0.0), ("b", 2, 1.0)),
+    "trunc_normal_": (("mean", 1, 0.0), ("std", 2, 1.0), ("a", 3, -2.0), ("b", 4, 2.0)),
+    "orthogonal_": (("gain", 1, 1.0),),
+    "constant_": (("val", 1, REQUIRED),),
+    "xavier_normal_": (("gain", 1, 1.0),),
+    "xavier_uniform_": (("gain", 1, 1.0),),
+    "kaiming_normal_": (("a", 1, 0.0), ("mode", 2, "fan_in"), ("nonlinearity", 3, "leaky_relu")),
+    "kaiming_uniform_": (("a", 1, 0.0), ("mode", 2, "fan_in"), ("nonlinearity", 3, "leaky_relu")),
+    "eye_": (),
+    "zeros_": (),
+    "ones_": (),
+}
+"""(keyword, position, default) of the arguments each `torch.nn.init` function reads (the tensor
+is argument 0)."""
+METHOD_ARGUMENTS: dict[str, tuple[tuple[str, int, object], ...]] = {
+    "normal_": (("mean", 0, 0.0), ("std", 1, 1.0)),
+    "uniform_": (("from", 0, 0.0), ("to", 1, 1.0)),
+    "fill_": (("value", 0, REQUIRED),),
+    "zero_": (),
+    "mul_": (("other", 0, REQUIRED),),
+    "div_": (("other", 0, REQUIRED),),
+}
+"""The same for the in-place Tensor methods (no tensor argument)."""
 _AUGMENTED = {"MultiplyAssign": "*", "DivideAssign": "/"}
 
 
@@ -216,6 +244,12 @@ def _expression(model: FileModel, expression: cst.BaseExpression, stack: tuple, 
             op = _call_op(model, call, stack)
             if op is not None:
                 ops.append(op)
+
+
+def call_op(model: FileModel, call: cst.Call, stack: tuple = ()) -> InitOp | None:
+    """The init operation a call is (`nn.init.normal_(w, ...)`, `w.mul_(k)`, `w.copy_(v)`,
+    `self.reset_parameters()`), or None."""
+    return _call_op(model, call, stack)
 
 
 def _call_op(model: FileModel, call: cst.Call, stack: tuple) -> InitOp | None:

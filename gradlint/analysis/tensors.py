@@ -13,7 +13,9 @@ from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import kwarg_value
 from typing import Any
 
-from gradlint.analysis.model import FileModel
+from gradlint.analysis.layers import ancestors
+from gradlint.analysis.model import FileModel, Function
+from gradlint.analysis.names import dotted_name
 
 PARAMETER_CLASSES = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
 LINEAR_CLASSES = {"torch.nn.Linear", "torch.nn.modules.linear.Linear"}
@@ -129,3 +131,21 @@ def unwrap_tensor(node: cst.BaseExpression) -> cst.BaseExpression:
     return node
 
 
+def assigned_to(model: FileModel, call: cst.Call, function: "Function | None") -> str | None:
+    """`self.rnn` / `rnn` for `self.rnn = nn.RNN(...)` / `rnn = nn.RNN(...).to(device)`."""
+    child: cst.CSTNode = call
+    for parent, node in ancestors(model, call, function):
+        if isinstance(parent, cst.Attribute) and parent.value is node:
+            child = parent
+            continue
+        if isinstance(parent, cst.Call) and parent.func is child and isinstance(child, cst.Attribute) \
+                and child.attr.value in vocab.MODULE_MOVES:
+            child = parent
+            continue
+        if isinstance(parent, (cst.Assign, cst.AnnAssign)):
+            targets = [t.target for t in parent.targets] if isinstance(parent, cst.Assign) else [parent.target]
+            if len(targets) == 1 and parent.value is node:
+                return dotted_name(targets[0])
+            return None
+        return None
+    return None

@@ -31,6 +31,9 @@ _EXPECTED: dict[str, str] = {
 tuple) is treated as unresolved rather than passed on."""
 
 
+_RECURRENT = frozenset({"RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"})
+
+
 def _plausible(name: str, value: Any) -> bool:
     expected = _EXPECTED.get(name)
     is_int = isinstance(value, int) and not isinstance(value, bool)
@@ -63,6 +66,9 @@ class LayerConfig:
     unresolved: list[str] = field(default_factory=list)
     passed: set[str] = field(default_factory=set)
     """The parameters the call gives explicitly (the others are torch's defaults)."""
+    site: tuple | None = field(default=None, repr=False, compare=False)
+    """(project, path, call, function) of a recurrent layer: `data()` adds what the dynamic probe
+    needs to rebuild it as the code runs it (gradlint.index.probe_data)."""
 
     def get(self, name: str) -> JSONValue:
         return self.values.get(name)
@@ -83,6 +89,7 @@ class LayerConfig:
     def data(self, **extra: JSONValue) -> dict:
         """The JSON `data` of a finding: `{"layer": "RNN", "input_size": 64, ..., "unresolved": [...]}`."""
         result: dict[str, JSONValue] = {"layer": self.kind, **self.values}
+        result.update(self.probe_data())
         unresolved = list(self.unresolved)
         for key, value in extra.items():
             if key == "unresolved":
@@ -91,6 +98,19 @@ class LayerConfig:
                 result[key] = json_value(value)
         result["unresolved"] = unresolved
         return result
+
+
+    def probe_data(self) -> dict:
+        """The init program, sequence length and owner of a recurrent layer (see
+        gradlint.index.probe_data), memoised per call with the dependencies it read."""
+        if self.site is None:
+            return {}
+        from gradlint.index.probe_data import layer_probe_data  # probe_data resolves layers too
+
+        project, path, call, function = self.site
+        table = project.table("layer_config.probe_data")
+        return dict(project.deps.memo(
+            table, id(call), lambda: layer_probe_data(project, path, call, self.kind, function, self)))
 
 
 def resolve_layer(project: Any, path: Path, model: Any, call: cst.Call, kind: str, function: Any) -> LayerConfig:
@@ -111,6 +131,8 @@ def _resolve_layer(project: Any, path: Path, call: Any, kind: str, function: Any
     scope = project.scope(path, function)
     passed, opaque = bound_arguments(call, kind)
     config = LayerConfig(kind, passed=set(passed))
+    if kind in _RECURRENT:
+        config.site = (project, path, call, function)
     for name, default in SIGNATURES[kind]:
         if name in passed:
             resolved = project.resolver.resolve(passed[name], scope)

@@ -55,6 +55,21 @@ class Factor:
         return self._value
 
 
+@dataclass
+class Block:
+    """A class of the project whose instances a stack repeats (`[Block(w) for _ in range(n)]`)."""
+
+    name: str
+    where: str
+    depth: int
+    """Linear/Conv layers one instance chains."""
+    breaks: str | None
+    """Why the class is not a plain chain (`normalizes`, `has a residual connection`), else None."""
+    layers: list[tuple[Any, Any, Any, str]] = field(default_factory=list)
+    """(path, model, CallSite, kind) of its layers in order (widths are resolved in its scope)."""
+    activation: str | None = None
+
+
 @dataclass(eq=False)
 class Placed:
     """A module construction and the stack it ends up in."""
@@ -74,6 +89,8 @@ class Placed:
     """The class holding it as attributes when no container holds it."""
     attribute: str | None = None
     """`fc1` for `self.fc1 = nn.Linear(...)` (the class's own stacks are chained through these)."""
+    block: Block | None = None
+    """For an instance of a project class: what one instance stacks."""
 
     @cached_property
     def count(self) -> Count:
@@ -84,11 +101,17 @@ class Placed:
 
     @property
     def is_layer(self) -> bool:
-        return self.kind in STACK_KINDS
+        return self.kind in STACK_KINDS or (self.block is not None and self.block.depth > 0)
 
     @property
     def is_norm(self) -> bool:
-        return self.kind == "norm"
+        """A normalization layer, or a block that normalizes or skips (either breaks the product)."""
+        return self.kind == "norm" or (self.block is not None and self.block.breaks is not None)
+
+    @property
+    def layers_each(self) -> int:
+        """Linear/Conv layers per repetition (a block's own depth)."""
+        return self.block.depth if self.block is not None else 1
 
 
 @dataclass
@@ -103,21 +126,28 @@ class Stack:
 # --------------------------------------------------------------------------- stacks
 
 
-def stacks(project: Any, path: Path, model: FileModel) -> list[Stack]:
+def stacks(project: Any, path: Path, model: FileModel, depth: int = 0) -> list[Stack]:
     """Module constructions grouped by the container (`nn.Sequential`/`nn.ModuleList`) or the
     class (separate attributes) that holds them."""
     resolver = project.resolver
     by_container: dict[int, Stack] = {}
     by_class: dict[str, Stack] = {}
     shared: dict = {}
+    containing = {id(site.function) for site in model.calls if is_container(site.qualified)}
     for index, site in enumerate(model.calls):
         kind = _module_kind(site)
-        if kind is None:
-            continue
+        if kind is None and (id(site.function) not in containing or not _may_be_block(site)):
+            continue  # a project class counts only in a function that builds a container
         scope = project.scope(path, site.function)
-        placed = _place(model, site, index, kind, resolver, scope, shared)
+        placed = _place(model, site, index, kind or "block", resolver, scope, shared)
         if placed is None:
             continue
+        if kind is None:
+            # A project class counts inside a container only (resolving it reads its file).
+            block = project_block(project, path, site, depth) if placed.container is not None else None
+            if block is None:
+                continue
+            placed.kind, placed.block = block.name, block
         if placed.container is not None:
             stack = by_container.get(id(placed.container))
             if stack is None:
@@ -224,6 +254,89 @@ class _ChainFinder:
         for child in children(node):
             inner = max(inner, self.expression(child, values), key=len)
         return inner
+
+
+_ACTIVATION_FUNCTIONS = {
+    "torch.relu": "relu", "torch.tanh": "tanh", "torch.sigmoid": "sigmoid", "torch.nn.functional.relu": "relu",
+    "torch.nn.functional.tanh": "tanh", "torch.nn.functional.gelu": "gelu", "torch.nn.functional.silu": "silu",
+    "torch.nn.functional.leaky_relu": "leaky_relu", "torch.nn.functional.elu": "elu",
+    "torch.nn.functional.sigmoid": "sigmoid",
+}
+_ACTIVATION_MODULES = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "GELU": "gelu", "SiLU": "silu",
+                       "LeakyReLU": "leaky_relu", "ELU": "elu", "SELU": "selu"}
+
+
+def _may_be_block(site: CallSite) -> bool:
+    callee = site.callee
+    if site.qualified is not None and site.qualified.startswith(("torch.", "numpy.", "math.")):
+        return False
+    return bool(callee) and callee.rsplit(".", 1)[-1][:1].isupper()
+
+
+def project_block(project: Any, path: Path, site: CallSite, depth: int = 0) -> Block | None:
+    """What one instance of a project class stacks, when `site` constructs one: its Linear/Conv
+    layers (chained through its attributes or in its own containers), whether it normalizes or
+    has a residual connection, its activation. None for anything else (functions, torch classes,
+    classes without layers). Cached per class for the run's trees."""
+    callee = site.callee
+    if site.qualified is not None and site.qualified.startswith(("torch.", "numpy.", "math.")):
+        return None
+    if not callee or not callee.rsplit(".", 1)[-1][:1].isupper() or depth > 3:
+        return None
+    symbol = project.resolve_callee(path, callee)
+    if symbol is None or symbol.kind != "class":
+        return None
+    table = project.table("stacks.blocks")
+    key = (str(symbol.path), symbol.name)
+    if key in table:
+        entry = table[key]
+        if entry is not None:
+            project.deps.note_all(entry[1])
+            return entry[0]
+        return None
+    table[key] = None  # a class that stacks itself
+    with project.deps.recording() as dependencies:
+        block = _block_of(project, symbol.path, symbol.name, depth)
+    table[key] = (block, dependencies)
+    return block
+
+
+def _block_of(project: Any, path: Path, name: str, depth: int) -> Block | None:
+    model = project.model(path)
+    info = model.classes.get(name) if model is not None else None
+    if model is None or info is None:
+        return None
+    own = [s for s in stacks(project, path, model, depth + 1) if s.owner is info]
+    best: list[Placed] = []
+    breaks = None
+    if has_residual(model, info):
+        breaks = "has a residual connection"
+    elif class_normalizes(model, info) or class_has_norm_layer(model, info):
+        breaks = "normalizes"
+    total = 0
+    for stack in own:
+        if stack.container is None:
+            chain = [p for p in class_stack(model, stack, 1) if p.is_layer]
+        else:
+            chain = [p for p in stack.placed if p.is_layer]
+        count = sum((p.count.value or 0) * p.layers_each for p in chain)
+        if count > total:
+            total, best = count, chain
+    if total == 0:
+        return None
+    layers = [(path, model, p.site, p.kind) for p in best if p.block is None]
+    activation = None
+    for site in model.calls:
+        if not in_class(site.function, info):
+            continue
+        nn_name = torch_nn_name(site.qualified)
+        if nn_name in _ACTIVATION_MODULES:
+            activation = _ACTIVATION_MODULES[nn_name]
+            break
+        if site.qualified in _ACTIVATION_FUNCTIONS:
+            activation = _ACTIVATION_FUNCTIONS[site.qualified]
+            break
+    return Block(name, project.where(path, info.node), total, breaks, layers, activation)
 
 
 def _module_kind(site: CallSite) -> str | None:

@@ -247,6 +247,8 @@ class FileSummary:
 
     def _parse_span(self, span: Span) -> "cst.BaseExpression | None":
         segment = self.source_segment(span)
+        if not segment.strip():
+            return None  # a zero-width span (a line marker) holds no expression
         try:
             node = cst.parse_expression(f"({segment}\n)")
         except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError):

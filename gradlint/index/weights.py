@@ -245,8 +245,18 @@ class WeightTarget:
         return text + (f", {self.value_origin}" if self.value_origin else "")
 
     def layer_data(self, project: ProjectIndex) -> dict | None:
-        """The layer's resolved configuration (`gradlint.index.layer_config`), with where it is built."""
+        """The layer's resolved configuration (`gradlint.index.layer_config`), with where it is built.
+        For a square `nn.Linear` / `nn.Parameter`, what the code does with it: the stack, loop or
+        cell the probe rebuilds (gradlint.index.weight_use); None when the code never multiplies
+        by it."""
         if self.layer is None:
+            if self.kind in ("linear", "parameter") and self.site is not None:
+                from gradlint.index.weight_use import square_weight_use  # weight_use reads weights too
+
+                used = square_weight_use(project, self.site[0], self.site[1], self.n, layer=self.kind == "linear")
+                if used is None:
+                    return None
+                return dict(used, where=project.where(*self.site))
             return None
         data = dict(self.layer)
         if self.site is not None:
@@ -358,6 +368,16 @@ def _recurrent_target(display: str, bound: Bound, project: ProjectIndex) -> Weig
     return WeightTarget(
         display, "recurrent", n, f"{text} of nn.{layer}", (bound.path, call), origin, config.data(), unresolved
     )
+
+
+def layer_weight_target(project: ProjectIndex, path: Path, call: cst.Call, function, display: str) -> WeightTarget | None:
+    """The recurrent weight of the layer built by `call` in the checked file (`function`: the
+    libcst function it sits in), named `display` in messages."""
+    summary = project.summary(path)
+    if summary is None:
+        return None
+    bound = Bound(call, path, summary, project.function_summary(path, function))
+    return _recurrent_target(display, bound, project)
 
 
 def _loop_target(name: str, scope: Scope, project: ProjectIndex, stack: tuple) -> WeightTarget | None:

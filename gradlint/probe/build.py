@@ -29,19 +29,21 @@ _ACTIVATIONS = {
 
 
 def build_module(config: ProbeConfig, *, seed: int = 0, device: str | torch.device = "cpu",
-                 cache: dict | None = None) -> nn.Module:
+                 cache: dict | None = None, log: list[str] | None = None) -> nn.Module:
     """The module the finding describes, float64, seeded, parameters frozen.
 
     Weights are drawn in float32 (torch's float64 `normal_` and QR are 2-10x slower on one
     thread) and then converted: the probe computes in float64 with float32-representable
     weights. `cache` (a dict shared by the modules of one probe) lets the LSTM/GRU comparison
     reuse the orthogonal matrices already drawn for the same gate block, saving QR factorisations.
+    `log` receives one line per init step of the code's program (what was applied where, or why
+    a step was skipped).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = _construct(config)
         default_init(module, config, skip=overwritten(module, config))
-        apply_init(module, config, cache=cache)
+        apply_init(module, config, cache=cache, log=log)
     module = module.to(device=device, dtype=DTYPE)
     for p in module.parameters():
         p.requires_grad_(False)
@@ -69,6 +71,13 @@ def _construct(config: ProbeConfig) -> nn.Module:
         return skip(nn.RNNCell, i, h, bias=config.bias, nonlinearity=config.nonlinearity, **kw)
     if k in ("LSTMCell", "GRUCell"):
         return skip(getattr(nn, k), i, h, bias=config.bias, **kw)
+    if k == MLP_KIND and config.tied:
+        # One square layer applied `depth` times: the same module (and weight) at every position.
+        shared = skip(nn.Linear, config.width, config.width, bias=config.bias, **kw)
+        layers = []
+        for _ in range(config.probe_depth):
+            layers += [shared, _ACTIVATIONS[config.nonlinearity]()]
+        return nn.Sequential(*layers)
     if k == MLP_KIND:
         layers: list[nn.Module] = []
         width = config.width
@@ -111,8 +120,15 @@ def default_init(module: nn.Module, config: ProbeConfig, skip: set[str] = frozen
 def overwritten(module: nn.Module, config: ProbeConfig) -> set[str]:
     """Parameters that some init spec overwrites entirely (their default draw is skipped)."""
     names: set[str] = set()
+    own = dict(module.named_parameters())
     for spec in config.init:
-        if spec["init"] not in INIT_NAMES or spec["init"] == "default":
+        if "param" in spec:
+            whole = spec.get("rows") is None and spec.get("block") is None and not spec.get("per_gate")
+            if whole and spec["init"] in INIT_NAMES and spec["init"] not in ("default", "multiply") \
+                    and spec["param"] in own:
+                names.add(spec["param"])
+            continue
+        if spec["init"] not in INIT_NAMES or spec["init"] in ("default", "multiply"):
             pass
         else:
             default_target = "all" if config.kind == MLP_KIND else "recurrent"
@@ -153,19 +169,23 @@ def _targets(module: nn.Module, config: ProbeConfig, target: str) -> list[tuple[
     return _targets(module, config, "recurrent")
 
 
-def apply_init(module: nn.Module, config: ProbeConfig, cache: dict | None = None) -> None:
+def apply_init(module: nn.Module, config: ProbeConfig, cache: dict | None = None, log: list[str] | None = None) -> None:
     """Apply `config.init` (in order) to the module's weights and biases."""
     gates = GATES.get(config.kind, 1)
     h = config.hidden_size
     with torch.no_grad():
         for index, spec in enumerate(config.init):
+            if "param" in spec:
+                _apply_step(module, config, spec, index, cache, log)
+                continue
             name = spec["init"]
             default_target = "all" if config.kind == MLP_KIND else "recurrent"
             target = str(spec.get("target") or default_target)
-            if name == "default":
-                if spec.get("scale") is not None:  # `w.mul_(scale)` on the default init
+            if name in ("default", "multiply"):
+                factor = spec.get("scale") if name == "default" else spec.get("factor")
+                if factor is not None:  # `w.mul_(scale)` on the values so far
                     for _, weight in _targets(module, config, target):
-                        weight.mul_(float(spec["scale"]))
+                        weight.mul_(float(factor))
             elif name in INIT_NAMES:
                 per_gate = bool(spec.get("per_gate", False)) and gates > 1
                 for pname, weight in _targets(module, config, target):
@@ -174,6 +194,92 @@ def apply_init(module: nn.Module, config: ProbeConfig, cache: dict | None = None
                         key = (index, pname, number, tuple(block.shape))
                         _init_tensor(block, spec, cache, key)
             _init_bias(module, config, spec)
+
+
+def _describe(spec: dict) -> str:
+    where = f" at {spec['at']}" if spec.get("at") else ""
+    text = f"`{spec['code']}`" if spec.get("code") else spec["init"]
+    return f"{text}{where}"
+
+
+def _user_fan_in(config: ProbeConfig, param: str) -> tuple[int, int] | None:
+    """(the user's fan-in, the rebuilt one) of a recurrent parameter, when a cap changed it."""
+    if param.startswith("weight_hh"):
+        return config.user_hidden_size, config.hidden_size
+    if param.startswith("weight_ih"):
+        if param.startswith("weight_ih_l0") or param == "weight_ih":
+            return config.user_input_size, config.input_size
+        return config.user_hidden_size, config.hidden_size
+    return None
+
+
+def _apply_step(module: nn.Module, config: ProbeConfig, spec: dict, index: int, cache: dict | None,
+                log: list[str] | None) -> None:
+    """One step of the code's init program on one parameter (by torch's name), its rows or one of
+    its gate blocks; the step's numbers are the code's (a capped size keeps the gain: the scale of
+    normal/uniform draws is multiplied by sqrt(user fan-in / rebuilt fan-in))."""
+    params = dict(module.named_parameters())
+    name = spec["param"]
+    note = log.append if log is not None else (lambda _text: None)
+    if name not in params:
+        note(f"init skipped: {_describe(spec)} sets {name}, which the probe does not rebuild (one direction, "
+             f"{config.num_layers} layer(s))")
+        return
+    weight = params[name]
+    h, user_h = config.hidden_size, config.user_hidden_size or config.hidden_size
+    rows = spec.get("rows")
+    block = spec.get("block")
+    target = weight
+    shown = name
+    if rows is not None:
+        start, stop = int(rows[0]), int(rows[1])
+        unit = spec.get("row_unit") or user_h
+        if unit and unit != h:
+            if start % unit or stop % unit:
+                note(f"init skipped: {_describe(spec)} sets rows {start}:{stop} of {name}, which do not map to the "
+                     f"capped hidden size {h}")
+                return
+            start, stop = start // unit * h, stop // unit * h
+        target = weight[start:stop]
+        shown = f"{name}[{start}:{stop}]"
+    elif block is not None:
+        part, count = int(block[0]), int(block[1])
+        size = weight.shape[0] // count if count else 0
+        if not size or weight.shape[0] % count:
+            note(f"init skipped: {_describe(spec)}: {name} does not split into {count} blocks")
+            return
+        target = weight[part * size:(part + 1) * size]
+        shown = f"{name}[{part * size}:{(part + 1) * size}]"
+    kind = spec["init"]
+    spec = dict(spec)
+    sizes = _user_fan_in(config, name) if target.dim() == 2 else None
+    if sizes is not None and sizes[0] and sizes[1] and sizes[0] != sizes[1]:
+        ratio = sizes[0] / sizes[1]
+        if kind in ("normal_", "trunc_normal_") and spec.get("std") is not None:
+            spec["std"] = float(spec["std"]) * math.sqrt(ratio)
+        elif kind == "uniform_" and spec.get("a") is not None and spec.get("b") is not None:
+            spec["a"], spec["b"] = float(spec["a"]) * math.sqrt(ratio), float(spec["b"]) * math.sqrt(ratio)
+        elif kind == "constant_" and spec.get("val") is not None:
+            spec["val"] = float(spec["val"]) * ratio
+        if kind in ("normal_", "trunc_normal_", "uniform_", "constant_"):
+            shown += f" (scale x{math.sqrt(ratio) if kind != 'constant_' else ratio:.3g} for the capped size)"
+    try:
+        if kind == "multiply":
+            target.mul_(float(spec.get("factor", 1.0)))
+        elif kind == "default":
+            bound = 1.0 / math.sqrt(h)
+            target.uniform_(-bound, bound)
+        elif kind in INIT_NAMES:
+            blocks = target.split(h, dim=0) if spec.get("per_gate") and target.shape[0] > h else (target,)
+            for number, part in enumerate(blocks):
+                _init_tensor(part, spec, cache, (index, name, number, tuple(part.shape)))
+        else:
+            note(f"init skipped: {_describe(spec)}: {kind} is not rebuilt (PyTorch's default kept)")
+            return
+    except (ValueError, RuntimeError) as error:
+        note(f"init skipped: {_describe(spec)} on {shown}: {error}")
+        return
+    note(f"init applied: {_describe(spec)} -> {shown}")
 
 
 def _fan_in(w: torch.Tensor) -> int:

@@ -132,6 +132,19 @@ class ProbeConfig:
     clip_max_norm: float = DEFAULTS["clip_max_norm"]
     defaults_applied: list[str] = field(default_factory=list)
     caps_applied: list[str] = field(default_factory=list)
+    seq_len_origin: str | None = None
+    """Where the code states T (`argparse default of --bptt (train.py:20)`); None when it does not
+    (T is then the documented default and the probe also reports the length at which the
+    gradient crosses the threshold)."""
+    user_hidden_size: int | None = None
+    """The code's hidden size before the cap (init steps keep their gain at the capped size)."""
+    user_input_size: int | None = None
+    init_unresolved: list[str] = field(default_factory=list)
+    """The code's init steps the probe could not rebuild (reported in the probe's notes)."""
+    tied: bool = False
+    """MLP: one square layer applied `depth` times (the same weight), not `depth` layers."""
+    depth_origin: str | None = None
+    """MLP: where the depth comes from (`range(depth)` at model.py:12, `a ModuleList of 8`)."""
 
     @property
     def recurrent(self) -> bool:
@@ -218,7 +231,14 @@ class ProbeConfig:
         if isinstance(clip, (int, float)) and not isinstance(clip, bool) and math.isfinite(clip) and clip > 0:
             config.clip_max_norm = float(clip)
 
-        config.init = normalise_init(get("init"))
+        extra = normalise_init(get("init"))
+        program = raw.get("init_program")
+        if isinstance(program, list) and program:
+            covered = {spec.get("at") for spec in program if isinstance(spec, dict) and spec.get("at")}
+            config.init = normalise_init(program) + [spec for spec in extra if spec.get("at") not in covered]
+        else:
+            config.init = extra
+        config.init_unresolved = [str(item) for item in raw.get("init_unresolved") or ()]
         for spec in config.init:
             if spec["init"] not in INIT_NAMES:
                 defaults.append(f"init={spec['init']!r} not supported: PyTorch default init used for it")
@@ -226,8 +246,10 @@ class ProbeConfig:
             defaults.append("init=default (default: unresolved, PyTorch's own init used)")
 
         if config.recurrent:
-            config.input_size = cap("input_size", integer(("input_size",), DEFAULTS["input_size"], "input_size"))
-            config.hidden_size = cap("hidden_size", integer(("hidden_size",), DEFAULTS["hidden_size"], "hidden_size"))
+            config.user_input_size = integer(("input_size",), DEFAULTS["input_size"], "input_size")
+            config.input_size = cap("input_size", config.user_input_size)
+            config.user_hidden_size = integer(("hidden_size",), DEFAULTS["hidden_size"], "hidden_size")
+            config.hidden_size = cap("hidden_size", config.user_hidden_size)
             cell_layers = get("num_layers")
             if kind.endswith("Cell") and isinstance(cell_layers, int) and not isinstance(cell_layers, bool) \
                     and cell_layers > 1:
@@ -242,6 +264,11 @@ class ProbeConfig:
                 config.num_layers = cap("num_layers", integer(("num_layers",), DEFAULTS["num_layers"], "num_layers",
                                                               torch_default=True))
             config.seq_len = integer(("seq_len", "bptt", "steps"), DEFAULTS["seq_len"], "seq_len")
+            if get("seq_len", "bptt", "steps") is not None and config.seq_len == get("seq_len", "bptt", "steps"):
+                origin = get("seq_len_origin")
+                name = get("seq_len_name")
+                config.seq_len_origin = (f"`{name}`: {origin}" if isinstance(name, str) and name not in ("input shape", "loop")
+                                         and origin else str(origin) if origin else "the finding's data")
             config.window = config.seq_len
             if config.window > CAPS["window"]:
                 caps.append(f"window {config.seq_len} -> {CAPS['window']} steps (cap; G extrapolated to {config.seq_len})")
@@ -279,6 +306,7 @@ class ProbeConfig:
                 defaults.append("proj_size=0 (LSTM projection not rebuilt)")
         else:
             width = integer(("width", "hidden_size"), DEFAULTS["hidden_size"], "width")
+            config.user_hidden_size = config.user_input_size = width
             config.width = config.hidden_size = cap("hidden_size", width)
             # An MLP's input size defaults to its width, silently: it is the stack's own size.
             given_input = get("input_size")
@@ -302,6 +330,11 @@ class ProbeConfig:
                 config.input_size = chain[0][0]
                 config.width = config.hidden_size = max(w[1] for w in chain)
             config.depth = integer(("depth", "num_layers"), DEFAULTS["depth"], "depth")
+            config.tied = get("tied") is True
+            if get("depth", "num_layers") is not None:
+                origin = get("depth_origin")
+                config.depth_origin = str(origin) if origin else "the finding's data"
+                config.seq_len_origin = config.depth_origin
             config.probe_depth = cap("depth", config.depth)
             if config.widths:
                 del config.widths[config.probe_depth:]

@@ -97,6 +97,21 @@ def log10_total_growth(k: float, steps: int) -> float | None:
     return (steps - 1) * math.log10(k)
 
 
+def steps_to_threshold(k: float, options: ProbeOptions) -> int | None:
+    """T* = 1 + ln(threshold) / ln(k), rounded up: the length at which G = k^(T-1) reaches the
+    explode threshold (k > 1) or the vanish threshold (k < 1). Needs no sequence length, so it
+    speaks for code that does not state one. None for k = 1, 0, or non-finite k."""
+    if not math.isfinite(k) or k <= 0 or k == 1.0:
+        return None
+    threshold = options.explode_threshold if k > 1 else options.vanish_threshold
+    if threshold <= 0 or threshold == 1:
+        return None
+    value = 1.0 + math.log(threshold) / math.log(k)
+    if value <= 1:
+        return 1
+    return int(math.ceil(value - 1e-9))
+
+
 def verdict_for(growth: float, nonfinite: bool, options: ProbeOptions) -> str:
     if nonfinite or math.isnan(growth) or growth >= options.explode_threshold:
         return "explodes"

@@ -101,6 +101,7 @@ from gradlint.probe.growth import (
     fit_growth,
     fit_window,
     log10_norms,
+    steps_to_threshold,
     total_growth,
     verdict_for,
 )
@@ -117,6 +118,7 @@ __all__ = [
     "measure_module",
     "probe",
     "probe_environment",
+    "probe_module",
     "probe_finding",
     "verdict_for",
 ]
@@ -394,7 +396,10 @@ def measure_mlp(module: nn.Sequential, *, regimes: tuple[str, ...], steps: int, 
         notes: list[str] = []
         depth = len(log_norms)
         k, points = fit_growth(log_norms, 0)
-        if math.isnan(k):
+        if depth == 1 and math.isfinite(log_norms[0]):
+            # One layer: its factor is ||dL/dx|| against the unit-norm projection of the loss.
+            k, points = math.exp(log_norms[0]), 1
+        elif math.isnan(k):
             k = 1.0 if depth < 2 else (0.0 if any(v == float("-inf") for v in log_norms) else float("inf"))
         G = total_growth(k, steps)
         if nonfinite:
@@ -456,15 +461,41 @@ def probe(config: ProbeConfig | dict, options: ProbeOptions | None = None) -> Pr
     options = options or ProbeOptions()
     if not isinstance(config, ProbeConfig):
         config = ProbeConfig.from_data(config)
+    return _probe(config, options, None)
+
+
+def probe_module(module: nn.Module, config: ProbeConfig, options: ProbeOptions | None = None,
+                 notes: list[str] | None = None) -> ProbeResult:
+    """Measure an existing module (the code's own, `--probe-import`) as `probe` measures a
+    rebuilt one: a float64 copy, parameters frozen, its shape in `config`."""
+    options = options or ProbeOptions()
+    import copy
+
+    with probe_environment():
+        own = copy.deepcopy(module).to(device=_device(options), dtype=DTYPE)
+        for p in own.parameters():
+            p.requires_grad_(False)
+        own.eval()
+    return _probe(config, options, own, notes)
+
+
+def _probe(config: ProbeConfig, options: ProbeOptions, given: nn.Module | None, extra: list[str] | None = None) -> ProbeResult:
     device = _device(options)
     start = time.perf_counter()
     with probe_environment():
         cache: dict = {}
-        module = build_module(config, seed=options.seed, device=device, cache=cache)
+        notes: list[str] = list(extra or ())
+        if given is None:
+            module = build_module(config, seed=options.seed, device=device, cache=cache, log=notes)
+            notes.extend(f"init not rebuilt: {item}" for item in config.init_unresolved)
+        else:
+            module = given
+        unit = "layers" if config.kind == MLP_KIND else "steps"
+        if config.seq_len_origin is not None:
+            notes.insert(0, f"{'depth' if unit == 'layers' else 'T'} = {config.steps} {unit}, from {config.seq_len_origin}")
         results = measure_module(module, config, options, per_layer=options.per_layer)
         worst = _worst(results)
         compare: dict[str, dict] = {}
-        notes: list[str] = []
         if options.compare and config.recurrent:
             for key, kind in (("lstm", "LSTM"), ("gru", "GRU")):
                 if config.kind.startswith(kind):
@@ -498,11 +529,21 @@ def probe(config: ProbeConfig | dict, options: ProbeOptions | None = None) -> Pr
         if not config.recurrent:
             notes.append("MLP: k is the per-layer factor of the gradient norm; steps is the depth")
     seconds = time.perf_counter() - start
+    crossing = steps_to_threshold(worst.growth_per_step, options)
+    if config.seq_len_origin is None:
+        what = "the depth" if config.kind == MLP_KIND else "the sequence length"
+        per = "layer" if config.kind == MLP_KIND else "step"
+        unit = "layers" if config.kind == MLP_KIND else "steps"
+        reading = (f"; the gradient {'grows 10x' if worst.growth_per_step > 1 else 'shrinks 10x'} within "
+                   f"{crossing} {unit} (T* = 1 + ln(threshold) / ln(k) at k = {worst.growth_per_step:.3g}/{per})"
+                   if crossing is not None else "")
+        notes.insert(0, f"the code does not state {what}: the verdict reads G at the default {config.steps}{reading}")
     return ProbeResult(
         verdict=worst.verdict, growth_per_step=worst.growth_per_step, total_growth=worst.total_growth,
         steps=config.steps, regime=worst.regime, regimes=results, per_layer=worst.per_layer, compare=compare,
         norms=worst.norms, defaults_applied=list(config.defaults_applied), caps_applied=list(config.caps_applied),
         seconds=seconds, kind=config.kind, window=config.window, config=config.to_dict(), notes=notes,
+        steps_origin=config.seq_len_origin, steps_to_threshold=crossing,
     )
 
 

@@ -30,7 +30,7 @@ _NONLINEARITY_ALIASES = {
 
 INIT_NAMES = (
     "default", "normal_", "uniform_", "trunc_normal_", "orthogonal_", "eye_", "xavier_uniform_",
-    "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "constant_", "zeros_", "ones_",
+    "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "constant_", "zeros_", "ones_", "multiply",
 )
 
 _INIT_ALIASES: dict[str, dict] = {
@@ -43,7 +43,7 @@ _INIT_ALIASES: dict[str, dict] = {
 
 SPEC_KEYS = (
     "mean", "std", "a", "b", "bound", "gain", "gain_argument", "orthogonal_gain", "eye_scale", "n", "scale",
-    "value", "val", "target", "per_gate", "forget_bias", "mode",
+    "value", "val", "target", "per_gate", "forget_bias", "mode", "at",
 )
 """Init parameters read from the top level of a finding's data when `init` there is a bare name
 (GL301 / GL302 write `{"init": "normal_", "std": 0.2, "n": 128, "gain": 2.26, "target": ...}`)."""

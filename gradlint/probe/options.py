@@ -30,4 +30,11 @@ class ProbeOptions:
     seed: int = 0
     mlp_batch: int = 4
     device: str = "cpu"
+    import_project: bool = False
+    """`--probe-import`: build the code's own module holding a flagged layer (runs project code, in
+    a sandboxed subprocess: gradlint.probe.real) and measure it; the rebuild is the fallback."""
+    import_timeout: float = 60.0
+    """Wall-clock limit of that subprocess, in seconds (all findings of a run together)."""
+    import_memory_mb: int = 4096
+    """Its address-space cap in MiB (0: none)."""
 

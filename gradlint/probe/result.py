@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from gradlint.probe.growth import log10_total_growth
-from gradlint.probe.jsonsafe import jsonable
+from gradlint.probe.jsonsafe import from_json_number, jsonable
 
 
 @dataclass
@@ -76,6 +76,11 @@ class ProbeResult:
     config: dict = field(default_factory=dict)
     """The ProbeConfig that was rebuilt (after defaults and caps)."""
     notes: list[str] = field(default_factory=list)
+    steps_origin: str | None = None
+    """Where the code states `steps` (T, or an MLP's depth); None: the documented default was used."""
+    steps_to_threshold: int | None = None
+    """The smallest T at which G = k^(T-1) reaches the explode threshold (k > 1) or the vanish
+    threshold (k < 1): T* = 1 + ln(threshold) / ln(k), rounded up; None for k = 1 or non-finite."""
 
     def regime_result(self, name: str) -> RegimeResult:
         for item in self.regimes:
@@ -89,6 +94,26 @@ class ProbeResult:
         d["regimes"] = [r.to_dict() for r in self.regimes]
         d["log10_total_growth"] = log10_total_growth(self.growth_per_step, self.steps)
         return d
+
+    @classmethod
+    def from_json(cls, data: dict) -> ProbeResult:
+        """The inverse of `to_json` (the sandboxed child of `--probe-import` sends results so)."""
+
+        def numbers(value):
+            if isinstance(value, dict):
+                return {k: numbers(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [numbers(v) for v in value]
+            return from_json_number(value)
+
+        data = numbers(dict(data))
+        data.pop("log10_total_growth", None)
+        regimes = []
+        for item in data.pop("regimes", []):
+            item.pop("log10_total_growth", None)
+            regimes.append(RegimeResult(**item))
+        known = set(cls.__dataclass_fields__)
+        return cls(regimes=regimes, **{k: v for k, v in data.items() if k in known})
 
     def to_json(self) -> dict:
         """A JSON-safe dict: every non-finite float (G = inf, log10 of a zero norm) is written

@@ -10,6 +10,8 @@ import libcst as cst
 from gradlint.analysis.layers import Layer, ancestors, in_loop_body, is_container, layers, owner_class
 from gradlint.index.counts import Count, ONCE, describe_count, element_repeats, loop_count, repeat_factor
 from gradlint.index.layer_config import resolve_layer
+from gradlint.index.sequence import trained_in
+from gradlint.index.test_code import is_test_file
 from gradlint.analysis.model import FileModel, Function
 from gradlint.analysis.names import dotted_name
 from gradlint.findings import Severity
@@ -58,6 +60,7 @@ class DeepVanillaRnn(Rule):
                 f"so it explodes or vanishes far faster than in a 1-2 layer RNN.",
                 hint=HINT,
                 data=config.data(),
+                severity=_untrained_test(ctx, model, layer.node, layer.function),
             )
         for stack in cell_stacks(model, ctx):
             if stack.count.value is None or stack.count.value < limit:
@@ -73,7 +76,19 @@ class DeepVanillaRnn(Rule):
                 f"Jacobian at every time step, so it explodes or vanishes far faster than with 1-2 cells.",
                 hint=HINT.replace("`nn.LSTM`/`nn.GRU`", "`nn.LSTMCell`/`nn.GRUCell`"),
                 data=data,
+                severity=_untrained_test(ctx, model, stack.first.node, stack.first.function),
             )
+
+
+def _untrained_test(ctx: RuleContext, model: FileModel, node: cst.Call, function: Function | None) -> Severity | None:
+    """Info for a layer a test file builds and no training step of the run trains (a unit test's
+    fixture); None (the rule's severity) otherwise."""
+    path = ctx.source.path
+    if not is_test_file(path):
+        return None
+    if trained_in(ctx.project, path, model, node, function, ctx.source.line_of(node)):
+        return None
+    return Severity.INFO
 
 
 def cell_stacks(model: FileModel, ctx: RuleContext) -> list[CellStack]:

@@ -9,6 +9,7 @@ from gradlint.analysis.steps import step_instances
 from gradlint.findings import Severity
 from gradlint.index.optimizers import learning_rate
 from gradlint.index.optimizer_clipping import optimizer_clipping
+from gradlint.index.probe_data import model_probe_data
 from gradlint.rules._helpers import fmt, origin_text, text, trained_model_name, unclipped
 from gradlint.rules._training import weight_training
 from gradlint.rules.base import Diagnostic, Option, Rule, RuleContext
@@ -67,4 +68,5 @@ class HighLrWithoutClipping(Rule):
                 f"or lower the learning rate to {fmt(limit)} or less."
             )
             related = ((optimizer_step.node, "the unclipped optimizer step"),) if here else ()
-            yield Diagnostic(node, message, hint=hint, related=related)
+            data = model_probe_data(project, found.recurrent, clip_max_norm=1.0)
+            yield Diagnostic(node, message, hint=hint, related=related, data=data)

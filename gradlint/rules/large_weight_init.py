@@ -10,29 +10,22 @@ import libcst as cst
 
 from gradlint.analysis.calls import arg_value
 from gradlint.analysis.model import FileModel, Function, shorten
-from gradlint.analysis.inits import InitOp, functions_with_init_ops, init_ops
+from gradlint.analysis.inits import FUNCTION_ARGUMENTS, METHOD_ARGUMENTS, REQUIRED, InitOp, functions_with_init_ops, init_ops
 from gradlint.analysis.layers import owner_class
 from gradlint.analysis.tensors import PARAMETER_CLASSES, qualified, tensor_shape, unwrap_tensor
-from gradlint.index.weights import WeightTarget, resolve_number, square_size, weight_target
+from gradlint.analysis.layers import RECURRENT_KINDS, layers
+from gradlint.analysis.tensors import assigned_to
+from gradlint.index.init_gains import GATES, Chain, weight_hh_chains
+from gradlint.index.init_program import init_program
+from gradlint.index.layer_config import resolve_layer
+from gradlint.index.weights import WeightTarget, layer_weight_target, resolve_number, square_size, weight_target
 from gradlint.findings import Severity
 from gradlint.rules._helpers import fmt
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
-# (position, keyword, default) of the numbers each form reads; method forms drop the tensor.
-_FUNCTION_ARGS = {
-    "normal_": (("mean", 1, 0.0), ("std", 2, 1.0)),
-    "uniform_": (("a", 1, 0.0), ("b", 2, 1.0)),
-    "trunc_normal_": (("mean", 1, 0.0), ("std", 2, 1.0), ("a", 3, -2.0), ("b", 4, 2.0)),
-    "orthogonal_": (("gain", 1, 1.0),),
-    "constant_": (("val", 1, None),),
-    "xavier_normal_": (("gain", 1, 1.0),),
-    "xavier_uniform_": (("gain", 1, 1.0),),
-}
-_METHOD_ARGS = {
-    "normal_": (("mean", 0, 0.0), ("std", 1, 1.0)),
-    "uniform_": (("from", 0, 0.0), ("to", 1, 1.0)),
-    "fill_": (("value", 0, None),),
-}
+# (keyword, position, default) of the numbers each form reads; method forms drop the tensor.
+_FUNCTION_ARGS = {name: spec for name, spec in FUNCTION_ARGUMENTS.items() if not name.startswith("kaiming")}
+_METHOD_ARGS = {name: METHOD_ARGUMENTS[name] for name in ("normal_", "uniform_", "fill_")}
 _GAIN_FORMS = {
     "assign", "eye_", "orthogonal_", "xavier_normal_", "xavier_uniform_", "ones_", "constant_", "fill_",
     "normal_", "uniform_", "trunc_normal_",
@@ -72,11 +65,88 @@ class LargeWeightInit(Rule):
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
         reported: set[int] = set()
-        for function in functions_with_init_ops(model):
+        targets: set[tuple] = set()
+        functions = functions_with_init_ops(model)
+        for function in functions:
             for diagnostic in _Checker(model, function, ctx).run():
                 if id(diagnostic.node) not in reported:
                     reported.add(id(diagnostic.node))
+                    if isinstance(diagnostic.data, dict):
+                        targets.add(_weight_key(diagnostic.data))
                     yield diagnostic
+        if functions:
+            for diagnostic in program_findings(model, ctx):
+                if id(diagnostic.node) not in reported and _weight_key(diagnostic.data) not in targets:
+                    reported.add(id(diagnostic.node))
+                    yield diagnostic
+
+
+def _weight_key(data: dict) -> tuple:
+    layer = data.get("layer")
+    return str(data.get("target")), layer.get("where") if isinstance(layer, dict) else None
+
+
+def program_findings(model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Large recurrent inits the init program reaches through loops over `named_parameters()`,
+    `self.apply(fn)`, init methods and per-gate chunks (gradlint.index.init_program): one finding
+    per init call of this file, at the step from which the gain stays above 1."""
+    path = ctx.source.path
+    project = ctx.project
+    for layer in layers(model):
+        if layer.kind not in RECURRENT_KINDS:
+            continue
+        config = resolve_layer(project, path, model, layer.node, layer.kind, layer.function)
+        h = config.integer("hidden_size")
+        if not h or config.get("proj_size"):
+            continue
+        program = init_program(project, path, layer.node, layer.kind, config)
+        attribute = assigned_to(model, layer.node, layer.function) or "layer"
+        attribute = attribute[5:] if attribute.startswith("self.") else attribute
+        best: dict[int, tuple[float, Chain, int]] = {}
+        for chain in weight_hh_chains(program.steps, layer.kind, h):
+            start = chain.start()
+            if start is None:
+                continue
+            link = chain.links[start]
+            file, node, _how = program.nodes[link.index]
+            if file != path:
+                continue
+            gain = chain.gain or 0.0
+            if id(node) not in best or gain > best[id(node)][0]:
+                best[id(node)] = (gain, chain, start)
+        for gain, chain, start in best.values():
+            yield _program_diagnostic(model, ctx, layer, config, program, chain, start, attribute)
+
+
+def _program_diagnostic(model, ctx, layer, config, program, chain: Chain, start: int, attribute: str) -> Diagnostic:
+    project = ctx.project
+    link = chain.links[start]
+    final = chain.links[-1]
+    step = program.steps[link.index]
+    _file, node, how = program.nodes[link.index]
+    display = f"{attribute}.{chain.param}"
+    target = layer_weight_target(project, ctx.source.path, layer.node, layer.function, display)
+    gates = GATES.get(layer.kind, 1)
+    n = config.integer("hidden_size")
+    shape = f"{n} x {n}" + (" per gate block" if gates > 1 else "")
+    origin = target.origin(project) if target is not None else ""
+    later = [program.steps[l.index]["code"] for l in chain.links[start + 1 :]]
+    after = f" (after the later {', '.join(f'`{c}`' for c in later)})" if later else ""
+    text = _snippet(model, node)
+    message = (
+        f"`{text}` ({how}) gives the recurrent weight `{display}` ({shape}; {origin}) an expected gain of "
+        f"{fmt(final.gain)}{after}: {final.formula}; {_WHY['recurrent']}."
+    )
+    data: dict[str, Any] = {k: v for k, v in step.items() if k not in ("param", "at", "code", "rows", "row_unit", "block")}
+    data.update(gain=round(final.gain, 4), target=display, n=n)
+    if target is not None and target.layer is not None:
+        data["layer"] = target.layer_data(project)
+    data["unresolved"] = []
+    hint = (
+        "Keep the expected gain at or below 1: `nn.init.orthogonal_(w)` (gain 1) per gate block, the identity "
+        f"without a scale above 1, or entries with std <= 1/sqrt(n) (for n={n}: std <= {fmt(1 / math.sqrt(n))})."
+    )
+    return Diagnostic(node, message, hint=hint, data=data)
 
 
 class _Checker:
@@ -169,7 +239,7 @@ class _Checker:
         for name, position, default in spec:
             node = arg_value(op.call, position, name)
             if node is None:
-                if default is None:
+                if default is REQUIRED:
                     return None
                 values[name] = default
                 continue
@@ -379,8 +449,9 @@ class _Checker:
         data: dict[str, Any] = {**final.data, "gain": round(gain, 4)}
         data["target"] = target.name if target is not None else key.split("@", 1)[0]
         data["n"] = target.n if target is not None else data.get("n")
-        if target is not None and target.layer is not None:
-            data["layer"] = target.layer_data(self.project)
+        layer = target.layer_data(self.project) if target is not None else None
+        if layer is not None:
+            data["layer"] = layer
         unresolved = list(target.unresolved) if target is not None else []
         if link.assumed_prior or final.assumed_prior:
             unresolved.append("prior init")

@@ -11,6 +11,7 @@ from gradlint.findings import Severity
 from gradlint.fix import EnsureImport, FixSpec, InsertBefore, no_fix
 from gradlint.index.optimizer_clipping import optimizer_clipping
 from gradlint.index.optimizers import learning_rate
+from gradlint.index.probe_data import model_probe_data
 from gradlint.index.trained import Trained, trained
 from gradlint.rules._helpers import (
     high_learning_rate,
@@ -110,6 +111,7 @@ class MissingGradientClipping(Rule):
                 hint=hint,
                 related=((backward.node, "gradients are computed here"),),
                 severity=Severity.WARNING if risk else Severity.INFO,
+                data=model_probe_data(project, found.recurrent, clip_max_norm=max_norm if usable else 1.0),
                 fix_safety="unsafe",
                 fix=fix or no_fix("unsafe", "the clip cannot be inserted here"),
             )

@@ -19,6 +19,8 @@ from gradlint.analysis.tensors import (
     tensor_shape,
     unwrap_tensor,
 )
+from gradlint.index.test_code import is_test_file
+from gradlint.index.weight_use import describe_uses, matrix_evidence
 from gradlint.index.weights import square_size
 from gradlint.findings import Severity
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
@@ -64,9 +66,15 @@ class UnscaledRandomParameter(Rule):
             target = assignments.get(id(call))
             if _rescaled_later(model, site.function, target, call):
                 continue
-            yield self._diagnostic(model, report_at, factory, form, n, origin, target)
+            uses = matrix_evidence(model, call, site.function)
+            if not uses:
+                continue  # never multiplies a state: indexed, added, or only handed to an optimizer
+            repeated = any(use.loop is not None or use.in_method for use in uses)
+            severity = Severity.WARNING if repeated and not is_test_file(ctx.source.path) else Severity.INFO
+            layer = describe_uses(ctx.project, ctx.source.path, uses, n, target, False)
+            yield self._diagnostic(model, report_at, factory, form, n, origin, target, severity, layer, uses)
 
-    def _diagnostic(self, model, node, factory, form, n, origin, target) -> Diagnostic:
+    def _diagnostic(self, model, node, factory, form, n, origin, target, severity, layer, uses) -> Diagnostic:
         text = shorten(" ".join(model.module.code_for_node(node).split()), 70)
         name = target[5:] if target and target.startswith("self.") else target
         what = f"the square weight `{name}`" if name else "a square weight"
@@ -86,17 +94,28 @@ class UnscaledRandomParameter(Rule):
                 else "its entries have mean 0.5, so its largest eigenvalue is about n/2 (and at least sqrt(n))"
             )
             distribution = "U(0, 1)"
+        use = uses[0]
+        line = model.module.code_for_node(use.node)
+        applied = f"`{shorten(' '.join(line.split()), 40)}`"
+        if use.loop is not None and use.carried:
+            how = f"{applied} applies it to a state the loop carries, so the factor compounds at every step"
+        elif use.state_map:
+            how = f"{applied} maps a state through it, and a recurrence compounds that factor per time step"
+        elif use.loop is not None or use.in_method:
+            how = f"{applied} multiplies activations and gradients by about that much on every pass"
+        else:
+            how = f"{applied} multiplies by it once; repeated in a recurrence or a deep chain the factor compounds"
         message = (
-            f"`{text}` draws {what} from {distribution}{f' ({form})' if form else ''} with no scaling: {radius}; every application "
-            "multiplies activations and gradients by about that much, and a recurrence compounds it per time step."
+            f"`{text}` draws {what} from {distribution}{f' ({form})' if form else ''} with no scaling: {radius}; {how}."
         )
         hint = (
             "Scale the draw to gain 1, e.g. `torch.randn(n, n) / math.sqrt(n)`, or create it with `torch.empty(n, n)` "
             "and initialize it with `nn.init.orthogonal_` (or `nn.init.xavier_uniform_`)."
         )
         data = {"init": factory, "n": n, "gain": round(gain, 4) if gain is not None else None, "target": name}
+        data["layer"] = layer
         data["unresolved"] = ["n"] if n is None else []
-        return Diagnostic(node, message, hint=hint, data=data)
+        return Diagnostic(node, message, hint=hint, data=data, severity=severity)
 
 
 def _unscaled_draw(model: FileModel, value: cst.BaseExpression):
