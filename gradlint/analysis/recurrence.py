@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from gradlint.analysis.model import Block, BlockKind, FileModel, Kind
+from gradlint.analysis import vocabulary as vocab
+from gradlint.analysis.model import Block, BlockKind, Event, FileModel, Function, Kind
 from gradlint.analysis.names import dotted_name, last_segment
 from gradlint.analysis.steps import Context, Occurrence, contexts, resolve_helper
 from gradlint.analysis.walk import walk
@@ -32,7 +33,6 @@ def _calls_detach(node: cst.CSTNode) -> bool:
     return False
 
 
-_DETACHING_NAME = re.compile(r"repackage|detach", re.IGNORECASE)
 
 
 @dataclass(eq=False)
@@ -123,16 +123,46 @@ def _reset_elsewhere(model: FileModel, context: Context, inside: list[Occurrence
 
 
 def _detaches(model: FileModel, context: Context, value: cst.BaseExpression) -> bool:
-    """`h.detach()`, `h.data`, `repackage_hidden(h)`, or a same-module helper that detaches."""
+    """`h.detach()`, `h.data`, or a call of a function whose body detaches (`repackage_hidden(h)`
+    that returns `h.detach()`; one that returns `h` unchanged does not). A function in another
+    file is read through the project index; only one that cannot be read is judged by its name
+    (`repackage*`, `*detach*`), or by the configuration's `detach-functions`."""
     if _calls_detach(value):
         return True
     for inner in (node for node in walk(value) if isinstance(node, cst.Call)):
-        callee = dotted_name(inner.func) or ""
-        if _DETACHING_NAME.search(last_segment(callee)):
+        if call_detaches(model, context.function, inner, 0):
             return True
-        helper = resolve_helper(model, context.function, callee)
-        if helper is not None and _calls_detach(helper.node):
-            return True
+    return False
+
+
+def call_detaches(model: FileModel, function: Function | None, call: cst.Call, depth: int) -> bool:
+    callee = dotted_name(call.func) or ""
+    qualified = model.qualify_call(call)
+    if not callee or (qualified or "").startswith("torch."):
+        return False
+    if qualified is None:
+        helper = resolve_helper(model, function, callee)
+        if helper is not None:
+            return _function_detaches(model, helper, depth + 1)
+    if model.oracle is not None:
+        effect = model.oracle.call_effect(function, Event(Kind.CALL, call, name=callee, call=call, qualified=qualified))
+        if effect is not None and effect.detaches is not None:
+            return effect.detaches
+        if effect is not None and effect.resolved:
+            return False
+    return vocab.detaches_by_name(last_segment(qualified or callee))
+
+
+def _function_detaches(model: FileModel, function: Function, depth: int) -> bool:
+    """A function of this file whose body detaches, by itself or through what it calls."""
+    if _calls_detach(function.node):
+        return True
+    if depth > 4:
+        return False
+    for site in model.calls:
+        if site.function is function and site.callee != function.name:
+            if call_detaches(model, function, site.node, depth + 1):
+                return True
     return False
 
 

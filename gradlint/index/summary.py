@@ -24,6 +24,7 @@ import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.walk import walk
+from gradlint.index.body_facts import BodyFacts, body_facts
 from gradlint.index.syntax import Span, argument, calls_in, dotted, evaluate_number, keyword, span_of, string_value
 
 
@@ -34,6 +35,8 @@ class Param:
     kind: str
     """'posonly', 'regular', 'kwonly', 'vararg' or 'kwarg'."""
     line: int
+    annotation: Span | None = None
+    """`trainer: GradientDescentTrainer` -> the span of `GradientDescentTrainer`."""
 
 
 @dataclass(eq=False)
@@ -58,6 +61,9 @@ class FunctionSummary:
     """Names bound alone by a plain assignment (`n = ...`, not `a, b = ...` or `n += 1`), in the
     order they first appear."""
     local_functions: dict[str, "FunctionSummary"] = field(default_factory=dict)
+    facts: BodyFacts = field(default_factory=BodyFacts)
+    """What the function's own body does to gradients (gradlint.index.body_facts)."""
+    returns_annotation: Span | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -292,6 +298,10 @@ def _unpacked(raw_targets: list[ast.expr], value: ast.expr) -> dict[str, ast.exp
     return bound
 
 
+def _annotation(arg: ast.arg) -> Span | None:
+    return span_of(arg.annotation) if arg.annotation is not None else None
+
+
 def summarize(tree: ast.Module, text: str) -> FileSummary:
     summary = FileSummary(text=text, statement_lines=[statement.lineno for statement in tree.body])
     _Summarizer(summary).statements(tree.body)
@@ -392,11 +402,11 @@ class _Summarizer:
         for index, arg in enumerate(positional):
             default = padded[index]
             kind = "posonly" if index < len(arguments.posonlyargs) else "regular"
-            params.append(Param(arg.arg, span_of(default) if default is not None else None, kind, arg.lineno))
+            params.append(Param(arg.arg, span_of(default) if default is not None else None, kind, arg.lineno, _annotation(arg)))
         if arguments.vararg is not None:
             params.append(Param(arguments.vararg.arg, None, "vararg", arguments.vararg.lineno))
         for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults):
-            params.append(Param(arg.arg, span_of(default) if default is not None else None, "kwonly", arg.lineno))
+            params.append(Param(arg.arg, span_of(default) if default is not None else None, "kwonly", arg.lineno, _annotation(arg)))
         if arguments.kwarg is not None:
             params.append(Param(arguments.kwarg.arg, None, "kwarg", arguments.kwarg.lineno))
         # libcst's order: positional-only, regular, keyword-only, then *args and **kwargs.
@@ -411,6 +421,7 @@ class _Summarizer:
             class_name=owner.name if owner else None,
             parent=parent,
             params=tuple(params),
+            returns_annotation=span_of(node.returns) if node.returns is not None else None,
         )
         self.summary.all_functions.append(function)
         if owner is not None:
@@ -430,6 +441,8 @@ class _Summarizer:
         self.statements(node.body)
         self.body_owners.pop()
         self.function_stack.pop()
+        # After the body: imports inside it (`from torch.distributed.fsdp import ...`) qualify its calls.
+        function.facts = body_facts(node, self.summary.qualify)
 
     def define_class(self, node: ast.ClassDef) -> None:
         bases = []

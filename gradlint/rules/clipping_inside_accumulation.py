@@ -16,32 +16,59 @@ class ClippingInsideAccumulation(Rule):
     name = "clipping-inside-accumulation"
     severity = Severity.WARNING
     summary = "With gradient accumulation, clipping runs on every micro-batch instead of once before the optimizer step."
-    triggers = ("clip_grad",)
+    # Clipping may be any project function (`trainer.rescale_gradients()`), so any file with a
+    # backward can hold it.
+    triggers = ("backward", "clip_grad")
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
         for step in training_steps(model):
             guard = step.accumulation_guard
             optimizer_step = step.step.event
             for clip in step.clips:
+                if clip.event.node is optimizer_step.node:
+                    continue  # a wrapper optimizer that clips inside its own step
                 if guard is not None and not clip.inside(guard):
                     condition = snippet(model.module, guard.test)
+                    when = (
+                        f"only runs past the early exit `if {condition}:` at line {ctx.line_of(guard.node)}"
+                        if guard.early_exit
+                        else f"only runs when `{condition}`"
+                    )
                     yield Diagnostic(
                         clip.event.node,
                         f"{text(model, clip.event)} runs on every micro-batch, but {text(model, optimizer_step)} "
-                        f"(line {ctx.line_of(optimizer_step.node)}) only runs when `{condition}`: partial sums are "
+                        f"(line {ctx.line_of(optimizer_step.node)}) {when}: partial sums are "
                         "clipped, the accumulated gradient is not",
-                        hint="Move the clip inside that `if`, right before the optimizer step.",
+                        hint=(
+                            "Move the clip after the early exit, right before the optimizer step."
+                            if guard.early_exit
+                            else "Move the clip inside that `if`, right before the optimizer step."
+                        ),
                         related=((guard.node, "the accumulation boundary"),),
                         fix_safety="safe",
                     )
                     continue
                 accumulate = [b for b in clip.path if b.kind is BlockKind.WITH and b.accumulate]
-                if accumulate and not any(b.tests_sync_gradients for b in clip.path):
+                if not accumulate or any(b.tests_sync_gradients for b in clip.path):
+                    continue
+                if accumulate[-1].accumulate_call == "no_sync":
+                    if step.step.inside(accumulate[-1]):
+                        continue  # the step is skipped here too: a whole step without gradient sync
                     yield Diagnostic(
                         clip.event.node,
-                        f"{text(model, clip.event)} runs on every micro-batch inside `accumulate()`: partial sums "
-                        "are clipped, the accumulated gradient is not",
-                        hint="Clip under `if accelerator.sync_gradients:`, which holds once per accumulated step.",
-                        related=((accumulate[-1].node, "gradient accumulation starts here"),),
+                        f"{text(model, clip.event)} runs inside `no_sync()`, on a micro-batch whose gradients "
+                        "are neither accumulated yet nor synchronised across ranks: the accumulated gradient "
+                        "the step applies is not the one clipped",
+                        hint="Clip once after the last micro-batch's backward (outside `no_sync()`), right before the step.",
+                        related=((accumulate[-1].node, "gradient synchronisation is skipped here"),),
                         fix_safety="safe",
                     )
+                    continue
+                yield Diagnostic(
+                    clip.event.node,
+                    f"{text(model, clip.event)} runs on every micro-batch inside `accumulate()`: partial sums "
+                    "are clipped, the accumulated gradient is not",
+                    hint="Clip under `if accelerator.sync_gradients:`, which holds once per accumulated step.",
+                    related=((accumulate[-1].node, "gradient accumulation starts here"),),
+                    fix_safety="safe",
+                )
