@@ -92,7 +92,9 @@ class _Builder:
                 # `if not at_boundary: return` / `continue`: what follows runs only when the
                 # test is false, as if it were the else branch.
                 assert isinstance(statement, cst.If)
-                rest = Block(BlockKind.BRANCH, statement, test=statement.test, early_exit=True)
+                # The same chain as the `if`: one iteration runs the exit or the rest, never both.
+                chain = next((item.chain for item in reversed(block.items) if isinstance(item, Block)), 0)
+                rest = Block(BlockKind.BRANCH, statement, test=statement.test, early_exit=True, chain=chain)
                 block.items.append(rest)
                 for later in statements[position + 1 :]:
                     self._statement(later, rest)
@@ -373,6 +375,12 @@ class _Builder:
         if qualified in vocab.CLIP_FUNCTIONS:
             position, keyword = vocab.CLIP_FUNCTIONS[qualified]
             self._clip(call, block, "torch", receiver, arg_value(call, 0, "parameters"), position, keyword)
+            return
+        if qualified == "torch.distributed.autograd.backward":
+            # `dist_autograd.backward(context_id, [loss])`: the gradients go to the context.
+            roots = arg_value(call, 1, "roots")
+            tensor = roots.elements[0].value if isinstance(roots, (cst.List, cst.Tuple)) and roots.elements else roots
+            block.items.append(Event(Kind.BACKWARD, call, tensor=tensor))
             return
         if qualified == "torch.autograd.backward":
             block.items.append(

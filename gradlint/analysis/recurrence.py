@@ -71,8 +71,25 @@ def carried_states(model: FileModel) -> list[CarriedState]:
                 seen.add(key)
                 detached = _reset_elsewhere(model, context, inside, occ, name) or _callee_detaches(model, context, occ, value)
                 found.append(CarriedState(context, loop, occ, name, detached))
-    model.derived["carried"] = found
+    model.derived["carried"] = found = _without_pass_through(found)
     return found
+
+
+def _without_pass_through(found: list[CarriedState]) -> list[CarriedState]:
+    """`hidden = repackage_hidden(hidden)` beside `output, hidden = model(x, hidden)`: a call that
+    is given nothing but the state only passes it along (a repackaging helper that does not
+    detach); the model call is where the state is carried, and where it is reported."""
+    kept = []
+    for state in found:
+        call = state.call.event.value
+        only_state = isinstance(call, cst.Call) and _argument_names(call) == {state.name} and len(call.args) == 1
+        carried_elsewhere = any(
+            other is not state and other.name == state.name and other.loop is state.loop and other.context is state.context
+            for other in found
+        )
+        if not (only_state and carried_elsewhere):
+            kept.append(state)
+    return kept
 
 
 def _training_loops(context: Context) -> list[Block]:

@@ -221,6 +221,13 @@ def _call_sites(model: FileModel, function: Function):
     """Calls of `function` in this file: `train(...)`, `self.train_step(...)` in its class,
     `Trainer(...)` for an `__init__`."""
     if function.parent is not None:
+        # A nested function: called by its name in the function that defines it (or deeper).
+        for site in model.calls:
+            caller = site.function
+            while caller is not None and caller is not function.parent:
+                caller = caller.parent
+            if caller is not None and site.callee == function.name and site.function is not function:
+                yield site
         return
     for site in model.calls:
         if site.function is function:
@@ -341,8 +348,10 @@ def class_role(model: FileModel, info: ClassInfo, depth: int) -> Role | None:
                 return inherited
     step = _method(model, info, "step")
     if step is None:
-        return OTHER
+        return Role("optimizer") if _method(model, info, "zero_grad") is not None else OTHER
     clips = _step_clips(model, info, step)
+    if _method(model, info, "zero_grad") is not None:
+        return Role("optimizer", clips=clips)
     steps_inner = any(
         event.kind in (Kind.STEP, Kind.SCHEDULER_STEP)
         or (event.kind is Kind.CALL and (event.name or "").endswith(".step") and event.receiver not in ("self", "cls"))
@@ -403,8 +412,8 @@ def returned_role(model: FileModel, function: Function, depth: int) -> Role | No
     known = [role for role in roles if role is not None]
     if not known or len({role.kind for role in known}) != 1:
         return None
-    clips = [role.clips for role in known]
-    return Role(known[0].kind, clips=clips[0] if all(clips) else None)
+    clips = next((role.clips for role in known if role.clips), None)  # some of them clip: it may
+    return Role(known[0].kind, clips=clips)
 
 
 def _function_named(model: FileModel, function: Function | None, name: str) -> Function | None:

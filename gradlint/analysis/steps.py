@@ -230,6 +230,8 @@ class TrainingStep:
             occ = self.context.clip_of(candidate) if candidate.kind in (Kind.CLIP, Kind.CALL) else None
             if occ is None or occ.event.form == "assumed":
                 continue
+            if exclusive(occ, self.step) or exclusive(occ, self.backward):
+                continue  # another branch of the same if (or the path an early `continue` leaves)
             if occ.index > self.step.index:
                 between = self.context.between(self.step.index, occ.index)
                 if any(o.kind is Kind.BACKWARD for o in between):
@@ -253,6 +255,11 @@ class TrainingStep:
             if block.is_accumulation_guard:
                 return block
         return None
+
+
+def exclusive(first: Occurrence, second: Occurrence) -> bool:
+    """Two occurrences in different branches of one if/elif/else: one iteration runs one of them."""
+    return any(a.exclusive_with(b) for a in first.path for b in second.path)
 
 
 def _until_backward(occurrences: list[Occurrence]) -> Iterator[Occurrence]:

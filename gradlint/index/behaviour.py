@@ -434,17 +434,20 @@ class Behaviour:
         known = [role for role in roles if role is not None]
         if not known or len({role.kind for role in known}) != 1:
             return None
-        clips = [role.clips for role in known]
-        return Role(known[0].kind, clips=clips[0] if all(clips) else None)
+        # A factory that builds one of several optimizers, some of which clip in `step()`: the
+        # configuration picks one, so clipping may well be there (a false warning costs more).
+        clips = next((role.clips for role in known if role.clips), None)
+        return Role(known[0].kind, clips=clips)
 
     def role_of_class(self, owner: ClassRef) -> Role | None:
         key = (str(owner.path), owner.info.name)
         return self._memo("roles", key, lambda: self._role_of_class(owner), None)
 
-    def _role_of_class(self, owner: ClassRef, depth: int = 0) -> Role | None:
-        """An optimizer (a torch.optim subclass, or a class whose `step()` steps an inner
-        optimizer), a scheduler, a scaler, or a clipper (its `step()` clips and steps nothing);
-        an optimizer whose `step()` clips says how."""
+    def _role_of_class(self, owner: ClassRef) -> Role | None:
+        """A scheduler or a scaler (by a base class of torch's); an optimizer (a torch.optim
+        subclass, a subclass of a project optimizer, or a class with `zero_grad()` or whose
+        `step()` steps an inner optimizer), saying how its `step()` clips when it does; a clipper
+        (its `step(params)` clips, and it is no optimizer); else 'other'."""
         kind = None
         for base in owner.info.bases:
             known = known_role(base)
@@ -454,19 +457,17 @@ class Behaviour:
         if kind is None:
             for base in self.bases(owner):
                 inherited = self.role_of_class(base)
-                if inherited is not None and inherited.kind != "other":
+                if inherited is not None and inherited.kind in ("optimizer", "scheduler", "scaler"):
                     kind = inherited.kind
                     break
+        if kind in ("scheduler", "scaler"):
+            return Role(kind)
         step = self.method(owner, "step")
         effects = self.effects(step.path, step.summary, step.function) if step is not None else NOTHING
         clips = self.describe_clip(effects, f"{owner.info.name}.step") if effects.clips is not None else None
-        if kind is not None:
-            return Role(kind, clips=clips if kind == "optimizer" else None)
-        if step is None:
-            return Role("other")
-        if effects.steps:
+        if kind == "optimizer" or effects.steps or self.method(owner, "zero_grad") is not None:
             return Role("optimizer", clips=clips)
-        if clips:
+        if step is not None and clips:
             return Role("clipper", clips=clips)
         return Role("other")
 

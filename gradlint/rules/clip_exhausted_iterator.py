@@ -9,7 +9,7 @@ import libcst as cst
 from gradlint.analysis.model import BlockKind, ClassInfo, Event, FileModel, Kind, snippet
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.roles import is_one_shot, returns_iterator
-from gradlint.analysis.steps import Context, Occurrence, contexts
+from gradlint.analysis.steps import Context, Occurrence, contexts, exclusive
 from gradlint.findings import Severity
 from gradlint.fix import FixSpec, ReplaceNode
 from gradlint.rules._helpers import call_name, latest_assignment, text
@@ -70,7 +70,7 @@ class ClipExhaustedIterator(Rule):
         for occ in context.between(binding.index, clip.index):
             if occ.event.node is clip.event.node or not any(self._consumes(occ, alias) for alias in names):
                 continue
-            if _exclusive(occ, clip):
+            if exclusive(occ, clip):
                 continue  # the consumer and the clip are in different branches of one if/elif/else
             consumer = f"`{call_name(occ.event)}(...)`" if occ.event.call is not None else "a for loop"
             return Diagnostic(
@@ -171,8 +171,3 @@ class ClipExhaustedIterator(Rule):
             return True
         return event.kind is Kind.CLIP and event.params is not None and dotted_name(event.params) == name
 
-
-def _exclusive(first: Occurrence, second: Occurrence) -> bool:
-    """Two occurrences in different branches of the same if/elif/else (or match): one path
-    never runs both."""
-    return any(a.exclusive_with(b) for a in first.path for b in second.path)

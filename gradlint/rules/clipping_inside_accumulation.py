@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from gradlint.analysis.model import BlockKind, FileModel, snippet
-from gradlint.analysis.steps import training_steps
+from gradlint.analysis.model import BlockKind, FileModel, Kind, snippet
+from gradlint.analysis.steps import contexts, training_steps
 from gradlint.findings import Severity
 from gradlint.rules._helpers import text
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
@@ -21,6 +21,7 @@ class ClippingInsideAccumulation(Rule):
     triggers = ("backward", "clip_grad")
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
+        yield from self._no_sync(model)
         for step in training_steps(model):
             guard = step.accumulation_guard
             optimizer_step = step.step.event
@@ -52,23 +53,36 @@ class ClippingInsideAccumulation(Rule):
                 if not accumulate or any(b.tests_sync_gradients for b in clip.path):
                     continue
                 if accumulate[-1].accumulate_call == "no_sync":
-                    if step.step.inside(accumulate[-1]):
-                        continue  # the step is skipped here too: a whole step without gradient sync
-                    yield Diagnostic(
-                        clip.event.node,
-                        f"{text(model, clip.event)} runs inside `no_sync()`, on a micro-batch whose gradients "
-                        "are neither accumulated yet nor synchronised across ranks: the accumulated gradient "
-                        "the step applies is not the one clipped",
-                        hint="Clip once after the last micro-batch's backward (outside `no_sync()`), right before the step.",
-                        related=((accumulate[-1].node, "gradient synchronisation is skipped here"),),
-                        fix_safety="safe",
-                    )
-                    continue
+                    continue  # reported by `_no_sync`, with or without a step after it
                 yield Diagnostic(
                     clip.event.node,
                     f"{text(model, clip.event)} runs on every micro-batch inside `accumulate()`: partial sums "
                     "are clipped, the accumulated gradient is not",
                     hint="Clip under `if accelerator.sync_gradients:`, which holds once per accumulated step.",
                     related=((accumulate[-1].node, "gradient accumulation starts here"),),
+                    fix_safety="safe",
+                )
+
+    def _no_sync(self, model: FileModel) -> Iterator[Diagnostic]:
+        """A clip inside `with model.no_sync():` (DDP's gradient accumulation) where no optimizer
+        step runs: it clips a micro-batch's unsynchronised partial gradient."""
+        for context in contexts(model):
+            for occ in context.occurrences:
+                blocks = [b for b in occ.path if b.kind is BlockKind.WITH and b.accumulate_call == "no_sync"]
+                if not blocks or occ.kind not in (Kind.CLIP, Kind.CALL):
+                    continue
+                clip = context.clip_of(occ)
+                if clip is None or clip.event.form == "assumed":
+                    continue
+                block = blocks[-1]
+                if any(other.kind is Kind.STEP and other.inside(block) for other in context.occurrences):
+                    continue  # the step is skipped with it: a whole step without gradient sync
+                yield Diagnostic(
+                    clip.event.node,
+                    f"{text(model, clip.event)} runs inside `no_sync()`, on a micro-batch whose gradients "
+                    "are neither fully accumulated nor synchronised across ranks: the gradient the step "
+                    "applies is not the one clipped",
+                    hint="Clip once, after the last micro-batch's backward (outside `no_sync()`), right before the step.",
+                    related=((block.node, "gradient synchronisation is skipped here"),),
                     fix_safety="safe",
                 )
