@@ -265,3 +265,35 @@ def test_ema_with_a_step_method_is_not_an_optimizer():
         """
     )
     assert lint(code, "GL101", "GL102", "GL110") == []
+
+
+def test_optimizer_unpacked_from_a_tuple_a_project_function_returns_is_an_optimizer():
+    setup = dedent(
+        """\
+        import torch
+
+
+        def setup_model_and_optimizer(model_cls, lr):
+            model = model_cls()
+            optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5)
+            return model, optimizer, scheduler
+        """
+    )
+    code = dedent(
+        """\
+        from setup import setup_model_and_optimizer
+
+
+        def train(model_cls, loader, criterion):
+            model, lr_opt, lr_sched = setup_model_and_optimizer(model_cls, 0.1)
+            for x, y in loader:
+                lr_opt.zero_grad()
+                criterion(model(x), y).backward()
+                lr_opt.step()
+                lr_sched.step()
+        """
+    )
+    assert lines(lint(code, "GL101", extra={"setup.py": setup}), "GL101") == [at(code, "lr_opt.step()")]
+    local = setup + "\n\n" + code.split("\n", 2)[2]
+    assert lines(lint(local, "GL101"), "GL101") == [at(local, "lr_opt.step()")]

@@ -320,10 +320,11 @@ class Oracle:
         method of an object whose class is elsewhere); None when the callee cannot be read."""
         return None
 
-    def role(self, function: Function | None, value: cst.BaseExpression) -> "Role | None":
+    def role(self, function: Function | None, value: cst.BaseExpression, position: int | None = None) -> "Role | None":
         """The role of what `value` evaluates to where `function` runs, when the file alone
         cannot tell: a call of a class or function of another file, a name bound there, an
-        attribute a base class in another file sets; None when unknown."""
+        attribute a base class in another file sets; None when unknown. `position`: the element
+        of a returned tuple (`model, optimizer, scheduler = setup(...)`)."""
         return None
 
     def parameter_role(self, function: Function, name: str) -> "Role | None":

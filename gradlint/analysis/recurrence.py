@@ -46,8 +46,14 @@ class CarriedState:
 
 
 def carried_states(model: FileModel) -> list[CarriedState]:
-    if "carried" in model.derived:
-        return model.derived["carried"]
+    if model.oracle is not None:  # the index replays what the answers rested on (the cache)
+        return model.oracle.remember("carried", model.derived, lambda: _carried_states(model))
+    if "carried" not in model.derived:
+        model.derived["carried"] = _carried_states(model)
+    return model.derived["carried"]
+
+
+def _carried_states(model: FileModel) -> list[CarriedState]:
     found: list[CarriedState] = []
     seen: set[tuple[int, str]] = set()
     for context in contexts(model):
@@ -56,14 +62,21 @@ def carried_states(model: FileModel) -> list[CarriedState]:
             value = occ.event.value
             if occ.kind is not Kind.ASSIGN or not isinstance(value, cst.Call) or occ.event.augmented:
                 continue
+            # Cheap tests first: a name both passed in and assigned, named like a state.
+            names = [
+                name for name in sorted(set(occ.event.targets) & _argument_names(value))
+                if STATE_NAME.match(last_segment(name))
+            ]
+            if not names:
+                continue
             # The innermost loop around the call that also runs a backward: the training loop.
             loop = next((b for b in reversed(occ.loops) if any(b is t for t in training_loops)), None)
             if loop is None or any(block.no_grad for block in occ.path) or _detaches(model, context, value):
                 continue
             inside = [other for other in context.occurrences if other.inside(loop)]
             loop_targets = {name for block in _loops_within(inside, loop) for name in block.loop_target}
-            for name in sorted(set(occ.event.targets) & _argument_names(value)):
-                if name in loop_targets or not STATE_NAME.match(last_segment(name)):
+            for name in names:
+                if name in loop_targets:
                     continue
                 key = (id(occ.event), name)
                 if key in seen:
@@ -71,8 +84,7 @@ def carried_states(model: FileModel) -> list[CarriedState]:
                 seen.add(key)
                 detached = _reset_elsewhere(model, context, inside, occ, name) or _callee_detaches(model, context, occ, value)
                 found.append(CarriedState(context, loop, occ, name, detached))
-    model.derived["carried"] = found = _without_pass_through(found)
-    return found
+    return _without_pass_through(found)
 
 
 def _without_pass_through(found: list[CarriedState]) -> list[CarriedState]:

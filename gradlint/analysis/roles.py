@@ -20,7 +20,7 @@ from gradlint.analysis.calls import parameter
 from gradlint.analysis.model import ClassInfo, Event, FileModel, Function, Kind, Role
 from gradlint.analysis.names import dotted_name, last_segment
 
-MAX_DEPTH = 6
+MAX_DEPTH = 12
 
 OPTIMIZER = Role("optimizer")
 SCHEDULER = Role("scheduler")
@@ -173,6 +173,19 @@ def _unpacked_role(model: FileModel, function: Function | None, value: cst.BaseE
             return value_role(model, function, positional[position], depth + 1)
     if isinstance(value.func, cst.Attribute) and value.func.attr.value == "optimizers":
         return OPTIMIZER  # Lightning: `g_opt, d_opt = self.optimizers()`
+    if isinstance(value.func, cst.Name) and qualified is None:
+        helper = _function_named(model, function, value.func.value)
+        if helper is not None:  # `model, optimizer = build(cfg)` with `return model, optimizer`
+            elements = [
+                ret.elements[position].value
+                for ret in helper.returns
+                if isinstance(ret, (cst.Tuple, cst.List)) and position < len(ret.elements)
+            ]
+            roles = [value_role(model, helper, element, depth + 1) for element in elements]
+            known = [role for role in roles if role is not None]
+            return known[0] if known and len({role.kind for role in known}) == 1 else None
+    if model.oracle is not None:
+        return model.oracle.role(function, value, position=position)
     return None
 
 

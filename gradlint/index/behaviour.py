@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 MAX_DEPTH = 6
 """How many calls deep effects are followed (`step()` -> `self.clip()` -> `clip_grad_norm_fp32`)."""
+ROLE_DEPTH = 16
+"""How many bindings, returns and tuple elements a role is followed through."""
 
 
 @dataclass(frozen=True)
@@ -343,10 +345,31 @@ class Behaviour:
 
     @_guarded
     def role_of_value(
-        self, path: Path, summary: FileSummary, function: FunctionSummary | None, value: cst.BaseExpression | None, depth: int = 0
+        self,
+        path: Path,
+        summary: FileSummary,
+        function: FunctionSummary | None,
+        value: cst.BaseExpression | None,
+        depth: int = 0,
+        position: int | None = None,
     ) -> Role | None:
-        if value is None or depth > MAX_DEPTH:
+        """The role of what `value` evaluates to; `position`: of that element of the tuple it
+        evaluates to (`model, optimizer, scheduler = setup_model_and_optimizer(...)`)."""
+        if value is None or depth > ROLE_DEPTH:
             return None
+        if position is not None:
+            if isinstance(value, (cst.Tuple, cst.List)):
+                if position < len(value.elements):
+                    return self.role_of_value(path, summary, function, value.elements[position].value, depth + 1)
+                return None
+            if not isinstance(value, cst.Call):
+                return None
+            spelled = dotted_name(value.func)
+            symbol = self._symbol(path, summary, function, spelled) if spelled and "." not in spelled else None
+            target = function_target(symbol) if symbol is not None else None
+            if target is None and spelled:
+                target = self.callee(path, summary, function, spelled, summary.qualify(spelled))
+            return self._returned_role(target, depth + 1, position) if target is not None else None
         if isinstance(value, cst.Call):
             known = known_role(summary.qualify_expr(value.func))
             if known is not None:
@@ -381,6 +404,9 @@ class Behaviour:
                 assigned = scope.bindings.get(name)
                 if assigned is not None:
                     return self.role_of_value(path, summary, scope, summary.expression(assigned), depth + 1)
+                if name in scope.bindings and name in scope.unpacked:
+                    span, position = scope.unpacked[name]
+                    return self.role_of_value(path, summary, scope, summary.expression(span), depth + 1, position)
                 param = scope.param(name)
                 if param is not None:
                     if param.annotation is not None:
@@ -401,7 +427,7 @@ class Behaviour:
     @_guarded
     def parameter_role(self, path: Path, summary: FileSummary, function: FunctionSummary, name: str, depth: int = 0) -> Role | None:
         """What a function's callers (in any file) pass for a parameter, when they agree."""
-        if depth > MAX_DEPTH or function.param(name) is None:
+        if depth > ROLE_DEPTH or function.param(name) is None:
             return None
         symbol = None
         if function.class_name is not None and function.name == "__init__":
@@ -426,9 +452,11 @@ class Behaviour:
             return known[0]
         return None
 
-    def _returned_role(self, target: Target, depth: int) -> Role | None:
+    def _returned_role(self, target: Target, depth: int, position: int | None = None) -> Role | None:
         roles = [
-            self.role_of_value(target.path, target.summary, target.function, target.summary.expression(span), depth + 1)
+            self.role_of_value(
+                target.path, target.summary, target.function, target.summary.expression(span), depth + 1, position
+            )
             for span in target.function.facts.returns
         ]
         known = [role for role in roles if role is not None]

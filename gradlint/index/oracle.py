@@ -69,12 +69,12 @@ class FileOracle(Oracle):
         returns = [target.summary.expression(span) for span in target.function.facts.returns]
         return bool(returns) and all(is_one_shot(value) for value in returns)
 
-    def role(self, function: Function | None, value: cst.BaseExpression) -> Role | None:
+    def role(self, function: Function | None, value: cst.BaseExpression, position: int | None = None) -> Role | None:
         summary = self._summary()
         if summary is None:
             return None
         owner = self.project.function_summary(self.path, function)
-        return self.behaviour.role_of_value(self.path, summary, owner, value)
+        return self.behaviour.role_of_value(self.path, summary, owner, value, position=position)
 
     def parameter_role(self, function: Function, name: str) -> Role | None:
         summary = self._summary()

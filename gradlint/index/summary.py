@@ -61,6 +61,9 @@ class FunctionSummary:
     """Names bound alone by a plain assignment (`n = ...`, not `a, b = ...` or `n += 1`), in the
     order they first appear."""
     local_functions: dict[str, "FunctionSummary"] = field(default_factory=dict)
+    unpacked: dict[str, tuple[Span, int]] = field(default_factory=dict)
+    """Names bound by unpacking (`model, optimizer = setup(cfg)`): the unpacked value's span and
+    the name's position in it."""
     facts: BodyFacts = field(default_factory=BodyFacts)
     """What the function's own body does to gradients (gradlint.index.body_facts)."""
     returns_annotation: Span | None = None
@@ -478,6 +481,7 @@ class _Summarizer:
         self._bind_in_function(targets, value, augmented)
         if value is None:
             return
+        self._bind_unpacked(raw_targets, value)
         values = _unpacked(raw_targets, value)
         if not self.function_stack and not self.class_stack and not augmented:
             for target, target_value in values.items():
@@ -494,6 +498,19 @@ class _Summarizer:
             for target, target_value in values.items():
                 if "." not in target:
                     self.class_stack[-1].class_values[target] = span_of(target_value)
+
+    def _bind_unpacked(self, raw_targets: list[ast.expr], value: ast.expr) -> None:
+        """`model, optimizer, scheduler = setup(...)`: each name's position in what is unpacked
+        (the last such binding of a name wins; a later plain binding takes precedence in
+        `bindings`)."""
+        function = self.body_owners[-1]
+        if function is None or len(raw_targets) != 1 or not isinstance(raw_targets[0], (ast.Tuple, ast.List)):
+            return
+        for position, element in enumerate(raw_targets[0].elts):
+            name = dotted(element) if isinstance(element, (ast.Name, ast.Attribute)) else None
+            if name is None or isinstance(element, ast.Starred):
+                continue
+            function.unpacked[name] = (span_of(value), position)
 
     def _bind_in_function(self, targets: list[str], value: ast.expr | None, augmented: bool) -> None:
         """Record the binding in the innermost function whose body holds it: the function being
