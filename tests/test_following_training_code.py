@@ -665,3 +665,37 @@ def test_generator_consumed_in_one_branch_and_clipped_in_another_is_fresh_there(
         """
     )
     assert lint(code, "GL105") == []
+
+
+def test_gradient_hook_that_clamps_under_a_grad_scaler_clamps_scaled_gradients():
+    # allennlp before PR #5426: enable_gradient_clipping registered clamping hooks, and the
+    # trainer's backward was `scaler.scale(loss).backward()`.
+    util = dedent(
+        """\
+        def enable_gradient_clipping(model, grad_clipping):
+            if grad_clipping is not None:
+                for parameter in model.parameters():
+                    if parameter.requires_grad:
+                        parameter.register_hook(
+                            lambda grad: grad.clamp(min=-grad_clipping, max=grad_clipping)
+                        )
+        """
+    )
+    trainer = dedent(
+        """\
+        import torch
+        from util import enable_gradient_clipping
+
+
+        class Trainer:
+            def __init__(self, model, optimizer, grad_clipping=None, use_amp=False):
+                self.model, self.optimizer = model, optimizer
+                self.scaler = torch.cuda.amp.GradScaler() if use_amp else None
+                enable_gradient_clipping(self.model, grad_clipping)
+        """
+    )
+    findings = lint(trainer, "GL103", extra={"util.py": util})
+    assert [(f.display_path, f.line) for f in findings] == [("util.py", at(util, "lambda grad"))]
+    assert findings[0].severity is Severity.WARNING
+    no_scaler = trainer.replace("torch.cuda.amp.GradScaler() if use_amp else None", "None")
+    assert lint(no_scaler, "GL103", extra={"util.py": util}) == []

@@ -297,3 +297,31 @@ def test_optimizer_unpacked_from_a_tuple_a_project_function_returns_is_an_optimi
     assert lines(lint(code, "GL101", extra={"setup.py": setup}), "GL101") == [at(code, "lr_opt.step()")]
     local = setup + "\n\n" + code.split("\n", 2)[2]
     assert lines(lint(local, "GL101"), "GL101") == [at(local, "lr_opt.step()")]
+
+
+def test_hand_written_optimizer_class_is_an_optimizer():
+    code = dedent(
+        """\
+        import torch
+
+
+        class PlainSGD:
+            def __init__(self, params, lr):
+                self.params, self.lr = list(params), lr
+
+            def step(self):
+                with torch.no_grad():
+                    for p in self.params:
+                        if p.grad is not None:
+                            p -= self.lr * p.grad
+
+
+        def train(model, loader, criterion):
+            updater = PlainSGD(model.parameters(), lr=0.1)
+            for x, y in loader:
+                model.zero_grad()
+                criterion(model(x), y).backward()
+                updater.step()
+        """
+    )
+    assert lines(lint(code, "GL101"), "GL101") == [at(code, "updater.step()")]

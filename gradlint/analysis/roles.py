@@ -19,6 +19,7 @@ from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import parameter
 from gradlint.analysis.model import ClassInfo, Event, FileModel, Function, Kind, Role
 from gradlint.analysis.names import dotted_name, last_segment
+from gradlint.analysis.walk import walk
 
 MAX_DEPTH = 12
 
@@ -372,8 +373,11 @@ def class_role(model: FileModel, info: ClassInfo, depth: int) -> Role | None:
     )
     if steps_inner:
         return Role("optimizer", clips=clips)
-    if clips:
-        return Role("clipper", clips=clips)
+    takes_parameters = [name for name in step.params if name not in ("self", "cls", "closure")]
+    if clips and takes_parameters:
+        return Role("clipper", clips=clips)  # `clipper.step(model.parameters())`
+    if clips or any(isinstance(node, cst.Attribute) and node.attr.value in ("grad", "param_groups") for node in walk(step.node)):
+        return Role("optimizer", clips=clips)  # a hand-written optimizer: its step() applies the gradients
     return OTHER
 
 

@@ -434,11 +434,7 @@ def class_contexts(model: FileModel, regular: list[Context]) -> list[Context]:
         backward_methods = [m for m in methods if _backward_service(by_function.get(id(m)), m)]
         if not backward_methods:
             continue
-        if any(
-            any(context.clip_of(occ) is not None and occ.event.form != "assumed" for occ in context.occurrences)
-            for context in (by_function.get(id(m)) for m in methods)
-            if context is not None
-        ):
+        if any(_clips_anywhere(context) for context in (by_function.get(id(m)) for m in methods) if context is not None):
             continue
         for method in methods:
             context = by_function.get(id(method))
@@ -458,6 +454,14 @@ def class_contexts(model: FileModel, regular: list[Context]) -> list[Context]:
                 )
             found.append(joined)
     return found
+
+
+def _clips_anywhere(context: Context) -> bool:
+    """A clip in the context (one guessed from a name counts too: the class may clip, so its
+    caller's steps are left alone)."""
+    return any(
+        context.clip_of(occ) is not None for occ in context.occurrences if occ.kind in (Kind.CLIP, Kind.CALL, Kind.STEP)
+    )
 
 
 def _backward_service(context: Context | None, method: Function) -> bool:

@@ -495,8 +495,11 @@ class Behaviour:
         clips = self.describe_clip(effects, f"{owner.info.name}.step") if effects.clips is not None else None
         if kind == "optimizer" or effects.steps or self.method(owner, "zero_grad") is not None:
             return Role("optimizer", clips=clips)
-        if step is not None and clips:
-            return Role("clipper", clips=clips)
+        takes_parameters = step is not None and [name for name in step.function.positional_names() if name != "closure"]
+        if step is not None and clips and takes_parameters:
+            return Role("clipper", clips=clips)  # `clipper.step(model.parameters())`
+        if step is not None and (clips or step.function.facts.uses_grad):
+            return Role("optimizer", clips=clips)  # a hand-written optimizer: its step() applies the gradients
         return Role("other")
 
 

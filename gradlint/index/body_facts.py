@@ -34,6 +34,8 @@ class BodyFacts:
     steps: tuple[str, ...] = ()
     """Receivers of `.step()` calls (`self.optimizer`, `opt`)."""
     unscales: bool = False
+    uses_grad: bool = False
+    """Reads or writes `.grad` or `param_groups` (a hand-written optimizer's `step()` does)."""
     returns: list[Span] = field(default_factory=list)
     """The values of the function's own `return` statements."""
     yields: bool = False
@@ -98,6 +100,8 @@ def body_facts(function: ast.FunctionDef | ast.AsyncFunctionDef, qualify: Callab
                 _fsdp_attribute(target, node.value, qualify, params, facts)
         elif isinstance(node, ast.Attribute) and node.attr == "data" and isinstance(node.ctx, ast.Load):
             facts.detaches = True
+        if isinstance(node, ast.Attribute) and node.attr in ("grad", "param_groups"):
+            facts.uses_grad = True
         elif isinstance(node, ast.Return) and node.value is not None:
             facts.returns.append(span_of(node.value))
         elif isinstance(node, (ast.Yield, ast.YieldFrom)):

@@ -9,7 +9,8 @@ import libcst as cst
 from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import kwarg_value
 from gradlint.analysis.model import FileModel, Kind
-from gradlint.analysis.names import last_segment
+from gradlint.analysis.names import dotted_name, last_segment
+from gradlint.analysis.walk import walk
 from gradlint.analysis.steps import Occurrence, TrainingStep, optimizer_name, training_steps
 from gradlint.findings import Severity
 from gradlint.fix import FixSpec, InsertBefore
@@ -32,10 +33,12 @@ class ClippingBeforeUnscale(Rule):
     severity = Severity.ERROR
     summary = "With a GradScaler, gradients are clipped before scaler.unscale_(), so the threshold applies to scaled gradients."
     fix = "safe"
-    # A GradScaler (`scale(`) or an Accelerate/Fabric backward that scales under fp16.
-    triggers = ("scale(", ".backward(")
+    # A GradScaler (`scale(`), an Accelerate/Fabric backward that scales under fp16, or a gradient
+    # hook that clamps (it runs inside the scaled backward).
+    triggers = ("scale(", ".backward(", "register_hook")
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
+        yield from self._clamping_hooks(model, ctx)
         for step in training_steps(model):
             backward = step.backward.event
             if backward.scaled:
@@ -104,6 +107,35 @@ class ClippingBeforeUnscale(Rule):
                 fix_safety="safe",
             )
 
+    def _clamping_hooks(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
+        """`param.register_hook(lambda grad: grad.clamp(-c, c))`: the hook clamps each gradient
+        while the backward runs, so under a GradScaler it clamps scaled gradients, before any
+        `unscale_` can run (allennlp's `enable_gradient_clipping` before PR #5426). Reported when
+        the function that registers it is used where a GradScaler is built."""
+        project = ctx.project
+        if project is None or "register_hook" not in ctx.source.text:
+            return
+        for site in model.calls:
+            if not site.callee.endswith(".register_hook") or not site.node.args:
+                continue
+            hook = site.node.args[0].value
+            if not (isinstance(hook, cst.Lambda) and _clamps_its_argument(hook)):
+                continue
+            scaler = _scaler_where_used(project, ctx.source.path, model, site.function)
+            if scaler is None:
+                continue
+            scaler_path, scaler_line = scaler
+            yield Diagnostic(
+                hook,
+                f"this gradient hook clamps every gradient while `backward()` runs, and "
+                f"{project.where(scaler_path, scaler_line)} builds a GradScaler for the same training: "
+                "under mixed precision the hook clamps the scaled gradients, so the threshold is "
+                "effectively divided by the loss scale (often 65536), and no `unscale_` can run before it",
+                hint="Clip after the backward instead: `scaler.unscale_(optimizer)` then "
+                "`torch.nn.utils.clip_grad_value_(model.parameters(), clip_value)`.",
+                severity=Severity.WARNING,
+            )
+
     @staticmethod
     def _fix(step, clip) -> FixSpec | None:
         scaler, optimizer = resolved_scaler(step.backward.event), resolved_optimizer(step)
@@ -154,3 +186,38 @@ def _precision(model: FileModel, ctx: RuleContext, step: TrainingStep, owner: st
     if resolved.value in _NOT_FP16 or resolved.value is None:
         return framework, "off", ""
     return framework, "unknown", f"`{keyword}={resolved.value!r}`"
+
+
+def _clamps_its_argument(hook: cst.Lambda) -> bool:
+    """`lambda grad: grad.clamp(-c, c)`, `lambda g: torch.clamp(g, ...)`, `lambda g: clamp_tensor(g, ...)`."""
+    params = {param.name.value for param in hook.params.params}
+    for node in walk(hook.body):
+        if not isinstance(node, cst.Call):
+            continue
+        name = last_segment(dotted_name(node.func) or "").lower()
+        if "clamp" not in name and "clip" not in name:
+            continue
+        receiver = node.func.value if isinstance(node.func, cst.Attribute) else None
+        arguments = [arg.value for arg in node.args]
+        if any(isinstance(item, cst.Name) and item.value in params for item in [receiver, *arguments]):
+            return True
+    return False
+
+
+def _scaler_where_used(project, path, model: FileModel, function) -> tuple | None:
+    """(file, line) of a GradScaler built in this file, or in a file that calls the function
+    registering the hook."""
+    summary = project.summary(path)
+    files = [(path, summary)]
+    while function is not None and function.parent is not None:
+        function = function.parent
+    if function is not None and function.class_name is None:
+        symbol = project.resolve(path, function.name)
+        if symbol is not None:
+            for site_path, _site in project.call_sites(symbol):
+                files.append((site_path, project.summary(site_path)))
+    for file, file_summary in files:
+        for call in file_summary.calls if file_summary is not None else ():
+            if call.qualified in vocab.GRAD_SCALERS:
+                return file, call.line
+    return None
