@@ -150,6 +150,7 @@ def _lint(
         [RULES_BY_CODE[code] for code in sorted(config.enabled_codes())],
         {code: dict(options) for code, options in config.rule_options.items()},
         report_unused_ignores=report_unused_ignores,
+        declared=config.declared_functions,
     )
     sources = [
         checker.load(path, display_path(path, cwd), frozenset(config.ignored_codes_for(path)))
@@ -178,8 +179,12 @@ def lint_sources(
     select: Iterable[str] | None = None,
     rule_options: Mapping[str, Mapping[str, Any]] | None = None,
     report_unused_ignores: bool = False,
+    clip_functions: Iterable[str] = (),
+    detach_functions: Iterable[str] = (),
 ) -> list[Finding]:
-    """Lint in-memory files (name -> source) as one project: the doc examples' harness."""
+    """Lint in-memory files (name -> source) as one project: the doc examples' harness.
+    `clip_functions` / `detach_functions`: as the configuration's `clip-functions` /
+    `detach-functions`."""
     codes: set[str] = set()
     for selector in select or ["ALL"]:
         codes |= expand_selector(selector)
@@ -188,8 +193,12 @@ def lint_sources(
         rule = RULES_BY_CODE[code]
         declared = {option.name: option for option in rule.options}
         options[code] = {name: declared[name].coerce(value) for name, value in values.items()}
+    functions = {name: "detach" for name in detach_functions} | {name: "clip" for name in clip_functions}
     checker = FileChecker(
-        [rule for rule in ALL_RULES if rule.code in codes], options, report_unused_ignores=report_unused_ignores
+        [rule for rule in ALL_RULES if rule.code in codes],
+        options,
+        report_unused_ignores=report_unused_ignores,
+        declared=functions,
     )
     root = Path("/gradlint-sources")
     sources = [checker.load_text(text, root / name, name) for name, text in files.items()]
@@ -311,7 +320,7 @@ def _report(
 ) -> Report:
     """Phase 2: with every file read, index the project, reuse what the cache still holds,
     then run the rules on the rest, file by file or over worker processes."""
-    project = ProjectIndex(sources, roots=roots)
+    project = ProjectIndex(sources, roots=roots, declared=checker.declared)
     results: list[FileResult] = []
     pending: list[SourceFile] = []
     for source in sources:

@@ -56,6 +56,7 @@ class Cache:
             sorted(checker.enabled_codes),
             sorted((code, sorted(options.items(), key=repr)) for code, options in checker.options.items()),
             checker.report_unused_ignores,
+            sorted(checker.declared.items()),  # `clip-functions` / `detach-functions`
             str(cwd),  # paths in messages are written relative to it
         )
         self._settings = hashlib.blake2b(repr(settings).encode(), digest_size=16).hexdigest()

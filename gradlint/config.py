@@ -34,6 +34,8 @@ SETTING_KEYS: tuple[str, ...] = (
     "extend-exclude",
     "respect-gitignore",
     "fail-on",
+    "clip-functions",
+    "detach-functions",
 )
 
 RULE_SEVERITY_KEY = "severity"
@@ -67,6 +69,18 @@ class Config:
     rule_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Rule code -> configured (validated, coerced) options; defaults are not repeated here."""
     severity_overrides: Mapping[str, Severity] = field(default_factory=dict)
+    clip_functions: tuple[str, ...] = ()
+    """Qualified names of functions that clip gradients, for code gradlint cannot read (a package
+    that is not installed): `["mylib.train.clip_grads"]`."""
+    detach_functions: tuple[str, ...] = ()
+    """Qualified names of functions that detach a recurrent state (`["mylib.rnn.repackage"]`)."""
+
+    @property
+    def declared_functions(self) -> dict[str, str]:
+        """Qualified name -> 'clip' / 'detach', as the project index takes them."""
+        declared = {name: "detach" for name in self.detach_functions}
+        declared.update({name: "clip" for name in self.clip_functions})
+        return declared
 
     def enabled_codes(self) -> frozenset[str]:
         """select + extend-select minus ignore; the most specific selector wins, ignore wins ties."""
@@ -233,6 +247,23 @@ def _string_list(source: _Source, key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+_QUALIFIED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def _qualified_names(source: _Source, key: str, value: Any) -> tuple[str, ...]:
+    """`clip-functions = ["mylib.train.clip_grads"]`: dotted names as they are imported (a module
+    and a function; a class's method as `module.Class.method`)."""
+    names = _string_list(source, key, value)
+    for name in names:
+        if not _QUALIFIED_NAME.fullmatch(name):
+            raise source.error(
+                key,
+                f"expected qualified function names like \"mylib.train.clip_grads\" (the module, a dot, "
+                f"the function), got {name!r}",
+            )
+    return names
+
+
 def _selector_list(source: _Source, key: str, value: Any, table: str | None = None) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise source.error(key, f"expected an array of rule selectors, got {_type_name(value)} {value!r}", table)
@@ -273,6 +304,8 @@ def _settings_from_table(table: Mapping[str, Any], source: _Source, root: Path) 
             values["fail_on"] = _parse_fail_on(value, lambda problem, key=key: source.error(key, problem))
         elif key == "per-file-ignores":
             values["per_file_ignores"] = _per_file_ignores(source, value)
+        elif key in ("clip-functions", "detach-functions"):
+            values[key.replace("-", "_")] = _qualified_names(source, key, value)
         elif get_rule(key) is not None:
             rule = get_rule(key)
             options, severity = _rule_table(source, key, rule, value)

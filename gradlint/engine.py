@@ -47,6 +47,7 @@ class FileChecker:
         rules: Iterable[type[Rule]],
         options: Mapping[str, Mapping[str, Any]] | None = None,
         report_unused_ignores: bool = False,
+        declared: Mapping[str, str] | None = None,
     ) -> None:
         enabled = [rule for rule in rules if rule.code in RULES_BY_CODE]
         self.enabled_codes = {rule.code for rule in enabled}
@@ -58,6 +59,9 @@ class FileChecker:
             for rule in RULES_BY_CODE.values()
         }
         self.report_unused_ignores = report_unused_ignores
+        self.declared: dict[str, str] = dict(declared or {})
+        """The configuration's `clip-functions` / `detach-functions` (qualified name -> 'clip' /
+        'detach'), for the project index."""
         self.triggers = tuple(sorted({trigger for rule in self.rules for trigger in rule.triggers}))
 
     # ------------------------------------------------------------------ phase 1

@@ -120,7 +120,7 @@ def _check_share(paths: list[Path]) -> list["FileResult"]:
     if _WORKER_PROJECT is None:
         from gradlint.index import ProjectIndex
 
-        _WORKER_PROJECT = ProjectIndex(sources, roots=roots)
+        _WORKER_PROJECT = ProjectIndex(sources, roots=roots, declared=checker.declared)
     project = _WORKER_PROJECT
     results = []
     for path in paths:

@@ -1,12 +1,11 @@
 """One constant arithmetic (gradlint.analysis.values), tested once for every place that evaluates:
-a file's own constants (`evaluate_number`, the libcst model's per-file use), the project's
-resolver (`gradlint.index.values`, values followed across files) and a summary's CPython reading
-(`gradlint.index.syntax.evaluate_number`). Each operator gives what Python gives, everywhere.
+a file's own constants (`evaluate_number`, the libcst model's per-file use) and the project's
+resolver (`gradlint.index.values`, values followed across files). Each operator gives what Python
+gives, everywhere.
 """
 
 from __future__ import annotations
 
-import ast
 import math
 from pathlib import Path
 
@@ -16,8 +15,6 @@ import pytest
 from gradlint.analysis.names import ImportMap
 from gradlint.analysis.values import evaluate_number
 from gradlint.index import ProjectIndex
-from gradlint.index.summary import summarize
-from gradlint.index.syntax import evaluate_number as evaluate_ast
 from gradlint.source import SourceFile
 
 NUMBERS = [
@@ -66,27 +63,17 @@ def _per_file(expression: str):
     return evaluate_number(cst.parse_expression(expression), imports, constants)
 
 
-def _cpython(expression: str):
-    text = f"import math\n\nBASE = 0.25\nvalue = {expression}\n"
-    tree = ast.parse(text)
-    summary = summarize(tree, text)
-    constants = {"BASE": ast.parse("0.25", mode="eval").body}
-    return evaluate_ast(ast.parse(expression, mode="eval").body, summary.qualify, constants)
-
-
 @pytest.mark.parametrize("expression", NUMBERS)
 def test_every_evaluator_gives_what_python_gives(expression):
     expected = eval(expression, {"math": math, "BASE": 0.25})  # noqa: S307 - constant test expressions
     assert _per_file(expression) == pytest.approx(expected)
     assert _resolve(expression) == pytest.approx(expected)
-    assert _cpython(expression) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("expression", UNKNOWN)
 def test_what_cannot_be_proven_stays_unknown_everywhere(expression):
     assert _per_file(expression) is None
     assert _resolve(expression) is None
-    assert _cpython(expression) is None
 
 
 @pytest.mark.parametrize(
@@ -111,4 +98,3 @@ def test_numbers_are_numbers_only_in_the_number_evaluators():
     assert _per_file("BASE == 0.25") is None  # a bool is no number
     assert _per_file("'a' + 'b'") is None
     assert _resolve("'a' + 'b'") == "ab"  # the resolver also follows strings
-    assert _cpython("True") is None

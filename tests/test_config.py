@@ -439,3 +439,60 @@ def test_cli_fail_on_rejects_unknown_levels(tmp_path):
 def test_overrides_without_flags_leave_the_config_unchanged(tmp_path):
     config = load(tmp_path, 'ignore = ["GL101"]\nfail-on = "never"\n')
     assert apply_overrides(config) == config
+
+
+# --- functions gradlint cannot read ---------------------------------------------------------------
+
+
+def test_clip_and_detach_functions_name_what_code_that_cannot_be_read_does(tmp_path):
+    config = load(
+        tmp_path,
+        """\
+        clip-functions = ["mylib.train.clip_grads", "mylib.Trainer.rescale"]
+        detach-functions = ["mylib.rnn.cut_history"]
+        """,
+    )
+    assert config.clip_functions == ("mylib.train.clip_grads", "mylib.Trainer.rescale")
+    assert config.detach_functions == ("mylib.rnn.cut_history",)
+    assert config.declared_functions == {
+        "mylib.train.clip_grads": "clip",
+        "mylib.Trainer.rescale": "clip",
+        "mylib.rnn.cut_history": "detach",
+    }
+
+
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        ('clip-functions = "mylib.train.clip_grads"', "expected an array of strings"),
+        ("detach-functions = [1, 2]", "expected an array of strings"),
+        ('clip-functions = ["clip_grads"]', "expected qualified function names"),
+        ('detach-functions = ["mylib.rnn.cut history"]', "expected qualified function names"),
+    ],
+)
+def test_a_malformed_function_list_is_a_configuration_error(tmp_path, body, problem):
+    with pytest.raises(ConfigError, match=problem):
+        load(tmp_path, body)
+
+
+def test_a_declared_clip_function_silences_gl101_through_the_cli_configuration(tmp_path):
+    from gradlint.api import lint_paths
+
+    write(
+        tmp_path / "train.py",
+        """\
+        from mylib.train import tame_gradients
+
+
+        def train(model, optimizer, loader, criterion):
+            for x, y in loader:
+                optimizer.zero_grad()
+                criterion(model(x), y).backward()
+                tame_gradients(model)
+                optimizer.step()
+        """,
+    )
+    plain = lint_paths([tmp_path], load(tmp_path, ""), cwd=tmp_path)
+    declared = lint_paths([tmp_path], load(tmp_path, 'clip-functions = ["mylib.train.tame_gradients"]'), cwd=tmp_path)
+    assert [f.code for f in plain.findings] == ["GL101"]
+    assert declared.findings == []

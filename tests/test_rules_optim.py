@@ -105,7 +105,8 @@ def test_a_learning_rate_above_the_limit_without_clipping_is_reported_at_the_lr(
     assert f"above {family}'s usual range (<= {limit})" in finding.message
     assert "no gradient clipping" in finding.message
     assert finding.severity is Severity.WARNING
-    assert finding.data is None  # `data` is for the model and initialization rules (docs/json-schema.md)
+    # The trained model's recurrent layer, for the probe (issue 12): GL401 carries it like GL101.
+    assert finding.data["layer"] == "LSTM" and finding.data["model"] == "Regressor" and finding.data["clip_max_norm"] == 1.0
 
 
 def test_the_message_says_where_an_argparse_default_comes_from():

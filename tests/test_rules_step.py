@@ -462,7 +462,9 @@ def test_optimizer_with_an_unusual_name_is_recognised_from_its_constructor():
     assert lines(lint(code, "GL101"), "GL101") == [at(code, "sgd.step()")]
 
 
-def test_two_optimizers_stepped_on_the_same_gradients_are_one_training_step():
+def test_two_optimizers_stepped_after_one_backward_are_each_checked():
+    # Issue 11: an encoder's and a decoder's optimizer after one backward are two steps; each
+    # updates its own model with unclipped gradients, so each is reported.
     code = dedent(
         """\
         import torch
@@ -480,7 +482,7 @@ def test_two_optimizers_stepped_on_the_same_gradients_are_one_training_step():
                 dec_opt.step()
         """
     )
-    assert lines(lint(code, "GL101"), "GL101") == [at(code, "enc_opt.step()")]
+    assert lines(lint(code, "GL101"), "GL101") == [at(code, "enc_opt.step()"), at(code, "dec_opt.step()")]
 
 
 def test_each_backward_pairs_with_its_own_step_in_a_gan_loop():

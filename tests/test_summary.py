@@ -1,7 +1,6 @@
 """A file's summary (CPython's tree, what other files ask about) agrees with the libcst model of
-the same file on every fact both hold: names, scopes, bindings, call sites, argparse options and
-risk factors. Cross-file answers come from summaries and in-file answers from the model, so a
-disagreement would make a finding depend on which file asks."""
+the same file on every fact both hold: names, scopes, bindings, call sites and argparse options.
+Cross-file answers come from summaries and in-file answers from the model, so a disagreement would make a finding depend on which file asks."""
 
 from __future__ import annotations
 
@@ -133,10 +132,6 @@ def check_agreement(text: str) -> None:
         assert _same_expression(model, argument.default, summary, mine.default)
         assert mine.call[0] == parsed.positions.start(argument.node)[0]
 
-    assert [(r.line, r.description) for r in summary.risk_factors] == [
-        (parsed.positions.start(r.node)[0], r.description) for r in model.risk_factors
-    ]
-
 
 @pytest.mark.parametrize("path", FILES, ids=lambda path: str(path.relative_to(FIXTURES)))
 def test_summary_agrees_with_the_libcst_model_on_every_fixture(path: Path) -> None:
@@ -184,7 +179,65 @@ def test_a_second_definition_gets_its_own_key() -> None:
     assert summary.functions["outer"].key == "outer#2"
 
 
-def test_risk_factor_lr_uses_constants_seen_so_far() -> None:
-    text = "import torch\nLR = 0.5\nopt = torch.optim.Adam(p, lr=LR)\n"
-    summary = summarize(cpython_parse(text), text)
-    assert [r.description for r in summary.risk_factors] == ["a learning rate of 0.5 for Adam (usual range: <= 0.01)"]
+CLIPPING = '''
+import torch
+from torch.nn.utils import clip_grad_norm_ as clip
+
+
+def clamp_all(model, value):
+    for p in model.parameters():
+        p.grad.data.clamp_(-value, value)
+
+
+def by_norm(params, max_norm):
+    grads = [p.grad for p in params if p.grad is not None]
+    total_norm = torch.norm(torch.stack([g.norm() for g in grads]))
+    clip_coef = max_norm / (total_norm + 1e-6)
+    torch._foreach_mul_(grads, clip_coef)
+
+
+def unscale(params, loss_scale):
+    for p in params:
+        p.grad.mul_(1.0 / loss_scale)
+
+
+def fused(params, buf, coef_norm):
+    l = [p.grad for p in params]
+    multi_tensor_applier(amp_C.multi_tensor_scale, buf, [l, l], coef_norm)
+
+
+def aliased(model):
+    clip(model.parameters(), 1.0)
+    lambda: clip(model.parameters(), 2.0)
+
+
+class Trainer:
+    def step(self):
+        self.accelerator.clip_grad_norm_(self.model.parameters(), 1.0)
+
+    def reset(self):
+        for p in self.params:
+            p.grad = None
+'''
+
+
+def _clipping_functions(model: FileModel) -> set[str]:
+    return {
+        function.qualname
+        for function in model.all_functions
+        if any(event.kind.value == "clip" and event.form != "assumed" for event in function.body.events())
+    }
+
+
+@pytest.mark.parametrize("text", [CLIPPING, TRICKY, *(path.read_text(encoding="utf-8") for path in FILES)])
+def test_summary_and_model_agree_on_which_functions_clip(text: str) -> None:
+    # The index reads other files' clipping from the summary, the checked file's from the model.
+    model, summary, _ = _pair(text)
+    assert {f.qualname for f in summary.all_functions if f.facts.clips} == _clipping_functions(model)
+
+
+def test_in_place_scaling_of_gradients_clips_only_by_a_norm_derived_factor() -> None:
+    summary = summarize(cpython_parse(CLIPPING), CLIPPING)
+    clipping = {f.qualname for f in summary.all_functions if f.facts.clips}
+    assert clipping == {"clamp_all", "by_norm", "fused", "aliased", "Trainer.step"}
+    assert summary.functions["unscale"].facts.clips == []

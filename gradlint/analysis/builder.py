@@ -12,6 +12,16 @@ import libcst as cst
 
 from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.calls import arg_value, kwarg_value
+from gradlint.analysis.gradients import Frame, clipping_change
+from gradlint.analysis.statements import (
+    LIBRARIES,
+    PLAIN_METHODS,
+    consumed_name,
+    exits_early,
+    iter_calls,
+    target_names,
+    unpacked,
+)
 from gradlint.analysis.model import (
     ArgparseArgument,
     Block,
@@ -22,11 +32,9 @@ from gradlint.analysis.model import (
     FileModel,
     Function,
     Kind,
-    RiskFactor,
 )
 from gradlint.analysis.names import ImportMap, dotted_name, last_segment
-from gradlint.analysis.values import evaluate_number, is_true, string_value
-from gradlint.analysis.walk import children
+from gradlint.analysis.values import is_true, string_value
 
 
 def build_model(module: cst.Module) -> FileModel:
@@ -34,74 +42,6 @@ def build_model(module: cst.Module) -> FileModel:
 
 
 # --------------------------------------------------------------------------- builder
-
-
-def _target_names(node: cst.BaseExpression) -> list[str]:
-    if isinstance(node, (cst.Tuple, cst.List)):
-        names: list[str] = []
-        for element in node.elements:
-            names.extend(_target_names(element.value))
-        return names
-    if isinstance(node, cst.StarredElement):
-        return _target_names(node.value)
-    name = dotted_name(node)
-    return [name] if name and not isinstance(node, cst.Subscript) else []
-
-
-def _unpacked(
-    raw_targets: list[cst.BaseExpression], targets: list[str], value: cst.BaseExpression
-) -> dict[str, cst.BaseExpression]:
-    """`a = b = 1` binds both to 1; `w, d = 256, 32` binds element-wise; `w, d = f()` binds nothing."""
-    bound: dict[str, cst.BaseExpression] = {}
-    for raw in raw_targets:
-        if isinstance(raw, (cst.Tuple, cst.List)):
-            elements = [element.value for element in raw.elements]
-            if isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(elements):
-                for target, element in zip(elements, value.elements):
-                    name = dotted_name(target) if isinstance(target, (cst.Name, cst.Attribute)) else None
-                    if name:
-                        bound[name] = element.value
-        else:
-            name = dotted_name(raw) if isinstance(raw, (cst.Name, cst.Attribute)) else None
-            if name:
-                bound[name] = value
-    return bound
-
-
-
-
-_LEAVES = frozenset({cst.Lambda, cst.SimpleString, cst.Name, cst.Integer, cst.Float})
-
-
-def iter_calls(expression: cst.CSTNode) -> list[cst.Call | cst.CompFor]:
-    """The calls (and comprehension `for`s) in an expression, in evaluation order.
-
-    Arguments come before the call. Lambda bodies are skipped: they run later, if at all.
-    """
-    found: list[cst.Call | cst.CompFor] = []
-    stack: list[tuple[cst.CSTNode, bool]] = [(expression, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            found.append(node)  # type: ignore[arg-type]
-            continue
-        node_type = type(node)  # exact types: isinstance against libcst's ABCs is slow
-        if node_type in _LEAVES:
-            continue
-        if node_type is cst.Call or node_type is cst.CompFor:
-            stack.append((node, True))
-        stack.extend((child, False) for child in reversed(children(node)))
-    return found
-
-
-def _imported_clip_helper(qualified: str | None) -> bool:
-    """`from train_utils import clip` / `train_utils.clip_grads(...)`: a project helper named like a clip.
-
-    torch's own `clip`/`clamp` clamp values, not gradients, so torch names never count.
-    """
-    if not qualified or qualified.split(".", 1)[0] in ("torch", "numpy", "np", "math"):
-        return False
-    return "clip" in qualified.rsplit(".", 1)[-1].lower()
 
 
 class _Builder:
@@ -112,7 +52,6 @@ class _Builder:
         self.classes: dict[str, ClassInfo] = {}
         self.all_functions: list[Function] = []
         self.constants: dict[str, cst.BaseExpression] = {}
-        self.risk_factors: list[RiskFactor] = []
         self.clip_events: list[Event] = []
         self.owner_receivers: set[str] = set()
         self.calls: list[CallSite] = []
@@ -120,6 +59,8 @@ class _Builder:
         self._class_stack: list[ClassInfo] = []
         self._function_stack: list[Function] = []
         self._keys: dict[str, int] = {}
+        self._frames: list[Frame] = [Frame()]
+        self._chains = 0
 
     def build(self) -> FileModel:
         body = Block(BlockKind.BODY, self.module)
@@ -132,7 +73,6 @@ class _Builder:
             classes=self.classes,
             all_functions=self.all_functions,
             constants=self.constants,
-            risk_factors=self.risk_factors,
             clip_events=self.clip_events,
             owner_receivers=self.owner_receivers,
             calls=self.calls,
@@ -142,8 +82,20 @@ class _Builder:
     # ----------------------------------------------------------------- statements
 
     def _statements(self, statements: "list[cst.BaseStatement] | tuple", block: Block) -> None:
-        for statement in statements:
+        statements = list(statements)
+        for position, statement in enumerate(statements):
             self._statement(statement, block)
+            if exits_early(statement) and position + 1 < len(statements):
+                # `if not at_boundary: return` / `continue`: what follows runs only when the
+                # test is false, as if it were the else branch.
+                assert isinstance(statement, cst.If)
+                # The same chain as the `if`: one iteration runs the exit or the rest, never both.
+                chain = next((item.chain for item in reversed(block.items) if isinstance(item, Block)), 0)
+                rest = Block(BlockKind.BRANCH, statement, test=statement.test, early_exit=True, chain=chain)
+                block.items.append(rest)
+                for later in statements[position + 1 :]:
+                    self._statement(later, rest)
+                return
 
     def _suite(self, suite: cst.BaseSuite, block: Block) -> None:
         if isinstance(suite, cst.IndentedBlock):
@@ -178,8 +130,9 @@ class _Builder:
                 self._suite(statement.finalbody.body, block)
         elif isinstance(statement, cst.Match):
             self._expression(statement.subject, block)
+            self._chains += 1
             for case in statement.cases:
-                branch = Block(BlockKind.BRANCH, case)
+                branch = Block(BlockKind.BRANCH, case, chain=self._chains)
                 block.items.append(branch)
                 self._suite(case.body, branch)
 
@@ -187,10 +140,13 @@ class _Builder:
         loop = Block(BlockKind.LOOP, statement)
         if isinstance(statement, cst.For):
             self._expression(statement.iter, block)
-            loop.loop_target = tuple(_target_names(statement.target))
+            loop.loop_target = tuple(target_names(statement.target))
+            self._frames[-1].iterate(list(loop.loop_target), statement.iter)
             if isinstance(statement.iter, cst.Name):
                 loop.loop_iter = statement.iter.value
-                block.items.append(Event(Kind.ARG, statement, name=statement.iter.value))
+            iterated = consumed_name(statement.iter)
+            if iterated is not None:
+                block.items.append(Event(Kind.ARG, statement, name=iterated))
         else:
             self._expression(statement.test, loop)
         block.items.append(loop)
@@ -198,17 +154,20 @@ class _Builder:
         if statement.orelse is not None:
             self._suite(statement.orelse.body, block)
 
-    def _if(self, statement: cst.If, block: Block) -> None:
+    def _if(self, statement: cst.If, block: Block, chain: int = 0) -> None:
+        if not chain:
+            self._chains += 1
+            chain = self._chains
         self._expression(statement.test, block)
-        branch = Block(BlockKind.BRANCH, statement, test=statement.test)
+        branch = Block(BlockKind.BRANCH, statement, test=statement.test, chain=chain)
         block.items.append(branch)
         self._suite(statement.body, branch)
         orelse = statement.orelse
         if isinstance(orelse, cst.If):
-            # `elif` runs only when the first test failed: a sibling branch.
-            self._if(orelse, block)
+            # `elif` runs only when the first test failed: a sibling branch of the same chain.
+            self._if(orelse, block, chain)
         elif isinstance(orelse, cst.Else):
-            other = Block(BlockKind.BRANCH, orelse)
+            other = Block(BlockKind.BRANCH, orelse, chain=chain)
             block.items.append(other)
             self._suite(orelse.body, other)
 
@@ -227,8 +186,12 @@ class _Builder:
                 if isinstance(item.item.func, cst.Attribute) and item.item.func.attr.value in (
                     "accumulate",
                     "no_backward_sync",
+                    "no_sync",
                 ):
                     inner.accumulate = True
+                    inner.accumulate_call = item.item.func.attr.value
+                if qualified in ("torch.distributed.autograd.context", "torch.distributed.autograd.DistAutogradContext"):
+                    inner.grad_scope = True
         block.items.append(inner)
         self._suite(statement.body, inner)
 
@@ -271,7 +234,9 @@ class _Builder:
             if param.default is not None:
                 self._expression(param.default, block)
         self._function_stack.append(function)
+        self._frames.append(Frame())
         self._suite(node.body, function.body)
+        self._frames.pop()
         self._function_stack.pop()
 
     def _class(self, node: cst.ClassDef, block: Block) -> None:
@@ -308,10 +273,10 @@ class _Builder:
             if value is not None:
                 self._expression(value, block)
             if isinstance(small, cst.Assign):
-                targets = [name for target in small.targets for name in _target_names(target.target)]
+                targets = [name for target in small.targets for name in target_names(target.target)]
                 raw_targets = [target.target for target in small.targets]
             else:
-                targets = _target_names(small.target)
+                targets = target_names(small.target)
                 raw_targets = [small.target]
             augmented = None
             if isinstance(small, cst.AugAssign):
@@ -320,6 +285,10 @@ class _Builder:
             return
         if isinstance(small, (cst.Expr, cst.Return)) and small.value is not None:
             self._expression(small.value, block)
+            if isinstance(small, cst.Return) and self._function_stack:
+                self._function_stack[-1].returns.append(small.value)
+            elif isinstance(small.value, (cst.Yield,)) and self._function_stack:
+                self._function_stack[-1].yields = True
             return
         for child in small.children:
             if isinstance(child, cst.BaseExpression):
@@ -350,7 +319,9 @@ class _Builder:
         )
         if value is None:
             return
-        values = _unpacked(raw_targets, targets, value)
+        if augmented is None:
+            self._frames[-1].bind(targets, value)
+        values = unpacked(raw_targets, targets, value)
         if not self._function_stack and not self._class_stack and augmented is None:
             for target, target_value in values.items():
                 if "." not in target:
@@ -371,8 +342,10 @@ class _Builder:
             return
         for node in iter_calls(expression):
             if isinstance(node, cst.CompFor):
-                if isinstance(node.iter, cst.Name):
-                    block.items.append(Event(Kind.ARG, node, name=node.iter.value))
+                self._frames[-1].iterate(target_names(node.target), node.iter)
+                iterated = consumed_name(node.iter)
+                if iterated is not None:
+                    block.items.append(Event(Kind.ARG, node, name=iterated))
             else:
                 self._call(node, block)
 
@@ -383,7 +356,6 @@ class _Builder:
         qualified = self.imports.qualify_expr(func)
         attr = func.attr.value if isinstance(func, cst.Attribute) else None
         receiver = dotted_name(func.value) if isinstance(func, cst.Attribute) else None
-        self._risk_factor(call, qualified)
         spelled = dotted_name(func)
         if spelled is not None:
             self.calls.append(
@@ -392,12 +364,19 @@ class _Builder:
             if attr == "add_argument":
                 self._argparse_argument(call)
         for arg in call.args:
-            if isinstance(arg.value, cst.Name):
-                block.items.append(Event(Kind.ARG, call, name=arg.value.value, call=call))
+            passed = consumed_name(arg.value)
+            if passed is not None:
+                block.items.append(Event(Kind.ARG, call, name=passed, call=call))
 
         if qualified in vocab.CLIP_FUNCTIONS:
             position, keyword = vocab.CLIP_FUNCTIONS[qualified]
             self._clip(call, block, "torch", receiver, arg_value(call, 0, "parameters"), position, keyword)
+            return
+        if qualified == "torch.distributed.autograd.backward":
+            # `dist_autograd.backward(context_id, [loss])`: the gradients go to the context.
+            roots = arg_value(call, 1, "roots")
+            tensor = roots.elements[0].value if isinstance(roots, (cst.List, cst.Tuple)) and roots.elements else roots
+            block.items.append(Event(Kind.BACKWARD, call, tensor=tensor))
             return
         if qualified == "torch.autograd.backward":
             block.items.append(
@@ -412,14 +391,20 @@ class _Builder:
         if qualified == "torch._foreach_zero_":
             block.items.append(Event(Kind.ZERO_GRAD, call))
             return
+        change = clipping_change(call, qualified, self._frames[-1])
+        if change is not None:
+            self._clip(call, block, "grad", receiver, None, -1, "")
+            return
 
         if attr is None:
             if isinstance(func, cst.Name):
                 name = func.value
                 if qualified is None:
                     block.items.append(Event(Kind.CALL, call, name=name, call=call))
-                elif _imported_clip_helper(qualified):
-                    self._clip(call, block, "assumed", None, None, -1, "")
+                elif not qualified.startswith(LIBRARIES):
+                    # An imported function: the project index reads its body (or the configuration
+                    # says what it is); only one that cannot be read is judged by its name.
+                    block.items.append(Event(Kind.CALL, call, name=name, call=call, qualified=qualified))
             return
 
         if attr == "backward":
@@ -432,7 +417,7 @@ class _Builder:
             self._step(call, receiver, block)
         elif attr in vocab.CLIP_METHODS and not (receiver == "self" and self._defines_method(attr)):
             self._method_clip(call, attr, receiver, block)
-        elif attr == "unscale_":
+        elif attr in ("unscale_", "unscale_gradients"):
             block.items.append(Event(Kind.UNSCALE, call, receiver=receiver))
         elif attr == "zero_grad":
             block.items.append(Event(Kind.ZERO_GRAD, call, receiver=receiver))
@@ -442,10 +427,12 @@ class _Builder:
             block.items.append(Event(Kind.DETACH_INPLACE, call, receiver=receiver))
         elif receiver in ("self", "cls") or (qualified is None and receiver and self._is_local_callable(receiver)):
             block.items.append(Event(Kind.CALL, call, name=f"{receiver}.{attr}", receiver=receiver, call=call))
-        elif qualified is None and self._assumed_clip(attr):
-            self._clip(call, block, "assumed", receiver, None, -1, "")
-        elif _imported_clip_helper(qualified):
-            self._clip(call, block, "assumed", receiver, None, -1, "")
+        elif receiver and attr not in PLAIN_METHODS and not (qualified or "").startswith(LIBRARIES):
+            # `trainer.rescale_gradients()`, `self.mp_trainer.optimize(opt)`, `utils.clip_grads(...)`:
+            # what the receiver is bound to decides what runs (gradlint.analysis.steps).
+            block.items.append(
+                Event(Kind.CALL, call, name=f"{receiver}.{attr}", receiver=receiver, call=call, qualified=qualified)
+            )
 
     def _argparse_argument(self, call: cst.Call) -> None:
         flags = [string_value(arg.value) for arg in call.args if arg.keyword is None]
@@ -469,11 +456,6 @@ class _Builder:
             for statement in self._class_stack[-1].node.body.body
             if isinstance(statement, cst.FunctionDef)
         }
-
-    @staticmethod
-    def _assumed_clip(name: str) -> bool:
-        lowered = name.lower()
-        return "clip" in lowered and ("grad" in lowered or "norm" in lowered)
 
     def _backward(self, call: cst.Call, func: cst.Attribute, receiver: str | None, block: Block) -> None:
         inner = func.value
@@ -506,27 +488,38 @@ class _Builder:
         )
 
     def _is_backward_owner(self, receiver: str) -> bool:
+        """`accelerator.backward(loss)`: the receiver is bound to an Accelerator, a Fabric or a
+        DeepSpeed engine (or, when the binding is not in sight, is named like one)."""
+        value = self._bound_value(receiver)
+        if isinstance(value, cst.Call):
+            qualified = self.imports.qualify_expr(value.func)
+            if qualified in vocab.BACKWARD_OWNERS or qualified == "deepspeed.initialize":
+                return True
+            if qualified is not None and qualified.startswith("torch."):
+                return False  # a torch module or tensor (`model = nn.Linear(...)`)
         segment = last_segment(receiver).lower()
-        if any(word in segment for word in ("accelerator", "fabric", "engine", "deepspeed", "ds_model")):
-            return True
-        return False
+        return any(word in segment for word in ("accelerator", "fabric", "engine", "deepspeed", "ds_model"))
+
+    def _bound_value(self, name: str) -> cst.BaseExpression | None:
+        """The last value bound to a local name (or `self.x`) seen so far in this file."""
+        values = self._frames[-1].bindings.get(name)
+        if values:
+            return values[-1]
+        if name.startswith("self.") and name.count(".") == 1 and self._class_stack:
+            return self._class_stack[-1].attribute_values.get(name[5:])
+        return None
 
     def _step(self, call: cst.Call, receiver: str | None, block: Block) -> None:
+        """Every `x.step(...)`: whether `x` is an optimizer, a scheduler, a GradScaler or a
+        clipper is decided from what it is bound to (gradlint.analysis.roles)."""
         if receiver is None:
             return
-        segment = last_segment(receiver)
-        positional = [arg for arg in call.args if arg.keyword is None]
-        if vocab.looks_like_scaler(segment):
-            block.items.append(Event(Kind.STEP, call, receiver=receiver, via_scaler=True))
-            return
-        if vocab.looks_like_scheduler(segment):
-            block.items.append(Event(Kind.SCHEDULER_STEP, call, receiver=receiver))
-            return
+        # `optimizer.step(closure)` (LBFGS) or `scaler.step(optimizer)`: which one is decided with
+        # the receiver's role (gradlint.analysis.roles), which keeps `closure` only for an optimizer.
         closure_arg = arg_value(call, 0, "closure")
         closure = closure_arg.value if isinstance(closure_arg, cst.Name) else None
-        if positional and closure is None:
-            return
-        block.items.append(Event(Kind.STEP, call, receiver=receiver, closure=closure))
+        positional = any(arg.keyword is None for arg in call.args)
+        block.items.append(Event(Kind.STEP, call, receiver=receiver, closure=closure, positional=positional))
 
     def _method_clip(self, call: cst.Call, attr: str, receiver: str | None, block: Block) -> None:
         segment = last_segment(receiver).lower()
@@ -544,6 +537,10 @@ class _Builder:
             self._clip(call, block, "fabric", receiver, None, -1, keyword, threshold)
         elif attr == "clip_grad_norm_":
             self._clip(call, block, "fsdp", receiver, None, 0, "max_norm")
+        else:
+            # fairseq's `optimizer.clip_grad_norm(max_norm)`, mmcv's `self.clip_grads(params)`,
+            # ColossalAI's `optimizer.clip_grad_by_norm(max_norm)`: frameworks that unscale first.
+            self._clip(call, block, "method", receiver, None, -1, "")
 
     def _clip(
         self,
@@ -571,24 +568,3 @@ class _Builder:
         self.clip_events.append(event)
 
     # -------------------------------------------------------------- risk factors
-
-    def _risk_factor(self, call: cst.Call, qualified: str | None) -> None:
-        if qualified is None:
-            return
-        if qualified in vocab.RECURRENT_LAYERS:
-            layer = qualified.rsplit(".", 1)[-1]
-            nonlinearity = string_value(kwarg_value(call, "nonlinearity"))
-            detail = f"nn.{layer}"
-            if nonlinearity == "relu":
-                detail += " with nonlinearity='relu'"
-            self.risk_factors.append(RiskFactor(call, f"a recurrent layer ({detail})"))
-            return
-        if vocab.is_optimizer_class(qualified):
-            family = qualified.rsplit(".", 1)[-1]
-            limit = vocab.LR_LIMITS.get(family)
-            lr = arg_value(call, 1, "lr")
-            value = evaluate_number(lr, self.imports, self.constants) if lr is not None else None
-            if limit is not None and value is not None and value > limit:
-                self.risk_factors.append(
-                    RiskFactor(call, f"a learning rate of {value:g} for {family} (usual range: <= {limit:g})")
-                )

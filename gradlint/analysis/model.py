@@ -50,9 +50,21 @@ class Event:
     # step
     via_scaler: bool = False
     closure: str | None = None
+    positional: bool = False
+    """`x.step(arg)`: a positional argument that is not a closure (a scaler's optimizer, a
+    scheduler's epoch or metric, a clipper's parameters)."""
+    role: str | None = None
+    """What the receiver of a `.step()` is bound to, once decided (gradlint.analysis.roles):
+    'optimizer', 'scheduler', 'scaler', 'clipper', 'other'."""
     # clip
     form: str = ""
-    """'torch' (function), 'fsdp' (model method), 'accelerate', 'fabric', 'lightning', 'assumed'."""
+    """'torch' (function), 'fsdp' (model method), 'accelerate', 'fabric', 'lightning', 'method'
+    (another framework's clip method), 'grad' (an in-place change of `.grad` that clips),
+    'project' (a project function whose body clips), 'declared' (`clip-functions` in the
+    configuration), 'assumed' (a function that cannot be read, named like a gradient clip)."""
+    origin: str = ""
+    """For 'project' and 'declared' clips: what clips (`its body calls clip_grad_norm_ at
+    trainer.py:389`)."""
     params: cst.BaseExpression | None = None
     threshold: cst.BaseExpression | None = None
     threshold_name: str = ""
@@ -63,6 +75,8 @@ class Event:
     """The operator of an augmented assignment (`/=` -> '/')."""
     name: str | None = None
     call: cst.Call | None = None
+    qualified: str | None = None
+    """For a call of an imported function: its qualified name (`train_utils.clip_grads`)."""
 
     def describe(self, module: cst.Module) -> str:
         """Short source text of the event, for messages (`optimizer.step()`)."""
@@ -104,7 +118,18 @@ class Block:
     """For loops: the bare name iterated over (`for p in params`)."""
     no_grad: bool = False
     accumulate: bool = False
-    """`with accelerator.accumulate(model):` (Accelerate's gradient accumulation)."""
+    """`with accelerator.accumulate(model):` (Accelerate's gradient accumulation), also
+    `with model.no_sync():` and Fabric's `no_backward_sync` (see `accumulate_call`)."""
+    accumulate_call: str = ""
+    """The method that opened an accumulation context: 'accumulate', 'no_sync', 'no_backward_sync'."""
+    grad_scope: bool = False
+    """`with dist_autograd.context():`: gradients live in this context and start from zero."""
+    chain: int = 0
+    """For branches: the if/elif/else chain (or match) they belong to; two branches of the same
+    chain never both run. 0: not exclusive with anything (try handlers)."""
+    early_exit: bool = False
+    """A branch made of the statements after `if <test>: return/continue`: they run only when
+    the test is false (`test` holds that test)."""
 
     def events(self) -> Iterator[Event]:
         for item in self.items:
@@ -115,14 +140,29 @@ class Block:
 
     @property
     def is_accumulation_guard(self) -> bool:
+        """`if (i + 1) % accum == 0:`, `if accelerator.sync_gradients:`, `if not is_accumulating:`,
+        a counter reset inside (`if micro == n: ...; micro = 0`), or the statements after an
+        early `return`/`continue` on such a test."""
         if self.kind is not BlockKind.BRANCH or self.test is None:
             return False
-        for node in walk(self.test):
-            if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo):
-                return True
-            if isinstance(node, (cst.Name, cst.Attribute)) and vocab.ACCUMULATION_WORDS.search(dotted_name(node) or ""):
-                return True
+        if is_accumulation_test(self.test):
+            return True
+        tested = {dotted_name(node) for node in walk(self.test) if isinstance(node, (cst.Name, cst.Attribute))}
+        for item in self.items:
+            if isinstance(item, Event) and item.kind is Kind.ASSIGN and item.augmented is None:
+                if isinstance(item.value, cst.Integer) and item.value.value == "0" and set(item.targets) & tested:
+                    return True
         return False
+
+    def exclusive_with(self, other: "Block") -> bool:
+        """Two branches of the same if/elif/else chain: at most one of them runs."""
+        return (
+            self is not other
+            and self.kind is BlockKind.BRANCH
+            and other.kind is BlockKind.BRANCH
+            and self.chain != 0
+            and self.chain == other.chain
+        )
 
     @property
     def tests_sync_gradients(self) -> bool:
@@ -131,6 +171,17 @@ class Block:
             and self.test is not None
             and any(isinstance(n, cst.Attribute) and n.attr.value == "sync_gradients" for n in walk(self.test))
         )
+
+
+def is_accumulation_test(test: cst.BaseExpression) -> bool:
+    """A condition about gradient accumulation: a modulo, or a name about accumulation
+    (`accum`, `sync_gradients`, `update_freq`, `is_accumulating`)."""
+    for node in walk(test):
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo):
+            return True
+        if isinstance(node, (cst.Name, cst.Attribute)) and vocab.ACCUMULATION_WORDS.search(dotted_name(node) or ""):
+            return True
+    return False
 
 
 @dataclass(eq=False)
@@ -146,6 +197,10 @@ class Function:
     key: str = ""
     """The qualname, with `#2`, `#3`... for later definitions of the same qualname (the key of
     the function in the file's summary, gradlint.index.summary)."""
+    returns: list[cst.BaseExpression] = field(default_factory=list)
+    """The values of its own `return` statements."""
+    yields: bool = False
+    """A generator function (its body yields)."""
 
 
 @dataclass(eq=False)
@@ -162,12 +217,6 @@ class ClassInfo:
     class_values: dict[str, cst.BaseExpression] = field(default_factory=dict)
     """Class-level `x = <value>` / `x: int = <value>` (dataclass fields, constants)."""
     decorators: tuple[str, ...] = ()
-
-
-@dataclass(eq=False)
-class RiskFactor:
-    node: cst.CSTNode
-    description: str
 
 
 @dataclass(eq=False)
@@ -202,7 +251,6 @@ class FileModel:
     all_functions: list[Function]
     constants: dict[str, cst.BaseExpression]
     """Module-level `NAME = <expr>` (last one wins)."""
-    risk_factors: list[RiskFactor]
     clip_events: list[Event]
     owner_receivers: set[str]
     """Receivers of `X.backward(loss)` calls (accelerator, fabric, DeepSpeed engines)."""
@@ -212,6 +260,9 @@ class FileModel:
     """`parser.add_argument("--n-layers", default=2)` by dest (`n_layers`)."""
     derived: dict[str, Any] = field(default_factory=dict)
     """Analyses computed from the model on first use (flattened contexts), shared by rules."""
+    oracle: "Oracle | None" = None
+    """What the project knows about names this file cannot see (set by the project index when
+    it parses the file; None for a file modelled on its own)."""
 
     def qualify_call(self, call: cst.Call) -> str | None:
         return self.imports.qualify_expr(call.func)
@@ -222,6 +273,72 @@ class FileModel:
     def number(self, node: cst.BaseExpression | None, lookup=None) -> float | int | None:
         """A constant's value; names resolve through `lookup` (default: module constants)."""
         return None if node is None else evaluate_number(node, self.imports, lookup or self.constants)
+
+
+@dataclass(frozen=True)
+class Role:
+    """What an object is, from what it is bound to: 'optimizer', 'scheduler', 'scaler', 'engine',
+    'clipper' (its `step(params)` clips, like a GradientClipper) or 'other'."""
+
+    kind: str
+    clips: str | None = None
+    """For an optimizer or a clipper: how its `step()` clips (`GradientClipper.step clips
+    (line 763)`), else None."""
+    how: str = "binding"
+    """'binding' (read from what the name is bound to) or 'name' (the documented fallback)."""
+
+
+@dataclass(frozen=True)
+class CallEffect:
+    """What a call does to gradients, as the project index read it from the callee's body."""
+
+    clips: str | None = None
+    """How it clips (`its body calls clip_grad_norm_ at trainer.py:389`), or None."""
+    form: str = "project"
+    """'project' (read from its body), 'declared' (configuration), 'assumed' (name fallback)."""
+    zeroes: bool = False
+    detaches: bool | None = None
+    """True / False when its body was read (or the configuration says), None when unknown."""
+    resolved: bool = False
+    """The callee's body was found (in the project, or on disk)."""
+
+
+class Oracle:
+    """Questions a file's model cannot answer alone, answered by the project index
+    (gradlint.index.behaviour implements it). This base answers "unknown" to everything, so
+    a model built without a project falls back on what the file itself shows."""
+
+    def call_effect(self, function: Function | None, event: Event) -> CallEffect | None:
+        """What a call the file cannot resolve does (a function or method in another file, a
+        method of an object whose class is elsewhere); None when the callee cannot be read."""
+        return None
+
+    def role(self, function: Function | None, value: cst.BaseExpression, position: int | None = None) -> "Role | None":
+        """The role of what `value` evaluates to where `function` runs, when the file alone
+        cannot tell: a call of a class or function of another file, a name bound there, an
+        attribute a base class in another file sets; None when unknown. `position`: the element
+        of a returned tuple (`model, optimizer, scheduler = setup(...)`)."""
+        return None
+
+    def parameter_role(self, function: Function, name: str) -> "Role | None":
+        """The role of a parameter, from what the function's callers (in any file) pass."""
+        return None
+
+    def returns_iterator(self, function: Function | None, call: cst.Call) -> bool | None:
+        """Whether a call of a function in another file returns a one-shot iterator (a
+        generator function, or one that returns `model.parameters()` / `filter(...)`)."""
+        return None
+
+    def declared(self, qualified: str) -> str | None:
+        """'clip' / 'detach' when the configuration declares this function so."""
+        return None
+
+    def remember(self, key: str, table: dict, compute):
+        """`table[key]`, computed once; the index replays the cross-file facts it rested on
+        into the cache's dependency log on each use."""
+        if key not in table:
+            table[key] = compute()
+        return table[key]
 
 
 def build_model(module: cst.Module) -> FileModel:

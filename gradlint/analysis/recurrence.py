@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from gradlint.analysis.model import Block, BlockKind, FileModel, Kind
+from gradlint.analysis import vocabulary as vocab
+from gradlint.analysis.model import Block, BlockKind, Event, FileModel, Function, Kind
 from gradlint.analysis.names import dotted_name, last_segment
 from gradlint.analysis.steps import Context, Occurrence, contexts, resolve_helper
 from gradlint.analysis.walk import walk
@@ -32,7 +33,6 @@ def _calls_detach(node: cst.CSTNode) -> bool:
     return False
 
 
-_DETACHING_NAME = re.compile(r"repackage|detach", re.IGNORECASE)
 
 
 @dataclass(eq=False)
@@ -46,8 +46,14 @@ class CarriedState:
 
 
 def carried_states(model: FileModel) -> list[CarriedState]:
-    if "carried" in model.derived:
-        return model.derived["carried"]
+    if model.oracle is not None:  # the index replays what the answers rested on (the cache)
+        return model.oracle.remember("carried", model.derived, lambda: _carried_states(model))
+    if "carried" not in model.derived:
+        model.derived["carried"] = _carried_states(model)
+    return model.derived["carried"]
+
+
+def _carried_states(model: FileModel) -> list[CarriedState]:
     found: list[CarriedState] = []
     seen: set[tuple[int, str]] = set()
     for context in contexts(model):
@@ -56,14 +62,21 @@ def carried_states(model: FileModel) -> list[CarriedState]:
             value = occ.event.value
             if occ.kind is not Kind.ASSIGN or not isinstance(value, cst.Call) or occ.event.augmented:
                 continue
+            # Cheap tests first: a name both passed in and assigned, named like a state.
+            names = [
+                name for name in sorted(set(occ.event.targets) & _argument_names(value))
+                if STATE_NAME.match(last_segment(name))
+            ]
+            if not names:
+                continue
             # The innermost loop around the call that also runs a backward: the training loop.
             loop = next((b for b in reversed(occ.loops) if any(b is t for t in training_loops)), None)
             if loop is None or any(block.no_grad for block in occ.path) or _detaches(model, context, value):
                 continue
             inside = [other for other in context.occurrences if other.inside(loop)]
             loop_targets = {name for block in _loops_within(inside, loop) for name in block.loop_target}
-            for name in sorted(set(occ.event.targets) & _argument_names(value)):
-                if name in loop_targets or not STATE_NAME.match(last_segment(name)):
+            for name in names:
+                if name in loop_targets:
                     continue
                 key = (id(occ.event), name)
                 if key in seen:
@@ -71,8 +84,24 @@ def carried_states(model: FileModel) -> list[CarriedState]:
                 seen.add(key)
                 detached = _reset_elsewhere(model, context, inside, occ, name) or _callee_detaches(model, context, occ, value)
                 found.append(CarriedState(context, loop, occ, name, detached))
-    model.derived["carried"] = found
-    return found
+    return _without_pass_through(found)
+
+
+def _without_pass_through(found: list[CarriedState]) -> list[CarriedState]:
+    """`hidden = repackage_hidden(hidden)` beside `output, hidden = model(x, hidden)`: a call that
+    is given nothing but the state only passes it along (a repackaging helper that does not
+    detach); the model call is where the state is carried, and where it is reported."""
+    kept = []
+    for state in found:
+        call = state.call.event.value
+        only_state = isinstance(call, cst.Call) and _argument_names(call) == {state.name} and len(call.args) == 1
+        carried_elsewhere = any(
+            other is not state and other.name == state.name and other.loop is state.loop and other.context is state.context
+            for other in found
+        )
+        if not (only_state and carried_elsewhere):
+            kept.append(state)
+    return kept
 
 
 def _training_loops(context: Context) -> list[Block]:
@@ -123,16 +152,46 @@ def _reset_elsewhere(model: FileModel, context: Context, inside: list[Occurrence
 
 
 def _detaches(model: FileModel, context: Context, value: cst.BaseExpression) -> bool:
-    """`h.detach()`, `h.data`, `repackage_hidden(h)`, or a same-module helper that detaches."""
+    """`h.detach()`, `h.data`, or a call of a function whose body detaches (`repackage_hidden(h)`
+    that returns `h.detach()`; one that returns `h` unchanged does not). A function in another
+    file is read through the project index; only one that cannot be read is judged by its name
+    (`repackage*`, `*detach*`), or by the configuration's `detach-functions`."""
     if _calls_detach(value):
         return True
     for inner in (node for node in walk(value) if isinstance(node, cst.Call)):
-        callee = dotted_name(inner.func) or ""
-        if _DETACHING_NAME.search(last_segment(callee)):
+        if call_detaches(model, context.function, inner, 0):
             return True
-        helper = resolve_helper(model, context.function, callee)
-        if helper is not None and _calls_detach(helper.node):
-            return True
+    return False
+
+
+def call_detaches(model: FileModel, function: Function | None, call: cst.Call, depth: int) -> bool:
+    callee = dotted_name(call.func) or ""
+    qualified = model.qualify_call(call)
+    if not callee or (qualified or "").startswith("torch."):
+        return False
+    if qualified is None:
+        helper = resolve_helper(model, function, callee)
+        if helper is not None:
+            return _function_detaches(model, helper, depth + 1)
+    if model.oracle is not None:
+        effect = model.oracle.call_effect(function, Event(Kind.CALL, call, name=callee, call=call, qualified=qualified))
+        if effect is not None and effect.detaches is not None:
+            return effect.detaches
+        if effect is not None and effect.resolved:
+            return False
+    return vocab.detaches_by_name(last_segment(qualified or callee))
+
+
+def _function_detaches(model: FileModel, function: Function, depth: int) -> bool:
+    """A function of this file whose body detaches, by itself or through what it calls."""
+    if _calls_detach(function.node):
+        return True
+    if depth > 4:
+        return False
+    for site in model.calls:
+        if site.function is function and site.callee != function.name:
+            if call_detaches(model, function, site.node, depth + 1):
+                return True
     return False
 
 

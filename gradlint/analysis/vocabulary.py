@@ -16,7 +16,62 @@ for _module in ("torch.nn.utils", "torch.nn.utils.clip_grad"):
 for _module in ("timm.utils", "timm.utils.clip_grad"):
     CLIP_FUNCTIONS[f"{_module}.dispatch_clip_grad"] = (1, "value")
 
-CLIP_METHODS = {"clip_grad_norm_", "clip_grad_value_", "clip_gradients", "clip_grad_norm"}
+# timm's adaptive gradient clipping, apex's and DeepSpeed's copies of torch's norm clipping.
+CLIP_FUNCTIONS["timm.utils.adaptive_clip_grad"] = (1, "clip_factor")
+CLIP_FUNCTIONS["timm.utils.agc.adaptive_clip_grad"] = (1, "clip_factor")
+CLIP_FUNCTIONS["apex.contrib.clip_grad.clip_grad_norm_"] = (1, "max_norm")
+CLIP_FUNCTIONS["deepspeed.runtime.utils.clip_grad_norm_"] = (1, "max_norm")
+
+CLIP_METHODS = {
+    "clip_grad_norm_",  # FSDP / fairscale FSDP, Accelerate
+    "clip_grad_value_",  # Accelerate
+    "clip_gradients",  # Lightning (`self.clip_gradients`), Fabric
+    "clip_grad_norm",  # fairseq optimizers, older FSDP wrappers
+    "clip_grads",  # mmcv-style optimizer hooks (`self.clip_grads(params)`)
+    "clip_grad_by_norm",  # ColossalAI optimizers
+    "clip_grad_by_value",
+}
+"""Method names that clip gradients in the frameworks gradlint knows (listed in
+rules/GL101-missing-gradient-clipping.md, "What counts as clipping")."""
+
+# In-place operations on gradients (`p.grad.clamp_(-c, c)`, `p.grad.data.mul_(clip_coef)`):
+# a clamp always clips; a scaling clips when its factor comes from a norm or a clip threshold
+# (`max_norm / (total_norm + 1e-6)`), not when it unscales AMP gradients (`1 / loss_scale`).
+GRAD_CLAMPS = {"clamp_", "clip_", "clamp_max_", "clamp_min_"}
+GRAD_SCALINGS = {"mul_", "div_", "copy_"}
+FOREACH_SCALINGS = {"torch._foreach_mul_", "torch._foreach_div_", "torch._foreach_clamp_max_", "torch._foreach_clamp_min_"}
+MULTI_TENSOR_SCALE = re.compile(r"multi_tensor_scale")
+"""apex/amp_C's fused scaling kernel, called as `multi_tensor_applier(amp_C.multi_tensor_scale,
+overflow_buf, [grads, grads], clip_coef)`."""
+NORM_WORDS = re.compile(r"norm|clip", re.IGNORECASE)
+"""Words of a scaling factor that make it a clip coefficient."""
+GRAD_WORDS = re.compile(r"grad", re.IGNORECASE)
+
+
+def is_grad_text(dotted: str | None) -> bool:
+    """Whether a dotted expression names gradients (`p.grad`, `p.grad.data`, `grads`, `grad_list`)."""
+    return bool(dotted) and bool(GRAD_WORDS.search(dotted))  # type: ignore[arg-type]
+
+
+MODEL_WORDS = re.compile(r"model|net|param|grad|module|optim", re.IGNORECASE)
+
+
+def clips_by_name(name: str, arguments: list[str] = ()) -> bool:  # type: ignore[assignment]
+    """The fallback for a function whose body cannot be read: its name says it clips gradients
+    (`clip_gradients`, `clip_grad_norm`, `clip_grads`), or it is named like a clip and given a
+    model or parameters (`clip(model)`, `clip(model.parameters(), 1.0)`); not a function that
+    clips something else (`clip_boxes_to_image(boxes, size)`). `arguments`: the dotted names
+    of the call's arguments (`model.parameters` for `model.parameters()`)."""
+    lowered = name.lower()
+    if "clip" not in lowered:
+        return False
+    return "grad" in lowered or "norm" in lowered or any(MODEL_WORDS.search(argument) for argument in arguments)
+
+
+def detaches_by_name(name: str) -> bool:
+    """The fallback for a function whose body cannot be read (`repackage_hidden`, `detach_state`)."""
+    lowered = name.lower()
+    return "repackage" in lowered or "detach" in lowered
 
 RECURRENT_LAYERS = {
     "torch.nn.RNN",
@@ -104,6 +159,25 @@ LR_LIMIT_OPTIONS = {
 }
 """The GL401 option that sets a family's limit (the families without one keep the table's)."""
 
+FSDP_WRAPPERS = frozenset(
+    {
+        "torch.distributed.fsdp.FullyShardedDataParallel",
+        "torch.distributed.fsdp.fully_sharded_data_parallel.FullyShardedDataParallel",
+    }
+)
+"""The original (FSDP1) wrapper. FSDP2's `fully_shard` makes DTensor parameters, which
+`torch.nn.utils.clip_grad_norm_` reduces correctly."""
+
+BACKWARD_OWNERS = {
+    "accelerate.Accelerator",
+    "accelerate.accelerator.Accelerator",
+    "lightning.Fabric",
+    "lightning.fabric.Fabric",
+    "lightning.fabric.fabric.Fabric",
+    "lightning_fabric.Fabric",
+}
+"""Classes whose `backward(loss)` runs the backward (and scales it under mixed precision)."""
+
 NO_GRAD_CONTEXTS = {"torch.no_grad", "torch.inference_mode", "torch.set_grad_enabled"}
 
 ONE_SHOT_METHODS = {"parameters", "named_parameters"}
@@ -134,6 +208,9 @@ def is_scheduler_factory(qualified: str | None) -> bool:
     )
 
 
+# Role fallbacks: used only when what a name is bound to cannot be read (a parameter nobody
+# annotates, a value from a function outside the project). Roles come from bindings first
+# (gradlint.analysis.roles).
 def looks_like_scheduler(name: str) -> bool:
     lowered = name.lower()
     return "sched" in lowered or lowered.startswith("lr") or "warmup" in lowered

@@ -146,6 +146,13 @@ def _first_clipping_line(
         inner = _callee(project, path, summary, site)
         if inner is not None and _first_clipping_line(project, *inner, depth + 1, seen) is not None:
             return site.line
+        # What the call runs, as the index's reading of project code has it (an object's method,
+        # a function that clamps `.grad` in place, a declared clip function: Megatron's
+        # `clip_grad_norm_fp32` inside its optimizer's step()).
+        behaviour = project.behaviour
+        target = behaviour.callee(path, summary, site.function, site.callee, site.qualified)
+        if target is not None and behaviour.effects(target.path, target.summary, target.function).clips is not None:
+            return site.line
     return None
 
 

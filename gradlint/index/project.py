@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 
 from gradlint.analysis.builder import build_model
@@ -61,8 +61,14 @@ class ProjectIndex:
     and nothing depends on which files happen to be parsed or summarised already: with `--jobs`
     each worker reads what its own questions reach, and gets the same answers."""
 
-    def __init__(self, sources: Iterable[SourceFile], roots: Iterable[Path] = ()) -> None:
+    def __init__(
+        self, sources: Iterable[SourceFile], roots: Iterable[Path] = (), declared: "Mapping[str, str] | None" = None
+    ) -> None:
         self.sources: dict[Path, SourceFile] = {source.path: source for source in sources}
+        self.declared: dict[str, str] = dict(declared or {})
+        """What the configuration says functions that cannot be read are: qualified name ->
+        'clip' (`clip-functions`) or 'detach' (`detach-functions`)."""
+        self._behaviour: Any = None
         self.deps = DependencyLog()
         self._loaded: dict[Path, Parsed | ParseFailure | None] = {}
         self._summaries: dict[Path, FileSummary | None] = {}
@@ -91,6 +97,9 @@ class ProjectIndex:
             loaded = parse(text, build_model, summarize if path not in self._summaries else None)
         self._loaded[path] = loaded
         if isinstance(loaded, Parsed):
+            from gradlint.index.oracle import FileOracle
+
+            loaded.model.oracle = FileOracle(self, self.behaviour, path)
             assert text is not None
             self.parsed_lines += text.count("\n") + 1
             if path not in self._summaries and loaded.summary is not None:
@@ -121,6 +130,16 @@ class ProjectIndex:
             return read_source(path)
         except (SourceError, OSError):
             return None
+
+    @property
+    def behaviour(self) -> Any:
+        """What project functions do and what objects are (gradlint.index.behaviour): clipping,
+        zeroing and detaching followed through calls and files, roles from bindings."""
+        if self._behaviour is None:
+            from gradlint.index.behaviour import Behaviour
+
+            self._behaviour = Behaviour(self, self.declared)
+        return self._behaviour
 
     def table(self, name: str) -> dict:
         """A memo table that lives as long as the parsed trees its entries point into."""

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.walk import walk
-from gradlint.index.syntax import Span, argument, calls_in, dotted, evaluate_number, keyword, span_of, string_value
+from gradlint.index.body_facts import BodyFacts, body_facts
+from gradlint.index.syntax import Span, calls_in, dotted, keyword, span_of, string_value
 
 
 @dataclass(eq=False)
@@ -34,6 +34,8 @@ class Param:
     kind: str
     """'posonly', 'regular', 'kwonly', 'vararg' or 'kwarg'."""
     line: int
+    annotation: Span | None = None
+    """`trainer: GradientDescentTrainer` -> the span of `GradientDescentTrainer`."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,12 @@ class FunctionSummary:
     local_functions: dict[str, "FunctionSummary"] = field(default_factory=dict)
     returns: list[ReturnSummary] = field(default_factory=list)
     """The function's own `return` statements, in source order (optimizer factories)."""
+    unpacked: dict[str, tuple[Span, int]] = field(default_factory=dict)
+    """Names bound by unpacking (`model, optimizer = setup(cfg)`): the unpacked value's span and
+    the name's position in it."""
+    facts: BodyFacts = field(default_factory=BodyFacts)
+    """What the function's own body does to gradients (gradlint.index.body_facts)."""
+    returns_annotation: Span | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -134,12 +142,6 @@ class ArgparseSummary:
     implicit_default: object = None
 
 
-@dataclass(frozen=True)
-class RiskFactorSummary:
-    line: int
-    description: str
-
-
 @dataclass(eq=False)
 class FileSummary:
     text: str
@@ -154,7 +156,6 @@ class FileSummary:
     constants: dict[str, Span] = field(default_factory=dict)
     calls: list[CallSummary] = field(default_factory=list)
     argparse: dict[str, ArgparseSummary] = field(default_factory=dict)
-    risk_factors: list[RiskFactorSummary] = field(default_factory=list)
     statement_lines: list[int] = field(default_factory=list)
     """The first line of each top-level statement (for libcst positions, see source.py)."""
     _expressions: dict[Span, "cst.BaseExpression | None"] = field(default_factory=dict, repr=False)
@@ -310,6 +311,10 @@ def _unpacked(raw_targets: list[ast.expr], value: ast.expr) -> dict[str, ast.exp
     return bound
 
 
+def _annotation(arg: ast.arg) -> Span | None:
+    return span_of(arg.annotation) if arg.annotation is not None else None
+
+
 def summarize(tree: ast.Module, text: str) -> FileSummary:
     summary = FileSummary(text=text, statement_lines=[statement.lineno for statement in tree.body])
     _Summarizer(summary).statements(tree.body)
@@ -324,8 +329,6 @@ class _Summarizer:
         self.keys: dict[str, int] = {}
         self.body_owners: list[FunctionSummary | None] = [None]
         """Whose body a statement binds into: class bodies inside a function bind into it."""
-        self.constant_values: dict[str, ast.expr] = {}
-        """Module constants seen so far, as nodes (the risk-factor lr needs them)."""
         self.guards: list[tuple[Span, bool]] = []
         """The `if` tests around the statement being walked, within the current function."""
 
@@ -418,11 +421,11 @@ class _Summarizer:
         for index, arg in enumerate(positional):
             default = padded[index]
             kind = "posonly" if index < len(arguments.posonlyargs) else "regular"
-            params.append(Param(arg.arg, span_of(default) if default is not None else None, kind, arg.lineno))
+            params.append(Param(arg.arg, span_of(default) if default is not None else None, kind, arg.lineno, _annotation(arg)))
         if arguments.vararg is not None:
             params.append(Param(arguments.vararg.arg, None, "vararg", arguments.vararg.lineno))
         for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults):
-            params.append(Param(arg.arg, span_of(default) if default is not None else None, "kwonly", arg.lineno))
+            params.append(Param(arg.arg, span_of(default) if default is not None else None, "kwonly", arg.lineno, _annotation(arg)))
         if arguments.kwarg is not None:
             params.append(Param(arguments.kwarg.arg, None, "kwarg", arguments.kwarg.lineno))
         # libcst's order: positional-only, regular, keyword-only, then *args and **kwargs.
@@ -437,6 +440,7 @@ class _Summarizer:
             class_name=owner.name if owner else None,
             parent=parent,
             params=tuple(params),
+            returns_annotation=span_of(node.returns) if node.returns is not None else None,
         )
         self.summary.all_functions.append(function)
         if owner is not None:
@@ -458,6 +462,8 @@ class _Summarizer:
         self.guards = saved_guards
         self.body_owners.pop()
         self.function_stack.pop()
+        # After the body: imports inside it (`from torch.distributed.fsdp import ...`) qualify its calls.
+        function.facts = body_facts(node, self.summary.qualify)
 
     def define_class(self, node: ast.ClassDef) -> None:
         bases = []
@@ -493,12 +499,12 @@ class _Summarizer:
         self._bind_in_function(targets, value, augmented)
         if value is None:
             return
+        self._bind_unpacked(raw_targets, value)
         values = _unpacked(raw_targets, value)
         if not self.function_stack and not self.class_stack and not augmented:
             for target, target_value in values.items():
                 if "." not in target:
                     self.summary.constants[target] = span_of(target_value)
-                    self.constant_values[target] = target_value
         if self.class_stack and self.function_stack:
             info = self.class_stack[-1]
             for target in targets:
@@ -509,6 +515,19 @@ class _Summarizer:
             for target, target_value in values.items():
                 if "." not in target:
                     self.class_stack[-1].class_values[target] = span_of(target_value)
+
+    def _bind_unpacked(self, raw_targets: list[ast.expr], value: ast.expr) -> None:
+        """`model, optimizer, scheduler = setup(...)`: each name's position in what is unpacked
+        (the last such binding of a name wins; a later plain binding takes precedence in
+        `bindings`)."""
+        function = self.body_owners[-1]
+        if function is None or len(raw_targets) != 1 or not isinstance(raw_targets[0], (ast.Tuple, ast.List)):
+            return
+        for position, element in enumerate(raw_targets[0].elts):
+            name = dotted(element) if isinstance(element, (ast.Name, ast.Attribute)) else None
+            if name is None or isinstance(element, ast.Starred):
+                continue
+            function.unpacked[name] = (span_of(value), position)
 
     def _bind_in_function(self, targets: list[str], value: ast.expr | None, augmented: bool) -> None:
         """Record the binding in the innermost function whose body holds it: the function being
@@ -533,7 +552,6 @@ class _Summarizer:
     def call(self, call: ast.Call) -> None:
         spelled = dotted(call.func)
         qualified = self.summary.qualify(spelled)
-        self.risk_factor(call, qualified)
         if spelled is None:
             return
         self.summary.calls.append(CallSummary(span_of(call), spelled, qualified, self.function, tuple(self.guards)))
@@ -556,22 +574,3 @@ class _Summarizer:
             span_of(call), dest, option, span_of(default) if default is not None else None, implicit
         )
 
-    def risk_factor(self, call: ast.Call, qualified: str | None) -> None:
-        if qualified is None:
-            return
-        if qualified in vocab.RECURRENT_LAYERS:
-            layer = qualified.rsplit(".", 1)[-1]
-            detail = f"nn.{layer}"
-            if string_value(keyword(call, "nonlinearity")) == "relu":
-                detail += " with nonlinearity='relu'"
-            self.summary.risk_factors.append(RiskFactorSummary(call.lineno, f"a recurrent layer ({detail})"))
-            return
-        if vocab.is_optimizer_class(qualified):
-            family = qualified.rsplit(".", 1)[-1]
-            limit = vocab.LR_LIMITS.get(family)
-            lr = argument(call, 1, "lr")
-            value = evaluate_number(lr, self.summary.qualify, self.constant_values) if lr is not None else None
-            if limit is not None and value is not None and value > limit:
-                self.summary.risk_factors.append(
-                    RiskFactorSummary(call.lineno, f"a learning rate of {value:g} for {family} (usual range: <= {limit:g})")
-                )

@@ -1,11 +1,10 @@
 """Reading CPython syntax trees the way gradlint reads libcst's: dotted names, call arguments,
-calls in evaluation order and provably constant numbers (the summary and the resolver share
-these)."""
+calls in evaluation order (the file summaries read their trees with these)."""
 
 from __future__ import annotations
 
 import ast
-from typing import Callable, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import libcst as cst
 
@@ -118,16 +117,6 @@ _OPERATORS: dict[type, "cst.BaseBinaryOp | cst.BaseUnaryOp"] = {
     ast.IsNot: cst.IsNot(),
 }
 """CPython's operators as the libcst ones the shared arithmetic (gradlint.analysis.values) knows."""
-
-
-def evaluate_number(
-    node: ast.expr | None, qualify: Callable[[str | None], str | None], constants: Mapping[str, ast.expr], depth: int = 0
-):
-    """A constant number (literals, the operators and functions of gradlint.analysis.values,
-    inf/nan names, module constants seen so far); None when it is not one we can prove."""
-    value = _evaluate(node, qualify, constants, depth)
-    return value if arithmetic.is_number(value) else None
-
 
 def _evaluate(node: ast.expr | None, qualify, constants: Mapping[str, ast.expr], depth: int):
     if node is None or depth > 8:

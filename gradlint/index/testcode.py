@@ -51,3 +51,14 @@ def in_test_function(function: Function | None) -> bool:
             return True
         function = function.parent
     return False
+
+
+def in_test(function: Function | None, path: Path, project) -> bool:
+    """A test itself: a `test_*` function (or a method of a `Test*` class) in a test file, or a
+    method of a `Test*` class anywhere."""
+    if not in_test_function(function):
+        return False
+    owner = function
+    while owner is not None and owner.class_name is None:
+        owner = owner.parent
+    return in_test_file(path, project) or bool(owner and (owner.class_name or "").startswith("Test"))

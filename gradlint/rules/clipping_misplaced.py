@@ -21,7 +21,9 @@ class ClippingMisplaced(Rule):
     severity = Severity.ERROR
     summary = "Gradient clipping runs after step() or before backward(), so it clips nothing the step uses."
     fix = "safe"
-    triggers = ("clip_grad",)
+    # Clipping may be any project function (`trainer.rescale_gradients()`), so any file with a
+    # backward can hold it.
+    triggers = ("backward", "clip_grad")
 
     def check(self, model: FileModel, ctx: RuleContext) -> Iterator[Diagnostic]:
         for step in training_steps(model):

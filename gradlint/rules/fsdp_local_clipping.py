@@ -15,6 +15,7 @@ from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, contexts
 from gradlint.findings import Severity
 from gradlint.index import frameworks
+from gradlint.index.fsdp import FsdpTracer
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
 _NORM_CLIPS = {
@@ -61,12 +62,50 @@ class FsdpLocalClipping(Rule):
                 if model.qualify_call(event.node) not in _NORM_CLIPS:
                     continue
                 holder = _holder(event.params, context, occ.index)
-                if holder is None:
+                wrap = _wrapped(holder, project, path, model, context, occ.index, 0) if holder is not None else None
+                if wrap is not None:
+                    yield self._diagnostic(model, event, holder, wrap, ctx)
                     continue
-                wrap = _wrapped(holder, project, path, model, context, occ.index, 0)
-                if wrap is None:
-                    continue
-                yield self._diagnostic(model, event, holder, wrap, ctx)
+                traced = self._traced(ctx, context, event)
+                if traced is not None:
+                    yield traced
+
+    def _traced(self, ctx: RuleContext, context: Context, event) -> Diagnostic | None:
+        """Across files, through the project index: the clipped module passed in by a caller
+        (`apply_gradient_clipping(parameters=state.model.parameters())`), kept on an object
+        (`state.model`, set in `State.__init__`) and wrapped in FSDP where that object was built,
+        or wrapped in place by a helper (`prepare_fsdp_module(model)` wraps its children)."""
+        project, path = ctx.project, ctx.source.path
+        summary = project.summary(path)
+        function = project.function_summary(path, context.function)
+        if summary is None:
+            return None
+        tracer = FsdpTracer(project.behaviour)
+        found = tracer.holder_of_parameters(path, summary, function, event.params)
+        if found is None:
+            return None
+        holder_path, holder_summary, holder_function, holder, through = found
+        wrap = tracer.wrapped(holder_path, holder_summary, holder_function, holder)
+        if wrap is None:
+            return None
+        model = context.model
+        name = dotted_name(holder) or "model"
+        passed = "".join(f", passed in at {project.where(site_path, line)}" for site_path, line in through[-1:])
+        threshold = snippet(model.module, event.threshold) if event.threshold is not None else "max_norm"
+        return Diagnostic(
+            event.node,
+            f"`{snippet(model.module, event.node)}` clips the parameters of `{name}`{passed}, which is wrapped in "
+            f"FSDP by {wrap.how} at {project.where(wrap.path, wrap.line)}"
+            + (f" ({wrap.detail})" if wrap.detail else "")
+            + ": its parameters are this rank's shards, "
+            "so the norm is the local shard's, not the model's, and each rank scales its gradients by a "
+            "different factor",
+            hint=(
+                f"Clip through the FSDP root module, which all-reduces the norm over every shard: "
+                f"`fsdp_module.clip_grad_norm_({threshold})`; or move to FSDP2 `fully_shard`, whose DTensor "
+                "parameters `torch.nn.utils.clip_grad_norm_` handles."
+            ),
+        )
 
     def _diagnostic(self, model: FileModel, event, holder: cst.BaseExpression, wrap: _Wrap, ctx: RuleContext) -> Diagnostic:
         project, path = ctx.project, ctx.source.path

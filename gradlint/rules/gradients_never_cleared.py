@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from gradlint.analysis.model import FileModel, Kind
+from gradlint.analysis.model import FileModel
 from gradlint.analysis.steps import training_steps
+from gradlint.index.testcode import in_test
 from gradlint.findings import Severity
 from gradlint.analysis.steps import optimizer_name
 from gradlint.rules._helpers import text
@@ -26,11 +27,16 @@ class GradientsNeverCleared(Rule):
         for step in training_steps(model):
             if step.scope is None or step.is_engine_step:
                 continue
+            if in_test(step.context.function, ctx.source.path, ctx.project):
+                continue  # a unit test that accumulates on purpose (a gradient-parity check)
             in_loop = step.in_scope()
-            if any(occ.kind is Kind.ZERO_GRAD for occ in in_loop):
+            # Cleared by a zero_grad, by `p.grad = None`, by a helper whose body (in any file)
+            # clears them (an unreadable one named like a zero_grad gets the benefit of the doubt),
+            # or by a gradient scope that starts each iteration from zero (`dist_autograd.context()`).
+            if any(step.context.zeroes(occ) for occ in in_loop):
                 continue
-            if any(occ.kind is Kind.CALL and "zero" in (occ.event.name or "").lower() for occ in in_loop):
-                continue  # an unresolved helper named like a zero_grad: give it the benefit of the doubt
+            if _in_gradient_scope(step):
+                continue
             backward, optimizer_step = step.backward.event, step.step.event
             yield Diagnostic(
                 backward.node,
@@ -50,3 +56,12 @@ class GradientsNeverCleared(Rule):
             return None
         zero = f"{optimizer}.zero_grad()"
         return FixSpec("unsafe", f"insert `{zero}` at the start of the loop", (InsertAtBodyStart(step.scope.node, (zero,)),))
+
+
+
+def _in_gradient_scope(step) -> bool:
+    """The backward runs in a gradient scope opened inside the loop (`with dist_autograd.context()
+    as context_id:`): each iteration's gradients live in their own context and start from zero."""
+    path = step.backward.path
+    start = next((index for index, block in enumerate(path) if block is step.scope), None)
+    return start is not None and any(block.grad_scope for block in path[start + 1 :])

@@ -11,6 +11,7 @@ from typing import Any
 
 import libcst as cst
 
+from gradlint.analysis import vocabulary as vocab
 from gradlint.analysis.model import CallSite, snippet
 from gradlint.index.facts import ModelFacts
 
@@ -66,14 +67,8 @@ fills a config that has none)."""
 HYDRA_MAIN = frozenset({"hydra.main"})
 HYDRA_INSTANTIATE = frozenset({"hydra.utils.instantiate", "hydra.utils.call"})
 DEEPSPEED_INITIALIZE = frozenset({"deepspeed.initialize"})
-FSDP_WRAPPERS = frozenset(
-    {
-        "torch.distributed.fsdp.FullyShardedDataParallel",
-        "torch.distributed.fsdp.fully_sharded_data_parallel.FullyShardedDataParallel",
-    }
-)
-"""The original (FSDP1) wrapper. FSDP2's `fully_shard` makes DTensor parameters, which
-`torch.nn.utils.clip_grad_norm_` reduces correctly."""
+FSDP_WRAPPERS = vocab.FSDP_WRAPPERS
+"""The original (FSDP1) wrapper (one list, in gradlint.analysis.vocabulary)."""
 
 HF_MAX_GRAD_NORM_DEFAULT = 1.0
 
