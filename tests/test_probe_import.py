@@ -51,28 +51,15 @@ UNCLIPPED_IRNN = textwrap.dedent("""\
     """)
 
 
-def test_a_gl101_that_carries_its_trained_model_is_probed_with_and_without_the_clip(monkeypatch):
-    """GL101 (the context developer's rule) attaches `model_probe_data` of the model its step
-    trains; this local subclass adds exactly those lines, and the probe does the rest."""
+def test_a_gl101_that_carries_its_trained_model_is_probed_with_and_without_the_clip():
+    """GL101 attaches the probe data of the model its step trains (`model_probe_data`); the probe
+    measures it and what the fix's clip does to one update."""
     pytest.importorskip("torch")
-    from gradlint import api
-    from gradlint.analysis.steps import step_instances
-    from gradlint.index.probe_data import model_probe_data
+    from gradlint.api import lint_sources
     from gradlint.probe import ProbeOptions
     from gradlint.probe.confirm import confirm_report
-    from gradlint.rules.missing_gradient_clipping import MissingGradientClipping
 
-    class ProbedGL101(MissingGradientClipping):
-        def check(self, model, ctx):
-            steps = {id(instances[0].step.event.node): instances for instances in step_instances(model)}
-            for diagnostic in super().check(model, ctx):
-                facts = self._trained(steps[id(diagnostic.node)], ctx)
-                diagnostic.data = model_probe_data(ctx.project, facts, clip_max_norm=1.0)
-                yield diagnostic
-
-    rules = tuple(ProbedGL101 if rule is MissingGradientClipping else rule for rule in api.ALL_RULES)
-    monkeypatch.setattr(api, "ALL_RULES", rules)
-    (finding,) = api.lint_sources({"train.py": UNCLIPPED_IRNN}, select={"GL101"})
+    (finding,) = lint_sources({"train.py": UNCLIPPED_IRNN}, select={"GL101"})
     assert finding.data["layer"] == "RNN" and finding.data["model"] == "Model"
     assert finding.data["seq_len"] == 40 and finding.data["clip_max_norm"] == 1.0
     assert [step["init"] for step in finding.data["init_program"]] == ["eye_", "multiply", "zeros_", "zeros_"]
@@ -87,12 +74,14 @@ def test_a_gl101_that_carries_its_trained_model_is_probed_with_and_without_the_c
     assert "with clip_grad_norm_(max_norm=1.0) the update of one sequence goes from" in finding.message
 
 
-def test_a_gl101_without_data_stays_not_probed():
+def test_a_gl101_on_a_feed_forward_model_has_no_data_and_stays_not_probed():
     pytest.importorskip("torch")
     from gradlint.probe.confirm import confirm_report
     from gradlint.api import lint_sources
 
-    (finding,) = lint_sources({"train.py": UNCLIPPED_IRNN}, select={"GL101"})
+    feed_forward = UNCLIPPED_IRNN.replace('nn.RNN(8, hidden, nonlinearity="relu")', "nn.Linear(8, hidden)")
+    (finding,) = lint_sources({"train.py": feed_forward}, select={"GL101"})
+    assert finding.data is None
     confirm_report(Report(findings=[finding]))
     assert finding.probe["status"] == "not-probed"
 
