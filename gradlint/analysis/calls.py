@@ -57,3 +57,12 @@ def argument_for(function: "Function", param: cst.Param, call: cst.Call) -> cst.
     if name not in ordered:
         return kwarg_value(call, name)
     return arg_value(call, ordered.index(name), name)
+
+
+def argument_named(call: cst.Call, positional: list[str], name: str) -> cst.BaseExpression | None:
+    """The argument a call passes for parameter `name`, given the names its positional arguments
+    fill in order (`positional`): by keyword, else by position; None when not passed or hidden
+    behind a `*args`."""
+    if name in positional:
+        return arg_value(call, positional.index(name), name)
+    return kwarg_value(call, name)

@@ -429,14 +429,7 @@ class Behaviour:
         """What a function's callers (in any file) pass for a parameter, when they agree."""
         if depth > ROLE_DEPTH or function.param(name) is None:
             return None
-        symbol = None
-        if function.class_name is not None and function.name == "__init__":
-            info = summary.classes.get(function.class_name)
-            symbol = self.project.class_symbol(path, info) if info is not None else None
-        elif function.parent is None and function.class_name is None:
-            symbol = self.project.resolve(path, function.name)
-            if symbol is not None and symbol.target is not function:
-                symbol = None
+        symbol = self.project.callable_symbol(path, function)
         if symbol is None:
             return None
         roles = []

@@ -138,14 +138,7 @@ class FsdpTracer:
         return None
 
     def _callers(self, path: Path, summary: FileSummary, function: FunctionSummary):
-        symbol = None
-        if function.class_name is not None and function.name == "__init__":
-            info = summary.classes.get(function.class_name)
-            symbol = self.project.class_symbol(path, info) if info is not None else None
-        elif function.parent is None and function.class_name is None:
-            symbol = self.project.resolve(path, function.name)
-            if symbol is not None and symbol.target is not function:
-                symbol = None
+        symbol = self.project.callable_symbol(path, function)
         if symbol is None:
             return
         for site_path, site in self.project.call_sites(symbol):

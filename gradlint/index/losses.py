@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from gradlint.analysis.calls import argument_named
 from gradlint.analysis.model import FileModel, Function, Kind, enclosing_class, snippet
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import Context, resolve_helper
@@ -275,7 +276,7 @@ class LossTracer:
         if function.class_name is not None and positional and positional[0] in ("self", "cls"):
             positional = positional[1:]
         for caller_path, caller_context, call in self._callers(path, context.model, function):
-            argument = _argument(call, positional, name)
+            argument = argument_named(call, positional, name)
             if argument is None:
                 continue
             summed = self._trace(caller_path, caller_context, argument, index_of(caller_context, call), depth + 2)
@@ -352,21 +353,6 @@ def returns(function: cst.FunctionDef) -> list[cst.Return]:
             continue
         stack.extend(children(node))
     return found
-
-
-def _argument(call: cst.Call, positional: list[str], name: str) -> cst.BaseExpression | None:
-    index = 0
-    for arg in call.args:
-        if arg.star:
-            return None
-        if arg.keyword is not None:
-            if arg.keyword.value == name:
-                return arg.value
-            continue
-        if index < len(positional) and positional[index] == name:
-            return arg.value
-        index += 1
-    return None
 
 
 def _line(project, path: Path, model: FileModel, node: cst.CSTNode) -> int:

@@ -252,14 +252,7 @@ def passed_arguments(project, function: FunctionSummary, name: str, frame: Frame
             if site.callee == f"self.{function.name}" and _enclosing_class(summary, site.function) is info:
                 sites.append((path, summary, site.span, site.function))
     else:
-        if function.class_name is not None:
-            info = summary.classes.get(function.class_name)
-            symbol = project.class_symbol(path, info) if info is not None else None
-        elif function.parent is None:
-            symbol = project.resolve(path, function.name)
-            symbol = symbol if symbol is not None and symbol.target is function else None
-        else:
-            symbol = None
+        symbol = project.callable_symbol(path, function)
         if symbol is None:
             return
         for site_path, site in project.call_sites(symbol):

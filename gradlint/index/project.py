@@ -434,6 +434,19 @@ class ProjectIndex:
             return None
         return Symbol(path, summary, "class", info.name, target)
 
+    def callable_symbol(self, path: Path, function: FunctionSummary) -> Symbol | None:
+        """The symbol whose call sites call `function`: its class for an `__init__`, itself for a
+        module-level function; None for other methods and nested functions (their callers are
+        found otherwise)."""
+        if function.class_name is not None and function.name == "__init__":
+            summary = self.summary(path)
+            info = summary.classes.get(function.class_name) if summary is not None else None
+            return self.class_symbol(path, info) if info is not None else None
+        if function.parent is None and function.class_name is None:
+            symbol = self.resolve(path, function.name)
+            return symbol if symbol is not None and symbol.target is function else None
+        return None
+
     def function_summary(self, path: Path, function: Function | FunctionSummary | None) -> FunctionSummary | None:
         """A function of `path` as its summary has it (the libcst model's functions map by key)."""
         if function is None or isinstance(function, FunctionSummary):

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import libcst as cst
+
+from gradlint.analysis.calls import argument_named
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from gradlint.analysis.handwritten import Feedback, Recurrence, feedback_calls, forward_recurrences, step_updates
@@ -209,25 +211,10 @@ def _instance_of(
         if found is None:
             continue
         caller_model, call = found
-        argument = _argument(call.node, positional, name)
+        argument = argument_named(call.node, positional, name)
         if argument is None:
             continue
         passed = project.facts.of_expression(argument, caller_path, caller_model, None, 0, call.function)
         if passed is not None and passed.info is symbol.target:
             return True
     return False
-
-
-def _argument(call: cst.Call, positional: list[str], name: str) -> cst.BaseExpression | None:
-    index = 0
-    for arg in call.args:
-        if arg.star:
-            return None
-        if arg.keyword is not None:
-            if arg.keyword.value == name:
-                return arg.value
-            continue
-        if index < len(positional) and positional[index] == name:
-            return arg.value
-        index += 1
-    return None

@@ -237,15 +237,7 @@ class Resolver:
         return None
 
     def _call_sites(self, function: FunctionSummary, scope: Scope):
-        if function.class_name is not None and function.name == "__init__":
-            info = scope.summary.classes.get(function.class_name)
-            symbol = self.project.class_symbol(scope.path, info) if info is not None else None
-        elif function.parent is None and function.class_name is None:
-            symbol = self.project.resolve(scope.path, function.name)
-            if symbol is None or symbol.target is not function:
-                return []
-        else:
-            return []
+        symbol = self.project.callable_symbol(scope.path, function)
         if symbol is None:
             return []
         found = []

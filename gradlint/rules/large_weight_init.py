@@ -20,6 +20,7 @@ from gradlint.index.init_program import init_program
 from gradlint.index.layer_config import resolve_layer
 from gradlint.index.weights import WeightTarget, layer_weight_target, resolve_number, square_size, weight_target
 from gradlint.findings import Severity
+from gradlint.index.init_gains import truncated_std
 from gradlint.rules._helpers import fmt
 from gradlint.rules.base import Diagnostic, Rule, RuleContext
 
@@ -311,7 +312,7 @@ class _Checker:
                 return Link(op, gain, f"a={fmt(high)}{origin} * sqrt({n}/3) = {fmt(gain)}", {**data, "n": n})
             return self._moments(op, n, (low + high) / 2, (high - low) / math.sqrt(12), "std=(b-a)/sqrt(12)", data)
         if name == "trunc_normal_":
-            std = _truncated_std(values["mean"], abs(values["std"]), values["a"], values["b"])
+            std = truncated_std(values["mean"], abs(values["std"]), values["a"], values["b"])
             if std is None:
                 return Link(op, None)
             label = f"std={fmt(values['std'])}" + ("" if std == abs(values["std"]) else f" (truncated: {fmt(std)})")
@@ -497,20 +498,6 @@ def _start(links: list[Link]) -> int | None:
         if link.op is not None and link.op.op not in ("mul_", "div_"):
             break
     return start
-
-
-def _truncated_std(mean: float, std: float, low: float, high: float) -> float | None:
-    """The std of N(mean, std) truncated to [low, high] (symmetric around the mean only)."""
-    if std == 0:
-        return 0.0
-    if not math.isclose(mean - low, high - mean):
-        return None
-    c = (high - mean) / std
-    if c >= 6:
-        return std
-    phi = math.exp(-c * c / 2) / math.sqrt(2 * math.pi)
-    mass = math.erf(c / math.sqrt(2))
-    return std * math.sqrt(max(0.0, 1 - 2 * c * phi / mass))
 
 
 def _snippet(model: FileModel, node: cst.CSTNode, limit: int = 70) -> str:
