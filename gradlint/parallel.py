@@ -14,6 +14,7 @@ macOS's default), gradlint checks in one process.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import traceback
@@ -56,12 +57,24 @@ def worth_parallel(pending: Sequence["SourceFile"], jobs: int) -> bool:
 
 
 def check_one(checker: "FileChecker", source: "SourceFile", project: "ProjectIndex") -> "FileResult":
-    """Check a file; a crash outside the rules (which catch their own) becomes an internal error."""
+    """Check a file; a crash outside the rules (which catch their own) becomes an internal error.
+
+    The cycle collector is off while a file is checked: parsing allocates a syntax tree of
+    ~100,000 objects that stays alive for the whole check, and the collector, triggered every
+    700 allocations, kept walking it and, more and more often, everything the index holds
+    (a fifth of the CPU time on runs of many files). A tree is freed by reference counting
+    when the index releases it; what little forms cycles is collected at that point, among
+    the objects made since the last release."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         return _check(checker, source, project)
     finally:
         if project.parsed_lines > PARSED_LINES_KEPT:
             project.release()
+            gc.collect(1)
+        if enabled:
+            gc.enable()
 
 
 def _check(checker: "FileChecker", source: "SourceFile", project: "ProjectIndex") -> "FileResult":
