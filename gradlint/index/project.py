@@ -134,6 +134,12 @@ class ProjectIndex:
         """Forget every libcst tree and everything computed from them (memory stays bounded on
         large runs), and the expressions summaries parsed back. Only between two files' checks:
         answers never depend on what is parsed, so a question asked again gets the same answer."""
+        for loaded in self._loaded.values():
+            if isinstance(loaded, Parsed):
+                # What the rules derived from a model points back at it (steps' contexts hold
+                # the model): emptied, the tree is freed as soon as it is dropped, without
+                # waiting for the cycle collector.
+                loaded.model.derived.clear()
         self._loaded.clear()
         self._tables.clear()
         for source in self.sources.values():
