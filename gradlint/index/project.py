@@ -72,6 +72,9 @@ class ProjectIndex:
         self._tables: dict[str, dict] = {}
         self._lasting: dict[str, dict] = {}
         self._words: dict[str, list[Path]] | None = None
+        self._in_roots: dict[tuple, tuple[Path | None, set]] = {}
+        self._disk_files: dict[Path, bool] = {}
+        """Whether a path outside the run is a file (asked once per run: the disk does not change)."""
         self.parsed_lines = 0
         """Lines parsed by libcst since the last release (a tree costs about 8 MiB per 1,000 lines)."""
 
@@ -311,7 +314,15 @@ class ProjectIndex:
                 base = base.parent
             return self._module_file(base, parts)
         # A script imports its neighbours (`from model import RNNModel`), then the import roots.
-        for base in (importer.parent, *self.roots):
+        found = self._module_file(importer.parent, parts)
+        if found is not None:
+            return found
+        # The roots are the same for every importer: looked up once per module name, so a run
+        # of many script folders (each its own root) does not cost roots x imports lookups.
+        return self.deps.memo(self._in_roots, tuple(parts), lambda: self._root_module_file(parts))
+
+    def _root_module_file(self, parts: list[str]) -> Path | None:
+        for base in self.roots:
             found = self._module_file(base, parts)
             if found is not None:
                 return found
@@ -322,7 +333,12 @@ class ProjectIndex:
         return self._is_file(path)
 
     def _is_file(self, path: Path) -> bool:
-        return path in self.sources or path.is_file()
+        if path in self.sources:
+            return True
+        known = self._disk_files.get(path)
+        if known is None:
+            known = self._disk_files[path] = path.is_file()
+        return known
 
     def _module_file(self, base: Path, parts: list[str]) -> Path | None:
         if not parts:
