@@ -440,19 +440,22 @@ class ProjectIndex:
 
     def call_sites(self, symbol: Symbol) -> list[tuple[Path, CallSummary]]:
         """Where a class or function of the project is called, in any file of the run."""
-        key = (str(symbol.path), symbol.kind, symbol.name)
-        return self.deps.memo(self._call_sites, key, lambda: self._find_call_sites(symbol))
+        by_target = self.deps.memo(self._call_sites, (symbol.name,), lambda: self._find_call_sites(symbol.name))
+        return list(by_target.get(id(symbol.target), ()))
 
-    def _find_call_sites(self, symbol: Symbol) -> list[tuple[Path, CallSummary]]:
-        found: list[tuple[Path, CallSummary]] = []
-        for path in self._scan((f"{symbol.name}(",)):
+    def _find_call_sites(self, name: str) -> dict[int, list[tuple[Path, CallSummary]]]:
+        """Every call of something named `name` in the run, by what it resolves to (id of the
+        target): resolved once for all the symbols of that name, so that many scripts each
+        defining and calling their own `RNNModel` cost a run linear in their number."""
+        found: dict[int, list[tuple[Path, CallSummary]]] = {}
+        for path in self._scan((f"{name}(",)):
             summary = self.summary(path)
             for site in summary.calls if summary is not None else ():
-                if site.callee.rsplit(".", 1)[-1] != symbol.name:
+                if site.callee.rsplit(".", 1)[-1] != name:
                     continue
                 resolved = self.resolve_callee(path, site.callee)
-                if resolved is not None and resolved.target is symbol.target:
-                    found.append((path, site))
+                if resolved is not None:
+                    found.setdefault(id(resolved.target), []).append((path, site))
         return found
 
     def model_call(self, path: Path, site: CallSummary) -> "tuple[FileModel, CallSite] | None":
