@@ -6,6 +6,7 @@ the files it checks, the project index for the files a cross-file question reach
 
 from __future__ import annotations
 
+import re
 import tokenize
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -120,11 +121,13 @@ def parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailure
     syntax: tuple[int, int, str] | None = None
     statement_lines: list[int] | None = None
     summary = None
+    lean = text
     try:
         tree = cpython_parse(text)
         statement_lines = [statement.lineno for statement in tree.body]
         if summarize is not None:
             summary = summarize(tree, text)
+        lean = hollow_data(text, tree)
         del tree
     except SyntaxError as error:
         syntax = (max(1, error.lineno or 1), max(1, error.offset or 1), error.msg)
@@ -136,7 +139,7 @@ def parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailure
         return ParseFailure(syntax=(1, 1, str(error)))
 
     def parse_and_build() -> Parsed:
-        module = cst.parse_module(text)
+        module = cst.parse_module(lean)
         return Parsed(build(module), LazyPositions(module, statement_lines), summary)
 
     try:
@@ -148,6 +151,106 @@ def parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailure
         return ParseFailure(skip=f"libcst cannot parse this valid Python ({message}); gradlint skipped it")
     except (RecursionError, MemoryError):
         return ParseFailure(skip="too deeply nested to parse")
+
+
+HOLLOW_MIN_CHARS = 10_000
+"""A top-level literal at least this long, holding no trigger word, is not given to libcst."""
+HOLLOW_MIN_LINES = 100
+"""... and spread over at least this many lines (or all on one line)."""
+_OPENERS = {"Dict": ("{", "}"), "List": ("[", "]"), "Tuple": ("(", ")")}
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def hollow_data(text: str, tree: Any) -> str:
+    """`text` with the inside of every large data literal assigned at the top level emptied,
+    every line and every other column left where it was.
+
+    A table of numbers assigned to a module constant (torch's `_triton_ops_meta.py` holds a
+    466 KB one) costs libcst about 1.4 KB of memory per character: 665 MiB for that file alone,
+    which set the peak of a whole run. No rule reads inside such a literal: it holds no call,
+    no operation and no trigger word of any rule, only constants and dotted names. So its brackets stay, its inside becomes line
+    breaks (columns after the closing bracket are kept with spaces), libcst parses the rest as
+    usual, and every position outside the literal is what a full parse gives. The literal is
+    only emptied when the statement has its lines to itself and its value is a dict, list or
+    parenthesised tuple of such data; the model still sees a dict, list or tuple there."""
+    candidates = []
+    for index, statement in enumerate(tree.body):
+        value = getattr(statement, "value", None)
+        if type(statement).__name__ not in ("Assign", "AnnAssign") or value is None:
+            continue
+        if type(value).__name__ not in _OPENERS or value.end_lineno is None:
+            continue
+        lines_spanned = value.end_lineno - value.lineno
+        if lines_spanned < HOLLOW_MIN_LINES and not (
+            lines_spanned == 0 and value.end_col_offset - value.col_offset >= HOLLOW_MIN_CHARS
+        ):
+            continue  # a small literal (most multi-line constants): not worth measuring
+        previous = tree.body[index - 1] if index else None
+        following = tree.body[index + 1] if index + 1 < len(tree.body) else None
+        if (previous is not None and previous.end_lineno >= statement.lineno) or (
+            following is not None and following.lineno <= statement.end_lineno
+        ):
+            continue  # `a = 1; TABLE = {...}`: shares a line with another statement
+        candidates.append((statement, value))
+    if not candidates:
+        return text
+    lines = _NEWLINE.split(text)
+    breaks = _NEWLINE.findall(text)
+    triggers: tuple[str, ...] | None = None
+    for statement, value in candidates:
+        first, last = value.lineno - 1, value.end_lineno - 1
+        start = len(lines[first].encode("utf-8")[: value.col_offset].decode("utf-8", "replace"))
+        end = len(lines[last].encode("utf-8")[: value.end_col_offset].decode("utf-8", "replace"))
+        if first == last:
+            segment = lines[first][start:end]
+        else:
+            segment = "\n".join([lines[first][start:], *lines[first + 1 : last], lines[last][:end]])
+        opener, closer = _OPENERS[type(value).__name__]
+        if len(segment) < HOLLOW_MIN_CHARS or segment[0] != opener or segment[-1] != closer:
+            continue
+        if triggers is None:
+            from gradlint.rules import REGISTRY  # the registry is a table of words: no rule is imported
+
+            triggers = tuple({trigger for entry in REGISTRY for trigger in entry.triggers})
+        if any(trigger in segment for trigger in triggers) or not _only_constants(value):
+            continue
+        if first == last:
+            lines[first] = lines[first][:start] + opener + " " * (end - start - 2) + closer + lines[first][end:]
+            continue
+        lines[first] = lines[first][:start] + opener
+        for inside in range(first + 1, last):
+            lines[inside] = ""
+        lines[last] = " " * (end - 1) + closer + lines[last][end:]
+    hollowed = [line + brk for line, brk in zip(lines, breaks)]
+    if len(lines) > len(breaks):
+        hollowed.append(lines[-1])
+    return "".join(hollowed)
+
+
+def _only_constants(node: Any) -> bool:
+    """Whether an expression is data: constants (numbers, strings, None, True, False) and dotted
+    names (`torch.float16`), in dicts, lists, tuples and sets, with signs; no call, no operation."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        kind = type(current).__name__
+        if kind in ("Constant", "Name"):
+            continue
+        if kind == "Attribute":  # a dotted name (`torch.float16`), no call inside
+            stack.append(current.value)
+            continue
+        if kind == "Dict":
+            if any(key is None for key in current.keys):  # `{**other}`
+                return False
+            stack.extend(current.keys)
+            stack.extend(current.values)
+        elif kind in ("List", "Tuple", "Set"):
+            stack.extend(current.elts)
+        elif kind == "UnaryOp" and type(current.op).__name__ in ("USub", "UAdd"):
+            stack.append(current.operand)
+        else:
+            return False
+    return True
 
 
 def cpython_parse(text: str) -> Any:
