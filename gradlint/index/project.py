@@ -295,6 +295,14 @@ class ProjectIndex:
         return self._import_roots
 
     @cached_property
+    def _folders(self) -> dict[Path, list[Path]]:
+        """folder -> the run's files in it, sorted (one pass over the run, not one per question)."""
+        folders: dict[Path, list[Path]] = {}
+        for path in sorted(self.sources):
+            folders.setdefault(path.parent, []).append(path)
+        return folders
+
+    @cached_property
     def _import_roots(self) -> list[Path]:
         roots: list[Path] = list(self._roots)
         for path in self.sources:
@@ -479,7 +487,7 @@ class ProjectIndex:
         """Risk factors in the file itself first, then in the scanned files beside it."""
         self.deps.note(("folder", str(path.parent)))
         sites: list[RiskFactorSite] = []
-        neighbours = sorted(other for other in self.sources if other.parent == path.parent and other != path)
+        neighbours = [other for other in self._folders.get(path.parent, ()) if other != path]
         for file in [path, *neighbours]:
             text = self.sources[file].text if file in self.sources else None
             if text is None or not any(trigger in text for trigger in RISK_TRIGGERS):
@@ -526,7 +534,7 @@ class ProjectIndex:
             all_of, any_of = (tuple(part.split("\0")) if part else () for part in args)
             return [str(path) for path in self._matching(all_of, any_of)]
         if kind == "folder":
-            return sorted(str(path) for path in self.sources if str(path.parent) == args[0])
+            return [str(path) for path in self._folders.get(Path(args[0]), ())]
         if kind == "roots":
             return [str(root) for root in self._import_roots]
         if kind == "members":
