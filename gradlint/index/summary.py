@@ -18,6 +18,7 @@ tests/test_summary.py compares the two on every fixture.
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -27,7 +28,7 @@ from gradlint.analysis.walk import walk
 from gradlint.index.syntax import Span, argument, calls_in, dotted, evaluate_number, keyword, span_of, string_value
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Param:
     name: str
     default: Span | None
@@ -36,7 +37,7 @@ class Param:
     line: int
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class FunctionSummary:
     name: str
     qualname: str
@@ -78,7 +79,7 @@ class FunctionSummary:
         return ordered
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ClassSummary:
     name: str
     line: int
@@ -95,7 +96,7 @@ class ClassSummary:
     """Class-level `x = <value>` / `x: int = <value>`."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CallSummary:
     span: Span
     callee: str
@@ -109,7 +110,7 @@ class CallSummary:
         return self.span[0]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ArgparseSummary:
     call: Span
     dest: str
@@ -118,13 +119,13 @@ class ArgparseSummary:
     implicit_default: object = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RiskFactorSummary:
     line: int
     description: str
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class FileSummary:
     text: str
     imports: dict[str, str] = field(default_factory=dict)
@@ -505,6 +506,12 @@ class _Summarizer:
     def call(self, call: ast.Call) -> None:
         spelled = dotted(call.func)
         qualified = self.summary.qualify(spelled)
+        # Every call of every file is kept for the run: the same names (`nn.Linear`,
+        # `torch.nn.Linear`, `self.fc`) are stored once.
+        if spelled is not None:
+            spelled = sys.intern(spelled)
+        if qualified is not None:
+            qualified = sys.intern(qualified)
         self.risk_factor(call, qualified)
         if spelled is None:
             return
