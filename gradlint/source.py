@@ -108,7 +108,9 @@ STACK_BYTES = 512 * 2**20
 RECURSION_LIMIT = 60_000
 
 
-def parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailure:
+def parse(
+    text: str, build: Any, summarize: Any = None, statement_lines: list[int] | None = None
+) -> Parsed | ParseFailure:
     """CPython's parser first: it names syntax errors precisely, refuses nesting past its
     limits in milliseconds, and never crashes. Then libcst and `build(module)`, in a thread
     with a large stack, so that deeply nested code cannot overflow the C stack and kill the
@@ -117,11 +119,17 @@ def parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailure
     A file is a syntax error (GL000) when both parsers refuse it, or when CPython refuses it
     for nesting. When only CPython refuses it, the file is written for a newer Python than the
     one running gradlint (`def f[T](...)` on 3.11) and libcst, which knows newer grammars,
-    decides. `summarize(tree, text)`, when given, reads CPython's tree before it is dropped."""
+    decides. `summarize(tree, text)`, when given, reads CPython's tree before it is dropped.
+
+    `statement_lines`, when given, are those of a summary CPython already made of this text:
+    then the text is known to be valid, and CPython is not asked again unless the text may
+    hold a table to hollow (`hollow_data`)."""
     syntax: tuple[int, int, str] | None = None
-    statement_lines: list[int] | None = None
     summary = None
     lean = text
+    if statement_lines is not None and summarize is None and not _may_hold_table(text):
+        return _parse_libcst(text, build, statement_lines, None, None)
+    statement_lines = None
     try:
         tree = cpython_parse(text)
         statement_lines = [statement.lineno for statement in tree.body]
@@ -138,6 +146,16 @@ def parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailure
     except ValueError as error:  # NUL bytes and the like
         return ParseFailure(syntax=(1, 1, str(error)))
 
+    return _parse_libcst(lean, build, statement_lines, summary, syntax)
+
+
+def _parse_libcst(
+    lean: str,
+    build: Any,
+    statement_lines: list[int] | None,
+    summary: Any,
+    syntax: tuple[int, int, str] | None,
+) -> Parsed | ParseFailure:
     def parse_and_build() -> Parsed:
         module = cst.parse_module(lean)
         return Parsed(build(module), LazyPositions(module, statement_lines), summary)
@@ -159,6 +177,14 @@ HOLLOW_MIN_LINES = 100
 """... and spread over at least this many lines (or all on one line)."""
 _OPENERS = {"Dict": ("{", "}"), "List": ("[", "]"), "Tuple": ("(", ")")}
 _NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+_TABLE_START = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*[ \t]*(?::[^\n=]*)?=[ \t]*[\[{(]", re.MULTILINE)
+
+
+def _may_hold_table(text: str) -> bool:
+    """Whether `hollow_data` could find something: a top-level assignment opening a bracket."""
+    return len(text) >= HOLLOW_MIN_CHARS and _TABLE_START.search(text) is not None
 
 
 def hollow_data(text: str, tree: Any) -> str:

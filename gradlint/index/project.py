@@ -95,7 +95,10 @@ class ProjectIndex:
         if text is None:
             loaded = None
         else:
-            loaded = parse(text, build_model, summarize if path not in self._summaries else None)
+            known = self._summaries.get(path)
+            # A summary made earlier says CPython read this text: its lines spare a second read.
+            loaded = parse(text, build_model, summarize if path not in self._summaries else None,
+                           statement_lines=known.statement_lines if known is not None else None)
         self._loaded[path] = loaded
         if isinstance(loaded, Parsed):
             assert text is not None
