@@ -54,7 +54,9 @@ class Cache:
         settings = (
             code_fingerprint(),
             sorted(checker.enabled_codes),
-            sorted((code, sorted(options.items(), key=repr)) for code, options in checker.options.items()),
+            # The configured options: the defaults are part of the code (the fingerprint), and
+            # reading them would import every rule.
+            sorted((code, sorted(options.items(), key=repr)) for code, options in checker.configured_options.items()),
             checker.report_unused_ignores,
             sorted(checker.declared.items()),  # `clip-functions` / `detach-functions`
             str(cwd),  # paths in messages are written relative to it

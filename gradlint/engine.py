@@ -9,13 +9,11 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from gradlint.findings import Finding, InternalError, Related, SkippedFile
 from gradlint.notebook import NotebookError, NotebookSource, read_notebook
-from gradlint.rules import RULES_BY_CODE, Diagnostic, Rule, RuleContext
-from gradlint.rules.meta_parse_error import ParseError
-from gradlint.rules.meta_unused_suppression import UnusedSuppression
+from gradlint.rules import ENTRIES_BY_CODE, META_CODES, load_rule
 from gradlint.source import (  # noqa: F401  (re-exported: the engine's public names)
     LazyPositions,
     Parsed,
@@ -26,6 +24,11 @@ from gradlint.source import (  # noqa: F401  (re-exported: the engine's public n
     read_source,
 )
 from gradlint.suppress import parse_suppressions
+
+if TYPE_CHECKING:
+    from gradlint.rules.base import Diagnostic, Rule
+
+PARSE_ERROR, UNUSED_SUPPRESSION = "GL000", "GL001"
 
 @dataclass
 class FileResult:
@@ -40,29 +43,68 @@ class FileResult:
 
 
 class FileChecker:
-    """Runs the enabled rules on files; one instance per run."""
+    """Runs the enabled rules on files; one instance per run.
+
+    Rules are given as classes or as codes. A rule given by its code is imported (and its
+    options read) only when a file holds one of its trigger words: a run over files that hold
+    none imports no rule at all."""
 
     def __init__(
         self,
-        rules: Iterable[type[Rule]],
+        rules: Iterable[type[Rule] | str],
         options: Mapping[str, Mapping[str, Any]] | None = None,
         report_unused_ignores: bool = False,
         declared: Mapping[str, str] | None = None,
     ) -> None:
-        enabled = [rule for rule in rules if rule.code in RULES_BY_CODE]
-        self.enabled_codes = {rule.code for rule in enabled}
-        self.rules = [rule() for rule in enabled if rule not in (ParseError, UnusedSuppression)]
-        # Every registered rule's options, enabled or not: a rule may read another's settings
-        # (GL101 judges learning rates by GL401's limits).
-        self.options = {
-            rule.code: {**rule.default_options(), **(options or {}).get(rule.code, {})}
-            for rule in RULES_BY_CODE.values()
+        given: dict[str, type[Rule] | None] = {}
+        for rule in rules:
+            code = rule if isinstance(rule, str) else rule.code
+            if code in ENTRIES_BY_CODE:
+                given[code] = None if isinstance(rule, str) else rule
+        self.enabled_codes = set(given)
+        self.configured_options = {
+            code: dict(values) for code, values in (options or {}).items() if values and code in ENTRIES_BY_CODE
         }
+        """The options the configuration sets, for every registered rule, enabled or not: a rule may
+        read another's settings (GL101 judges learning rates by GL401's limits). Defaults come with
+        each rule's class."""
+        self._rules: list[tuple[str, tuple[str, ...], type[Rule] | None]] = [
+            (code, rule.triggers if rule is not None else ENTRIES_BY_CODE[code].triggers, rule)
+            for code, rule in given.items()
+            if code not in META_CODES
+        ]
+        self._instances: dict[str, Rule] = {}
+        self._options: dict[str, dict[str, Any]] = {}
         self.report_unused_ignores = report_unused_ignores
         self.declared: dict[str, str] = dict(declared or {})
         """The configuration's `clip-functions` / `detach-functions` (qualified name -> 'clip' /
         'detach'), for the project index."""
-        self.triggers = tuple(sorted({trigger for rule in self.rules for trigger in rule.triggers}))
+        self.rule_options = _AllOptions(self)
+        """Any registered rule's options, read on demand (a rule is imported when asked for)."""
+        self.triggers = tuple(sorted({trigger for _, triggers, _ in self._rules for trigger in triggers}))
+
+    @property
+    def rules(self) -> list[Rule]:
+        """Every enabled rule, instantiated (imports all of them)."""
+        return [self._instance(code, given) for code, _, given in self._rules]
+
+    @property
+    def options(self) -> dict[str, dict[str, Any]]:
+        """Each enabled rule's options, defaults overlaid with the configured ones (imports every rule)."""
+        return {code: self._options_of(code, given) for code, _, given in self._rules}
+
+    def _instance(self, code: str, given: type[Rule] | None) -> Rule:
+        rule = self._instances.get(code)
+        if rule is None:
+            rule = self._instances[code] = (given or load_rule(code))()
+        return rule
+
+    def _options_of(self, code: str, given: type[Rule] | None = None) -> dict[str, Any]:
+        options = self._options.get(code)
+        if options is None:
+            rule = given or load_rule(code)
+            options = self._options[code] = {**rule.default_options(), **self.configured_options.get(code, {})}
+        return options
 
     # ------------------------------------------------------------------ phase 1
 
@@ -108,7 +150,7 @@ class FileChecker:
 
     def _analyse(self, source: SourceFile, project: Any, result: FileResult) -> None:
         assert source.text is not None
-        report_parse_errors = ParseError.code in self.enabled_codes and ParseError.code not in source.ignored_codes
+        report_parse_errors = PARSE_ERROR in self.enabled_codes and PARSE_ERROR not in source.ignored_codes
         if not source.needs_parse:
             # Nothing a rule could report, but a syntax error is still worth knowing about:
             # CPython's C parser checks that at a fraction of libcst's cost. Only when it
@@ -135,11 +177,16 @@ class FileChecker:
         if source.notebook is not None:  # messages name a notebook's lines by cell
             notebook = source.notebook
             line_of = lambda node: notebook.cell_line(source.line_of(node))  # noqa: E731
-        for rule in self.rules:
-            if rule.code in source.ignored_codes or not any(t in source.text for t in rule.triggers):
+        from gradlint.rules.base import RuleContext
+
+        text = source.text
+        for code, triggers, given in self._rules:
+            if code in source.ignored_codes or not any(t in text for t in triggers):
                 continue
+            rule = self._instance(code, given)
             context = RuleContext(
-                options=self.options[rule.code], line_of=line_of, project=project, source=source, rule_options=self.options
+                options=self._options_of(code, given), line_of=line_of, project=project, source=source,
+                rule_options=self.rule_options,
             )
             try:
                 diagnostics = list(rule.check(source.model, context))
@@ -197,15 +244,17 @@ class FileChecker:
         ]
         dropped = len(result.findings) - len(kept)
         result.findings = kept
-        if self.report_unused_ignores and UnusedSuppression.code in self.enabled_codes:
+        if self.report_unused_ignores and UNUSED_SUPPRESSION in self.enabled_codes:
+            entry = ENTRIES_BY_CODE[UNUSED_SUPPRESSION]
+            severity = load_rule(UNUSED_SUPPRESSION).severity
             for unused in suppressions.unused(enabled=self.enabled_codes):
                 codes = ", ".join(sorted(unused.codes)) if unused.codes else "all rules"
                 line_text = lines[unused.line - 1] if 0 < unused.line <= len(lines) else ""
                 result.findings.append(
                     Finding(
-                        code=UnusedSuppression.code,
-                        name=UnusedSuppression.name,
-                        severity=UnusedSuppression.severity,
+                        code=entry.code,
+                        name=entry.name,
+                        severity=severity,
                         message=f"this suppression of {codes} matches no finding on its line",
                         path=result.path,
                         display_path=result.display_path,
@@ -222,9 +271,9 @@ class FileChecker:
     @staticmethod
     def _parse_error(path: Path, display_path: str, lines: list[str], line: int, column: int, message: str) -> Finding:
         return Finding(
-            code=ParseError.code,
-            name=ParseError.name,
-            severity=ParseError.severity,
+            code=PARSE_ERROR,
+            name=ENTRIES_BY_CODE[PARSE_ERROR].name,
+            severity=load_rule(PARSE_ERROR).severity,
             message=f"cannot parse this file: {message}",
             path=path,
             display_path=display_path,
@@ -324,3 +373,21 @@ class _Locator:
 
     def start(self, node: Any) -> tuple[int, int]:
         return self.span(node)[0]
+
+
+class _AllOptions(Mapping[str, Mapping[str, Any]]):
+    """`checker.rule_options[code]`: a registered rule's options, built when first read."""
+
+    def __init__(self, checker: FileChecker) -> None:
+        self._checker = checker
+
+    def __getitem__(self, code: str) -> Mapping[str, Any]:
+        if code not in ENTRIES_BY_CODE:
+            raise KeyError(code)
+        return self._checker._options_of(code)
+
+    def __iter__(self):
+        return iter(ENTRIES_BY_CODE)
+
+    def __len__(self) -> int:
+        return len(ENTRIES_BY_CODE)

@@ -6,6 +6,7 @@ the files it checks, the project index for the files a cross-file question reach
 
 from __future__ import annotations
 
+import re
 import tokenize
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -118,13 +119,15 @@ class ParsedFiles:
         self._entries: OrderedDict[tuple[Any, str], tuple[Parsed | ParseFailure, int]] = OrderedDict()
         self._lines = 0
 
-    def parse(self, text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailure:
+    def parse(
+        self, text: str, build: Any, summarize: Any = None, statement_lines: list[int] | None = None
+    ) -> Parsed | ParseFailure:
         key = (build, text)
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
             return entry[0]
-        result = _parse(text, build, summarize)
+        result = _parse(text, build, summarize, statement_lines)
         lines = text.count("\n") + 1
         self._entries[key] = (result, lines)
         self._lines += lines
@@ -147,16 +150,20 @@ def reusing(parsed_files: ParsedFiles | None) -> Iterator[None]:
         _REUSED.reset(token)
 
 
-def parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailure:
+def parse(
+    text: str, build: Any, summarize: Any = None, statement_lines: list[int] | None = None
+) -> Parsed | ParseFailure:
     """`text` parsed and modelled with `build` (see `_parse`), or what `reusing` keeps for it
     (a kept result may come without a summary: the index then makes one on its own)."""
     parsed_files = _REUSED.get()
     if parsed_files is not None:
-        return parsed_files.parse(text, build, summarize)
-    return _parse(text, build, summarize)
+        return parsed_files.parse(text, build, summarize, statement_lines)
+    return _parse(text, build, summarize, statement_lines)
 
 
-def _parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailure:
+def _parse(
+    text: str, build: Any, summarize: Any = None, statement_lines: list[int] | None = None
+) -> Parsed | ParseFailure:
     """CPython's parser first: it names syntax errors precisely, refuses nesting past its
     limits in milliseconds, and never crashes. Then libcst and `build(module)`, in a thread
     with a large stack, so that deeply nested code cannot overflow the C stack and kill the
@@ -165,15 +172,23 @@ def _parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailur
     A file is a syntax error (GL000) when both parsers refuse it, or when CPython refuses it
     for nesting. When only CPython refuses it, the file is written for a newer Python than the
     one running gradlint (`def f[T](...)` on 3.11) and libcst, which knows newer grammars,
-    decides. `summarize(tree, text)`, when given, reads CPython's tree before it is dropped."""
+    decides. `summarize(tree, text)`, when given, reads CPython's tree before it is dropped.
+
+    `statement_lines`, when given, are those of a summary CPython already made of this text:
+    then the text is known to be valid, and CPython is not asked again unless the text may
+    hold a table to hollow (`hollow_data`)."""
     syntax: tuple[int, int, str] | None = None
-    statement_lines: list[int] | None = None
     summary = None
+    lean = text
+    if statement_lines is not None and summarize is None and not _may_hold_table(text):
+        return _parse_libcst(text, build, statement_lines, None, None)
+    statement_lines = None
     try:
         tree = cpython_parse(text)
         statement_lines = [statement.lineno for statement in tree.body]
         if summarize is not None:
             summary = summarize(tree, text)
+        lean = hollow_data(text, tree)
         del tree
     except SyntaxError as error:
         syntax = (max(1, error.lineno or 1), max(1, error.offset or 1), error.msg)
@@ -184,8 +199,18 @@ def _parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailur
     except ValueError as error:  # NUL bytes and the like
         return ParseFailure(syntax=(1, 1, str(error)))
 
+    return _parse_libcst(lean, build, statement_lines, summary, syntax)
+
+
+def _parse_libcst(
+    lean: str,
+    build: Any,
+    statement_lines: list[int] | None,
+    summary: Any,
+    syntax: tuple[int, int, str] | None,
+) -> Parsed | ParseFailure:
     def parse_and_build() -> Parsed:
-        module = cst.parse_module(text)
+        module = cst.parse_module(lean)
         return Parsed(build(module), LazyPositions(module, statement_lines), summary)
 
     try:
@@ -197,6 +222,114 @@ def _parse(text: str, build: Any, summarize: Any = None) -> Parsed | ParseFailur
         return ParseFailure(skip=f"libcst cannot parse this valid Python ({message}); gradlint skipped it")
     except (RecursionError, MemoryError):
         return ParseFailure(skip="too deeply nested to parse")
+
+
+HOLLOW_MIN_CHARS = 10_000
+"""A top-level literal at least this long, holding no trigger word, is not given to libcst."""
+HOLLOW_MIN_LINES = 100
+"""... and spread over at least this many lines (or all on one line)."""
+_OPENERS = {"Dict": ("{", "}"), "List": ("[", "]"), "Tuple": ("(", ")")}
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+_TABLE_START = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*[ \t]*(?::[^\n=]*)?=[ \t]*[\[{(]", re.MULTILINE)
+
+
+def _may_hold_table(text: str) -> bool:
+    """Whether `hollow_data` could find something: a top-level assignment opening a bracket."""
+    return len(text) >= HOLLOW_MIN_CHARS and _TABLE_START.search(text) is not None
+
+
+def hollow_data(text: str, tree: Any) -> str:
+    """`text` with the inside of every large data literal assigned at the top level emptied,
+    every line and every other column left where it was.
+
+    A table of numbers assigned to a module constant (torch's `_triton_ops_meta.py` holds a
+    466 KB one) costs libcst about 1.4 KB of memory per character: 665 MiB for that file alone,
+    which set the peak of a whole run. No rule reads inside such a literal: it holds no call,
+    no operation and no trigger word of any rule, only constants and dotted names. So its brackets stay, its inside becomes line
+    breaks (columns after the closing bracket are kept with spaces), libcst parses the rest as
+    usual, and every position outside the literal is what a full parse gives. The literal is
+    only emptied when the statement has its lines to itself and its value is a dict, list or
+    parenthesised tuple of such data; the model still sees a dict, list or tuple there."""
+    candidates = []
+    for index, statement in enumerate(tree.body):
+        value = getattr(statement, "value", None)
+        if type(statement).__name__ not in ("Assign", "AnnAssign") or value is None:
+            continue
+        if type(value).__name__ not in _OPENERS or value.end_lineno is None:
+            continue
+        lines_spanned = value.end_lineno - value.lineno
+        if lines_spanned < HOLLOW_MIN_LINES and not (
+            lines_spanned == 0 and value.end_col_offset - value.col_offset >= HOLLOW_MIN_CHARS
+        ):
+            continue  # a small literal (most multi-line constants): not worth measuring
+        previous = tree.body[index - 1] if index else None
+        following = tree.body[index + 1] if index + 1 < len(tree.body) else None
+        if (previous is not None and previous.end_lineno >= statement.lineno) or (
+            following is not None and following.lineno <= statement.end_lineno
+        ):
+            continue  # `a = 1; TABLE = {...}`: shares a line with another statement
+        candidates.append((statement, value))
+    if not candidates:
+        return text
+    lines = _NEWLINE.split(text)
+    breaks = _NEWLINE.findall(text)
+    triggers: tuple[str, ...] | None = None
+    for statement, value in candidates:
+        first, last = value.lineno - 1, value.end_lineno - 1
+        start = len(lines[first].encode("utf-8")[: value.col_offset].decode("utf-8", "replace"))
+        end = len(lines[last].encode("utf-8")[: value.end_col_offset].decode("utf-8", "replace"))
+        if first == last:
+            segment = lines[first][start:end]
+        else:
+            segment = "\n".join([lines[first][start:], *lines[first + 1 : last], lines[last][:end]])
+        opener, closer = _OPENERS[type(value).__name__]
+        if len(segment) < HOLLOW_MIN_CHARS or segment[0] != opener or segment[-1] != closer:
+            continue
+        if triggers is None:
+            from gradlint.rules import REGISTRY  # the registry is a table of words: no rule is imported
+
+            triggers = tuple({trigger for entry in REGISTRY for trigger in entry.triggers})
+        if any(trigger in segment for trigger in triggers) or not _only_constants(value):
+            continue
+        if first == last:
+            lines[first] = lines[first][:start] + opener + " " * (end - start - 2) + closer + lines[first][end:]
+            continue
+        lines[first] = lines[first][:start] + opener
+        for inside in range(first + 1, last):
+            lines[inside] = ""
+        lines[last] = " " * (end - 1) + closer + lines[last][end:]
+    hollowed = [line + brk for line, brk in zip(lines, breaks)]
+    if len(lines) > len(breaks):
+        hollowed.append(lines[-1])
+    return "".join(hollowed)
+
+
+def _only_constants(node: Any) -> bool:
+    """Whether an expression is data: constants (numbers, strings, None, True, False) and dotted
+    names (`torch.float16`), in dicts, lists, tuples and sets, with signs; no call, no operation."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        kind = type(current).__name__
+        if kind in ("Constant", "Name"):
+            continue
+        if kind == "Attribute":  # a dotted name (`torch.float16`), no call inside
+            stack.append(current.value)
+            continue
+        if kind == "Dict":
+            if any(key is None for key in current.keys):  # `{**other}`
+                return False
+            stack.extend(current.keys)
+            stack.extend(current.values)
+        elif kind in ("List", "Tuple", "Set"):
+            stack.extend(current.elts)
+        elif kind == "UnaryOp" and type(current.op).__name__ in ("USub", "UAdd"):
+            stack.append(current.operand)
+        else:
+            return False
+    return True
 
 
 def cpython_parse(text: str) -> Any:
@@ -254,22 +387,56 @@ class LazyPositions:
     parser put that statement (`statement_lines`: the line of each top-level statement of
     the module, from the AST). When the two parsers' statements do not pair up, the whole
     module is generated as libcst does.
+
+    Which statement holds a node is found by walking the statements one at a time, in order,
+    until the node turns up (each statement is walked at most once per file), and a generated
+    statement's positions are shifted only when one is asked for.
     """
 
     def __init__(self, module: cst.Module, statement_lines: list[int] | None = None) -> None:
         self.module = module
         self._statement_lines = statement_lines
-        self._positions: dict[cst.CSTNode, Any] = {}
-        self._top: dict[int, int] | None = None
-        """id(node) -> index of the top-level statement holding it."""
+        self._whole_positions: dict[cst.CSTNode, Any] = {}
+        """node -> position, once the whole module was generated."""
+        self._generated: dict[int, tuple[dict[cst.CSTNode, Any], int]] = {}
+        """index of a generated top-level statement -> (node -> position within the statement's
+        code, lines to add to place it in the file)."""
+        self._top: dict[int, int] = {}
+        """id(node) -> index of the top-level statement holding it, for the statements walked."""
+        self._walked = 0
+        """Statements 0 .. _walked - 1 are in `_top`."""
+        self._paired: bool | None = None
         self._whole = False
 
     def _get(self, node: cst.CSTNode):
-        position = self._positions.get(node)
-        if position is None:
+        found = self._find(node)
+        if found is None:
             self._compute(node)
-            position = self._positions[node]
-        return position
+            found = self._find(node)
+            assert found is not None
+        position, shift = found
+        if not shift:
+            return position
+        from libcst._position import CodePosition, CodeRange
+
+        return CodeRange(
+            CodePosition(position.start.line + shift, position.start.column),
+            CodePosition(position.end.line + shift, position.end.column),
+        )
+
+    def _find(self, node: cst.CSTNode) -> tuple[Any, int] | None:
+        """(position within its generated code, line shift), when already generated."""
+        if self._whole:
+            position = self._whole_positions.get(node)
+            return (position, 0) if position is not None else None
+        index = self._top.get(id(node))
+        generated = self._generated.get(index) if index is not None else None
+        if generated is not None and node in generated[0]:
+            return generated[0][node], generated[1]
+        for positions, shift in self._generated.values():  # a token the walk does not visit
+            if node in positions:
+                return positions[node], shift
+        return None
 
     def _compute(self, node: cst.CSTNode) -> None:
         index = self._statement_of(node)
@@ -279,18 +446,23 @@ class LazyPositions:
     def _statement_of(self, node: cst.CSTNode) -> int | None:
         if self._statement_lines is None or self._whole:
             return None
-        if self._top is None:
-            if not _pairs_up(self.module, self._statement_lines):
-                self._statement_lines = None
-                return None
-            from gradlint.analysis.walk import walk
-
-            self._top = {id(inner): index for index, statement in enumerate(self.module.body) for inner in walk(statement)}
-        return self._top.get(id(node))
+        if self._paired is None:
+            self._paired = _pairs_up(self.module, self._statement_lines)
+        if not self._paired:
+            self._statement_lines = None
+            return None
+        key = id(node)
+        found = self._top.get(key)
+        body = self.module.body
+        while found is None and self._walked < len(body):
+            index = self._walked
+            _index_nodes(body[index], index, self._top)
+            self._walked += 1
+            found = self._top.get(key)
+        return found
 
     def _statement(self, index: int) -> bool:
         """Generate one top-level statement; False when its lines cannot be placed."""
-        from libcst._position import CodePosition, CodeRange
         from libcst.metadata.position_provider import PositionProvidingCodegenState
 
         assert self._statement_lines is not None
@@ -304,13 +476,7 @@ class LazyPositions:
         if local is None:
             return False
         shift = _first_line(self._statement_lines, self.module.body, index) - local.start.line
-        for inner, position in provider._computed.items():
-            if shift:
-                position = CodeRange(
-                    CodePosition(position.start.line + shift, position.start.column),
-                    CodePosition(position.end.line + shift, position.end.column),
-                )
-            self._positions[inner] = position
+        self._generated[index] = (provider._computed, shift)
         return True
 
     def _generate_whole(self) -> None:
@@ -318,12 +484,13 @@ class LazyPositions:
         # machinery around it: the same positions in about 60% of the time.
         provider = PositionProvider()
         provider._gen_impl(self.module)
-        self._positions = provider._computed
+        self._whole_positions = provider._computed
+        self._generated.clear()
         self._whole = True
 
     def holds(self, node: cst.CSTNode) -> bool:
         """Whether `node` is a node of this module (not one parsed from a span of it elsewhere)."""
-        if node in self._positions:
+        if self._find(node) is not None:
             return True
         if self._statement_of(node) is not None:
             return True
@@ -343,6 +510,60 @@ class LazyPositions:
             (position.start.line, position.start.column + 1),
             (position.end.line, position.end.column + 1),
         )
+
+
+_NO_NODES_INSIDE = frozenset(
+    {
+        "whitespace", "whitespace_before", "whitespace_after", "whitespace_before_params",
+        "whitespace_after_star", "whitespace_after_arg", "whitespace_before_colon",
+        "whitespace_after_colon", "whitespace_before_indicator", "whitespace_after_indicator",
+        "whitespace_before_as", "whitespace_after_as", "whitespace_before_in", "whitespace_after_in",
+        "whitespace_before_if", "whitespace_after_if", "whitespace_before_else", "whitespace_after_else",
+        "whitespace_after_await", "whitespace_before_from", "whitespace_after_from",
+        "whitespace_after_walrus", "whitespace_before_walrus",
+        "lpar", "rpar", "comma", "operator", "dot", "lbracket", "rbracket", "lbrace", "rbrace",
+        "equal", "colon", "star", "semicolon", "value_quote", "prefix", "start", "end",
+    }
+)
+"""Fields of libcst nodes that hold only tokens and whitespace, as gradlint.analysis.walk skips
+them. Should the two lists ever differ, a node missing here is only found by generating the
+whole module (`LazyPositions._compute`), never misplaced."""
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_NODE_TYPES: dict[type, bool] = {}
+
+
+def _index_nodes(statement: cst.CSTNode, index: int, into: dict[int, int]) -> None:
+    """id(node) -> index for `statement` and every node below it (the nodes gradlint's walk
+    visits), in one loop without a generator or a list per node: half the walk's time."""
+    stack = [statement]
+    pop, push = stack.pop, stack.append
+    fields_of, node_types = _FIELDS, _NODE_TYPES
+    while stack:
+        node = pop()
+        into[id(node)] = index
+        node_type = type(node)
+        fields = fields_of.get(node_type)
+        if fields is None:
+            fields = fields_of[node_type] = tuple(
+                name for name in node_type.__dataclass_fields__ if name not in _NO_NODES_INSIDE
+            )
+        for name in fields:
+            value = getattr(node, name)
+            value_type = type(value)
+            if value_type is tuple or value_type is list:
+                for item in value:
+                    item_type = type(item)
+                    is_node = node_types.get(item_type)
+                    if is_node is None:
+                        is_node = node_types[item_type] = issubclass(item_type, cst.CSTNode)
+                    if is_node:
+                        push(item)
+            else:
+                is_node = node_types.get(value_type)
+                if is_node is None:
+                    is_node = node_types[value_type] = issubclass(value_type, cst.CSTNode)
+                if is_node:
+                    push(value)
 
 
 def _ast_statement_count(statement: cst.CSTNode) -> int:

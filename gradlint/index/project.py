@@ -16,7 +16,6 @@ need the flow of another file's training step (see `model`).
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +27,7 @@ from gradlint.analysis.model import CallSite, ClassInfo, FileModel, Function
 from gradlint.index.deps import Dependency, DependencyLog
 from gradlint.index.summary import CallSummary, ClassSummary, FileSummary, FunctionSummary, summarize
 from gradlint.index.syntax import Span
+from gradlint.index.words import WordIndex
 from gradlint.source import (
     Parsed,
     ParseFailure,
@@ -40,8 +40,6 @@ from gradlint.source import (
 
 MAX_DEPTH = 8
 T = TypeVar("T")
-
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +75,11 @@ class ProjectIndex:
         self._values: dict[Dependency, str] = {}
         self._tables: dict[str, dict] = {}
         self._lasting: dict[str, dict] = {}
-        self._words: dict[str, list[Path]] | None = None
+        self.words = WordIndex(self.sources)
+        """Which files of the run hold a word (index/words.py)."""
+        self._in_roots: dict[tuple, tuple[Path | None, set]] = {}
+        self._disk_files: dict[Path, bool] = {}
+        """Whether a path outside the run is a file (asked once per run: the disk does not change)."""
         self.parsed_lines = 0
         """Lines parsed by libcst since the last release (a tree costs about 8 MiB per 1,000 lines)."""
 
@@ -94,7 +96,10 @@ class ProjectIndex:
         if text is None:
             loaded = None
         else:
-            loaded = parse(text, build_model, summarize if path not in self._summaries else None)
+            known = self._summaries.get(path)
+            # A summary made earlier says CPython read this text: its lines spare a second read.
+            loaded = parse(text, build_model, summarize if path not in self._summaries else None,
+                           statement_lines=known.statement_lines if known is not None else None)
         self._loaded[path] = loaded
         if isinstance(loaded, Parsed):
             from gradlint.index.oracle import FileOracle
@@ -168,6 +173,12 @@ class ProjectIndex:
         """Forget every libcst tree and everything computed from them (memory stays bounded on
         large runs), and the expressions summaries parsed back. Only between two files' checks:
         answers never depend on what is parsed, so a question asked again gets the same answer."""
+        for loaded in self._loaded.values():
+            if isinstance(loaded, Parsed):
+                # What the rules derived from a model points back at it (steps' contexts hold
+                # the model): emptied, the tree is freed as soon as it is dropped, without
+                # waiting for the cycle collector.
+                loaded.model.derived.clear()
         self._loaded.clear()
         self._tables.clear()
         for source in self.sources.values():
@@ -254,57 +265,7 @@ class ProjectIndex:
         return self._matching(all_of, any_of)
 
     def _matching(self, all_of: tuple[str, ...], any_of: tuple[str, ...]) -> list[Path]:
-        """Files whose text holds the needles, with each word of a needle a whole identifier there,
-        in run order. Candidates come from the inverted index of words, so a question costs the
-        files that hold its words, not the whole run."""
-        candidates: set[Path] | None = None
-        for needle in all_of:
-            found = self._holding(needle)
-            if found is not None:
-                candidates = found if candidates is None else candidates & found
-        if any_of:
-            union: set[Path] = set()
-            for needle in any_of:
-                found = self._holding(needle)
-                if found is None:
-                    union = set(self.sources)
-                    break
-                union |= found
-            candidates = union if candidates is None else candidates & union
-        pool = self.sources if candidates is None else candidates
-        return [
-            path
-            for path, source in self.sources.items()
-            if path in pool
-            and source.text is not None
-            and all(needle in source.text for needle in all_of)
-            and (not any_of or any(needle in source.text for needle in any_of))
-        ]
-
-    def _holding(self, needle: str) -> set[Path] | None:
-        """The files whose identifiers include every word of `needle`, whole: `--lr` is looked
-        for where `lr` is a word, so `--lr_scheduler` does not match it. None when the needle
-        has no word to look up (then only the substring test decides)."""
-        words = _WORD.findall(needle)
-        if not words:
-            return None
-        index = self._word_index()
-        found: set[Path] | None = None
-        for word in words:
-            paths = set(index.get(word, ()))
-            found = paths if found is None else found & paths
-        return found
-
-    def _word_index(self) -> dict[str, list[Path]]:
-        if self._words is None:
-            index: dict[str, list[Path]] = {}
-            for path, source in self.sources.items():
-                if source.text is None:
-                    continue
-                for word in set(_WORD.findall(source.text)):
-                    index.setdefault(word, []).append(path)
-            self._words = index
-        return self._words
+        return self.words.matching(all_of, any_of)
 
     def paths(self) -> list[Path]:
         """Every file of the run, sorted."""
@@ -318,6 +279,14 @@ class ProjectIndex:
         """Import roots: the folder above each top-level package of the run, plus given roots."""
         self.deps.note(("roots",))
         return self._import_roots
+
+    @cached_property
+    def _folders(self) -> dict[Path, list[Path]]:
+        """folder -> the run's files in it, sorted (one pass over the run, not one per question)."""
+        folders: dict[Path, list[Path]] = {}
+        for path in sorted(self.sources):
+            folders.setdefault(path.parent, []).append(path)
+        return folders
 
     @cached_property
     def _import_roots(self) -> list[Path]:
@@ -339,7 +308,15 @@ class ProjectIndex:
                 base = base.parent
             return self._module_file(base, parts)
         # A script imports its neighbours (`from model import RNNModel`), then the import roots.
-        for base in (importer.parent, *self.roots):
+        found = self._module_file(importer.parent, parts)
+        if found is not None:
+            return found
+        # The roots are the same for every importer: looked up once per module name, so a run
+        # of many script folders (each its own root) does not cost roots x imports lookups.
+        return self.deps.memo(self._in_roots, tuple(parts), lambda: self._root_module_file(parts))
+
+    def _root_module_file(self, parts: list[str]) -> Path | None:
+        for base in self.roots:
             found = self._module_file(base, parts)
             if found is not None:
                 return found
@@ -350,7 +327,12 @@ class ProjectIndex:
         return self._is_file(path)
 
     def _is_file(self, path: Path) -> bool:
-        return path in self.sources or path.is_file()
+        if path in self.sources:
+            return True
+        known = self._disk_files.get(path)
+        if known is None:
+            known = self._disk_files[path] = path.is_file()
+        return known
 
     def _module_file(self, base: Path, parts: list[str]) -> Path | None:
         if not parts:
@@ -465,19 +447,22 @@ class ProjectIndex:
 
     def call_sites(self, symbol: Symbol) -> list[tuple[Path, CallSummary]]:
         """Where a class or function of the project is called, in any file of the run."""
-        key = (str(symbol.path), symbol.kind, symbol.name)
-        return self.deps.memo(self._call_sites, key, lambda: self._find_call_sites(symbol))
+        by_target = self.deps.memo(self._call_sites, (symbol.name,), lambda: self._find_call_sites(symbol.name))
+        return list(by_target.get(id(symbol.target), ()))
 
-    def _find_call_sites(self, symbol: Symbol) -> list[tuple[Path, CallSummary]]:
-        found: list[tuple[Path, CallSummary]] = []
-        for path in self._scan((f"{symbol.name}(",)):
+    def _find_call_sites(self, name: str) -> dict[int, list[tuple[Path, CallSummary]]]:
+        """Every call of something named `name` in the run, by what it resolves to (id of the
+        target): resolved once for all the symbols of that name, so that many scripts each
+        defining and calling their own `RNNModel` cost a run linear in their number."""
+        found: dict[int, list[tuple[Path, CallSummary]]] = {}
+        for path in self._scan((f"{name}(",)):
             summary = self.summary(path)
             for site in summary.calls if summary is not None else ():
-                if site.callee.rsplit(".", 1)[-1] != symbol.name:
+                if site.callee.rsplit(".", 1)[-1] != name:
                     continue
                 resolved = self.resolve_callee(path, site.callee)
-                if resolved is not None and resolved.target is symbol.target:
-                    found.append((path, site))
+                if resolved is not None:
+                    found.setdefault(id(resolved.target), []).append((path, site))
         return found
 
     def model_call(self, path: Path, site: CallSummary) -> "tuple[FileModel, CallSite] | None":
@@ -530,7 +515,7 @@ class ProjectIndex:
             all_of, any_of = (tuple(part.split("\0")) if part else () for part in args)
             return [str(path) for path in self._matching(all_of, any_of)]
         if kind == "folder":
-            return sorted(str(path) for path in self.sources if str(path.parent) == args[0])
+            return [str(path) for path in self._folders.get(Path(args[0]), ())]
         if kind == "listing":
             try:
                 return sorted(entry.name for entry in Path(args[0]).iterdir())

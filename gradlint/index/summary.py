@@ -18,6 +18,7 @@ tests/test_summary.py compares the two on every fixture.
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -27,7 +28,7 @@ from gradlint.index.body_facts import BodyFacts, body_facts
 from gradlint.index.syntax import Span, calls_in, dotted, keyword, span_of, string_value
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Param:
     name: str
     default: Span | None
@@ -49,7 +50,7 @@ class ReturnSummary:
     (True: the body, False: the else)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class FunctionSummary:
     name: str
     qualname: str
@@ -99,7 +100,7 @@ class FunctionSummary:
         return ordered
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ClassSummary:
     name: str
     line: int
@@ -116,7 +117,7 @@ class ClassSummary:
     """Class-level `x = <value>` / `x: int = <value>`."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CallSummary:
     span: Span
     callee: str
@@ -133,7 +134,7 @@ class CallSummary:
         return self.span[0]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ArgparseSummary:
     call: Span
     dest: str
@@ -552,6 +553,12 @@ class _Summarizer:
     def call(self, call: ast.Call) -> None:
         spelled = dotted(call.func)
         qualified = self.summary.qualify(spelled)
+        # Every call of every file is kept for the run: the same names (`nn.Linear`,
+        # `torch.nn.Linear`, `self.fc`) are stored once.
+        if spelled is not None:
+            spelled = sys.intern(spelled)
+        if qualified is not None:
+            qualified = sys.intern(qualified)
         if spelled is None:
             return
         self.summary.calls.append(CallSummary(span_of(call), spelled, qualified, self.function, tuple(self.guards)))
