@@ -491,6 +491,73 @@ def test_a_project_optimizer_class_whose_step_clips_is_a_clipped_step():
     assert findings_of(code, {"solver.py": SOLVER}) == []
 
 
+TRAIN_LOOP = dedent(
+    """\
+    class SimpleTrainer:
+        def __init__(self, model, data_loader, optimizer):
+            self.model = model
+            self.data_loader = data_loader
+            self.optimizer = optimizer
+
+        def run_step(self):
+            losses = sum(self.model(next(self.data_loader)).values())
+            self.optimizer.zero_grad()
+            losses.backward()
+            self.optimizer.step()
+
+
+    class AMPTrainer(SimpleTrainer):
+        def __init__(self, model, data_loader, optimizer, grad_scaler):
+            super().__init__(model, data_loader, optimizer)
+            self.grad_scaler = grad_scaler
+
+        def run_step(self):
+            losses = sum(self.model(next(self.data_loader)).values())
+            self.optimizer.zero_grad()
+            self.grad_scaler.scale(losses).backward()
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+    """
+)
+
+DEFAULTS = dedent(
+    """\
+    import solver
+    from train_loop import AMPTrainer, SimpleTrainer
+
+
+    class DefaultTrainer:
+        def __init__(self, cfg, model, data_loader):
+            optimizer = self.build_optimizer(cfg, model)
+            self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, data_loader, optimizer)
+
+        @classmethod
+        def build_optimizer(cls, cfg, model):
+            return solver.build_optimizer(cfg, model)
+    """
+)
+
+
+def test_a_trainer_class_built_by_a_conditional_callee_is_followed_to_its_optimizer_factory():
+    """detectron2: `(AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, loader, optimizer)`
+    in another file, the optimizer from a classmethod `self.build_optimizer`, and AMPTrainer's
+    `self.optimizer` set in its base class's `__init__` (engine/train_loop.py:336, 517)."""
+    found = lint_sources(
+        {"train_loop.py": TRAIN_LOOP, "defaults.py": DEFAULTS, "solver.py": SOLVER}, select={"GL101"}
+    )
+    steps = {finding.line: finding for finding in found if finding.display_path == "train_loop.py"}
+    assert sorted(steps) == [at(TRAIN_LOOP, "self.optimizer.step()"), at(TRAIN_LOOP, "self.grad_scaler.step(")]
+    for finding in steps.values():
+        assert finding.severity is Severity.INFO
+        assert finding.message.startswith("Clipping depends on `cfg.SOLVER.CLIP_GRADIENTS.ENABLED`")
+
+
+def test_without_its_callers_a_trainer_class_optimizer_is_unknown():
+    found = lint_sources({"train_loop.py": TRAIN_LOOP}, select={"GL101"})
+    assert [f.severity for f in found] == [Severity.INFO, Severity.INFO]
+    assert all("could not be followed" in f.message for f in found)
+
+
 def test_a_clipping_condition_that_resolves_decides():
     solver = SOLVER.replace("if not cfg.SOLVER.CLIP_GRADIENTS.ENABLED:", "if not CLIP_ENABLED:")
     on = "CLIP_ENABLED = True\n\n" + solver

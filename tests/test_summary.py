@@ -142,6 +142,14 @@ def test_summary_agrees_on_tricky_scopes_bindings_and_call_order() -> None:
     check_agreement(TRICKY)
 
 
+def test_summary_and_model_list_each_branch_of_a_conditional_callee() -> None:
+    text = "from train_loop import A, B\n\ndef build(cfg, m):\n    return (A if cfg.amp else B)(m, lr=(f if x else g)(1))\n"
+    check_agreement(text)
+    summary = summarize(cpython_parse(text), text)
+    assert [c.callee for c in summary.calls] == ["f", "g", "A", "B"]  # the argument's call first, as the model
+    assert [c.qualified for c in summary.calls][2:] == ["train_loop.A", "train_loop.B"]
+
+
 def test_summary_keeps_star_imports_and_relative_prefixes() -> None:
     summary = summarize(cpython_parse(TRICKY), TRICKY)
     assert summary.star_imports == [".model"]

@@ -357,12 +357,18 @@ class _Builder:
         attr = func.attr.value if isinstance(func, cst.Attribute) else None
         receiver = dotted_name(func.value) if isinstance(func, cst.Attribute) else None
         spelled = dotted_name(func)
+        function = self._function_stack[-1] if self._function_stack else None
         if spelled is not None:
-            self.calls.append(
-                CallSite(call, spelled, qualified, self._function_stack[-1] if self._function_stack else None)
-            )
+            self.calls.append(CallSite(call, spelled, qualified, function))
             if attr == "add_argument":
                 self._argparse_argument(call)
+        elif isinstance(func, cst.IfExp):
+            # `(AMPTrainer if cfg.AMP else SimpleTrainer)(model, loader, optimizer)` calls either:
+            # a call site of each, in the order the summary lists them (index/summary.py).
+            for branch in (func.body, func.orelse):
+                branch_name = dotted_name(branch)
+                if branch_name is not None:
+                    self.calls.append(CallSite(call, branch_name, self.imports.qualify_expr(branch), function))
         for arg in call.args:
             passed = consumed_name(arg.value)
             if passed is not None:

@@ -230,7 +230,7 @@ class Behaviour:
         if depth > MAX_DEPTH:
             return None
         if name in ("self", "cls"):
-            return self._enclosing(path, summary, function)
+            return self.enclosing(path, summary, function)
         if "." in name:
             receiver, _, attribute = name.rpartition(".")
             owner = self.class_of_name(path, summary, function, receiver, depth + 1)
@@ -333,7 +333,8 @@ class Behaviour:
                 scope = scope.parent
         return self.project.resolve_callee(path, spelled) or qualified_symbol(self.project, path, summary, spelled)
 
-    def _enclosing(self, path: Path, summary: FileSummary, function: FunctionSummary | None) -> ClassRef | None:
+    def enclosing(self, path: Path, summary: FileSummary, function: FunctionSummary | None) -> ClassRef | None:
+        """The class a function is a method of (or nested in)."""
         while function is not None and function.class_name is None:
             function = function.parent
         if function is None or function.class_name is None:

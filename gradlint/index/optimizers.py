@@ -22,6 +22,7 @@ from gradlint.analysis.calls import arg_value
 from gradlint.analysis.model import FileModel, Function, Kind
 from gradlint.analysis.names import dotted_name
 from gradlint.analysis.steps import TrainingStep, optimizer_name
+from gradlint.index.project import Symbol
 from gradlint.index.summary import ClassSummary, FileSummary, FunctionSummary
 from gradlint.index.values import Scope, argument_for
 
@@ -131,6 +132,15 @@ def _origin_of_step(step: TrainingStep, project, path: Path) -> OptimizerSite | 
         else:
             function = _value_function(model, value)
         return trail.follow(value, Frame(path, summary, project.function_summary(path, function)))
+    if name.startswith("self.") and name.count(".") == 1:
+        # `self.optimizer` set in a base class's `__init__` (AMPTrainer(SimpleTrainer)), in any file.
+        function = project.function_summary(path, context.function)
+        owner = project.behaviour.enclosing(path, summary, function)
+        found = project.behaviour.attribute_value(owner, name[5:]) if owner is not None else None
+        if found is None:
+            return None
+        expression, setter = found
+        return trail.follow(expression, Frame(setter.path, setter.summary, setter.function))
     if "." in name:
         return None
     return trail.follow(cst.Name(name), Frame(path, summary, project.function_summary(path, context.function)))
@@ -184,6 +194,11 @@ class _Trail:
             return OptimizerSite(call, frame, qualified, passed, factories)
         callee = dotted_name(call.func)
         symbol = self.project.resolve_callee(frame.path, callee) if callee else None
+        if symbol is None and callee is not None and callee.startswith(("self.", "cls.")) and callee.count(".") == 1:
+            # `self.build_optimizer(cfg, model)`: a method of the class or of a base, in any file.
+            method = self.project.behaviour.callee(frame.path, frame.summary, frame.function, callee, None)
+            if method is not None:
+                symbol = Symbol(method.path, method.summary, "function", method.function.name, method.function)
         if symbol is None or symbol.kind not in ("function", "class"):
             return None
         factory = Factory(call, frame, symbol.path, symbol.target)

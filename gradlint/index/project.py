@@ -455,7 +455,8 @@ class ProjectIndex:
         target): resolved once for all the symbols of that name, so that many scripts each
         defining and calling their own `RNNModel` cost a run linear in their number."""
         found: dict[int, list[tuple[Path, CallSummary]]] = {}
-        for path in self._scan((f"{name}(",)):
+        # `name(...)`, or a branch of a conditional callee: `(A if cfg.amp else name)(...)`.
+        for path in self._scan((), (f"{name}(", f"{name})", f"{name} if")):
             summary = self.summary(path)
             for site in summary.calls if summary is not None else ():
                 if site.callee.rsplit(".", 1)[-1] != name:

@@ -560,6 +560,15 @@ class _Summarizer:
         if qualified is not None:
             qualified = sys.intern(qualified)
         if spelled is None:
+            if isinstance(call.func, ast.IfExp):
+                # `(AMPTrainer if cfg.AMP else SimpleTrainer)(...)` calls either (as analysis/builder.py).
+                for branch in (call.func.body, call.func.orelse):
+                    branch_name = dotted(branch)
+                    if branch_name is not None:
+                        self.summary.calls.append(CallSummary(
+                            span_of(call), sys.intern(branch_name), self.summary.qualify(branch_name), self.function,
+                            tuple(self.guards),
+                        ))
             return
         self.summary.calls.append(CallSummary(span_of(call), spelled, qualified, self.function, tuple(self.guards)))
         if isinstance(call.func, ast.Attribute) and call.func.attr == "add_argument":
