@@ -558,6 +558,86 @@ def test_without_its_callers_a_trainer_class_optimizer_is_unknown():
     assert all("could not be followed" in f.message for f in found)
 
 
+ENGINE = dedent(
+    """\
+    class Engine:
+        def __init__(self, state):
+            self.state = state
+
+        def run_event(self, event):
+            for algorithm in self.state.algorithms:
+                if algorithm.match(event, self.state):
+                    algorithm.apply(event, self.state)
+    """
+)
+
+ALGORITHMS = dedent(
+    """\
+    import torch
+
+
+    class Algorithm:
+        def match(self, event, state):
+            return False
+
+        def apply(self, event, state):
+            pass
+
+
+    class GradientClipping(Algorithm):
+        def __init__(self, threshold):
+            self.threshold = threshold
+
+        def match(self, event, state):
+            return event == "after_train_batch"
+
+        def apply(self, event, state):
+            torch.nn.utils.clip_grad_norm_(state.model.parameters(), self.threshold)
+
+
+    class LabelSmoothing(Algorithm):
+        def apply(self, event, state):
+            state.smoothing = 0.1
+    """
+)
+
+TRAINER = dedent(
+    """\
+    from engine import Engine
+
+
+    class Trainer:
+        def __init__(self, state):
+            self.state = state
+            self.engine = Engine(state)
+
+        def train_batch(self, batch):
+            loss = self.state.model(batch)
+            loss.backward()
+            self.engine.run_event("after_train_batch")
+            for optimizer in self.state.optimizers:
+                optimizer.step()
+    """
+)
+
+
+def test_clipping_by_a_configured_algorithm_makes_gl101_info_naming_it():
+    """composer: `self.engine.run_event(Event.AFTER_TRAIN_BATCH)` runs every configured algorithm's
+    `apply`; the GradientClipping algorithm clips, when configured (trainer.py:2692)."""
+    found = lint_sources({"trainer.py": TRAINER, "engine.py": ENGINE, "algorithms.py": ALGORITHMS}, select={"GL101"})
+    finding = only(found, "GL101")
+    assert finding.line == at(TRAINER, "optimizer.step()")
+    assert finding.severity is Severity.INFO
+    assert finding.message.startswith("Clipping depends on configuration")
+    assert f"`GradientClipping.apply` (algorithms.py:{at(ALGORITHMS, 'def apply(self, event, state):', 2)})" in finding.message
+
+
+def test_a_loop_over_objects_whose_classes_never_clip_is_no_clipping():
+    algorithms = ALGORITHMS.replace("torch.nn.utils.clip_grad_norm_(state.model.parameters(), self.threshold)", "pass")
+    found = lint_sources({"trainer.py": TRAINER, "engine.py": ENGINE, "algorithms.py": algorithms}, select={"GL101"})
+    assert "Clipping depends" not in only(found, "GL101").message
+
+
 def test_a_clipping_condition_that_resolves_decides():
     solver = SOLVER.replace("if not cfg.SOLVER.CLIP_GRADIENTS.ENABLED:", "if not CLIP_ENABLED:")
     on = "CLIP_ENABLED = True\n\n" + solver

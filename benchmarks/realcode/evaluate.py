@@ -66,6 +66,8 @@ class Label:
     reason: str
     severity: str | None = None
     cell: int | None = None  # notebooks: `line` is then the line within this code cell
+    message: str | None = None
+    """With fires = true: text the finding's message must hold (what the rule must say there)."""
 
     @property
     def key(self) -> tuple[str, str, int | None, int]:
@@ -174,7 +176,12 @@ def load_manifest(path: Path) -> Manifest:
         cell = raw.get("cell")
         if cell is not None and (not isinstance(cell, int) or isinstance(cell, bool) or cell < 1):
             raise ManifestError(f"{where}: cell must be a positive integer")
-        label = Label(rule, file, line, fires, reason, severity, cell)
+        message = raw.get("message")
+        if message is not None:
+            message = str(message)
+            if not fires or not message.strip():
+                raise ManifestError(f"{where}: message must be non-empty and is only allowed with fires = true")
+        label = Label(rule, file, line, fires, reason, severity, cell, message)
         if label.key in seen:
             raise ManifestError(f"{where}: duplicates label {seen[label.key]} ({rule} {file}:{line})")
         seen[label.key] = index
@@ -432,6 +439,8 @@ def score(results: list[RepoResult]) -> dict:
             counts = per_rule.setdefault(label.rule, Counts())
             counts.labels += 1
             hits = by_key.get(label.key, [])
+            if label.fires and label.message is not None:  # it must also say what the label expects
+                hits = [hit for hit in hits if label.message in hit.get("message", "")]
             if label.fires:
                 outcome = "TP" if hits else "FN"
             else:

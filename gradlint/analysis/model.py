@@ -301,6 +301,9 @@ class CallEffect:
     """True / False when its body was read (or the configuration says), None when unknown."""
     resolved: bool = False
     """The callee's body was found (in the project, or on disk)."""
+    clips_if: str | None = None
+    """No sure clip, but clipping when the configuration registers a certain object: `` `self.engine.run_event(...)`
+    runs `algorithm.apply(...)` over configured objects; `GradientClipping.apply` (gc.py:131) clips``."""
 
 
 class Oracle:

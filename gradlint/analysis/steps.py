@@ -216,6 +216,17 @@ class TrainingStep:
         return found + ([own] if own is not None else [])
 
     @property
+    def conditional_clips(self) -> list[str]:
+        """Calls between backward and step that clip only when the configuration registers a
+        clipping object (an algorithm, callback or plugin run over a collection)."""
+        found = []
+        for occ in self.window:
+            effect = self.context.effect(occ)
+            if effect is not None and effect.clips_if:
+                found.append(effect.clips_if)
+        return found
+
+    @property
     def is_engine_step(self) -> bool:
         return self.step.event.receiver in self.context.model.owner_receivers
 

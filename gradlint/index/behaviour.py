@@ -52,6 +52,24 @@ class Effects:
     steps: bool = False
     via: str = ""
     """The call chain that reaches the clip (`self.clip_grad_norm -> clip_grad_norm_fp32`)."""
+    clips_if: "Dispatch | None" = None
+    """No sure clip, but a call on the objects of a loop (plugins, algorithms, callbacks) that
+    clips when one of them is a project class whose method clips: it depends on configuration."""
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """`for algorithm in algorithms: algorithm.apply(...)` where a project class's `apply` clips."""
+
+    call: str
+    """The dispatching call as spelled (`algorithm.apply`)."""
+    owner: str
+    """The project class whose method clips (`GradientClipping`)."""
+    path: Path
+    line: int
+    """Where that method is defined."""
+    via: str = ""
+    """The call chain from the function asked about to the dispatching call."""
 
 
 NOTHING = Effects()
@@ -127,6 +145,7 @@ class Behaviour:
         facts = function.facts
         clips = (path, facts.clips[0][0], facts.clips[0][1]) if facts.clips else None
         zeroes, detaches, backward, steps, via = facts.zeroes, facts.detaches, facts.backward, bool(facts.steps), ""
+        clips_if: Dispatch | None = None
         if depth >= MAX_DEPTH:
             return Effects(clips, zeroes, detaches, backward, steps)
         for site in summary.calls:
@@ -140,17 +159,45 @@ class Behaviour:
             if declared is not None:
                 continue
             target = self.callee(path, summary, function, site.callee, site.qualified)
-            if target is None or target.function is function:
+            if target is None:
+                if clips_if is None:
+                    clips_if = self._dispatch(function, site.callee)
+                continue
+            if target.function is function:
                 continue
             inner = self.effects(target.path, target.summary, target.function, depth + 1)
             if inner.clips is not None and clips is None:
                 clips = inner.clips
                 via = site.callee + (f" -> {inner.via}" if inner.via else "")
+            if inner.clips_if is not None and clips_if is None:
+                chain = site.callee + (f" -> {inner.clips_if.via}" if inner.clips_if.via else "")
+                clips_if = Dispatch(inner.clips_if.call, inner.clips_if.owner, inner.clips_if.path, inner.clips_if.line, chain)
             zeroes |= inner.zeroes
             detaches |= inner.detaches
             backward |= inner.backward
             steps |= inner.steps
-        return Effects(clips, zeroes, detaches, backward, steps, via)
+        return Effects(clips, zeroes, detaches, backward, steps, via, None if clips is not None else clips_if)
+
+    def _dispatch(self, function: FunctionSummary, spelled: str) -> Dispatch | None:
+        """`algorithm.apply(...)` on the variable of a `for` in the function, which no assignment
+        binds: the objects iterated come from configuration, so gradlint cannot tell their
+        classes. When a project class has a method of that name that clips, clipping depends on
+        whether such an object is configured (a documented fallback on the method's name)."""
+        receiver, _, method = spelled.rpartition(".")
+        if not receiver or "." in receiver or receiver not in function.loop_names or receiver in function.bindings:
+            return None
+        found = self._memo("dispatch", (method,), lambda: self._clipping_method(method), None)
+        return Dispatch(spelled, found.owner, found.path, found.line) if found is not None else None
+
+    def _clipping_method(self, method: str) -> Dispatch | None:
+        for path, summary in self.project.summaries_with((f"def {method}",)):
+            for info in summary.classes.values():
+                found = info.methods.get(method)
+                if found is None:
+                    continue
+                if self.effects(path, summary, found, 1).clips is not None:
+                    return Dispatch("", info.name, path, found.line)
+        return None
 
     def describe_clip(self, effects: Effects, spelled: str) -> str:
         assert effects.clips is not None
@@ -158,6 +205,16 @@ class Behaviour:
         where = self.project.where(path, line)
         through = f" through `{effects.via}`" if effects.via else ""
         return f"`{spelled}(...)` clips: its body{through} calls `{what}` at {where}"
+
+    def describe_dispatch(self, effects: Effects, spelled: str) -> str:
+        dispatch = effects.clips_if
+        assert dispatch is not None
+        through = f" (through `{dispatch.via}`)" if dispatch.via else ""
+        return (
+            f"`{spelled}(...)` calls `{dispatch.call}(...)` on each of a collection of objects{through}, and "
+            f"`{dispatch.owner}.{dispatch.call.rpartition('.')[2]}` ({self.project.where(dispatch.path, dispatch.line)}) "
+            f"clips when one is a `{dispatch.owner}`"
+        )
 
     # ------------------------------------------------------------- callees
 

@@ -53,7 +53,8 @@ class FileOracle(Oracle):
             return None
         effects = self.behaviour.effects(target.path, target.summary, target.function)
         clips = self.behaviour.describe_clip(effects, spelled) if effects.clips is not None else None
-        return CallEffect(clips=clips, zeroes=effects.zeroes, detaches=effects.detaches, resolved=True)
+        clips_if = self.behaviour.describe_dispatch(effects, spelled) if effects.clips_if is not None else None
+        return CallEffect(clips=clips, zeroes=effects.zeroes, detaches=effects.detaches, resolved=True, clips_if=clips_if)
 
     def returns_iterator(self, function: Function | None, call: cst.Call) -> bool | None:
         summary = self._summary()

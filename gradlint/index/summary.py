@@ -79,6 +79,8 @@ class FunctionSummary:
     the name's position in it."""
     facts: BodyFacts = field(default_factory=BodyFacts)
     """What the function's own body does to gradients (gradlint.index.body_facts)."""
+    loop_names: set[str] = field(default_factory=set)
+    """Names a `for` of the body binds (`for algorithm in algorithms:`)."""
     returns_annotation: Span | None = None
 
     @property
@@ -350,6 +352,11 @@ class _Summarizer:
             self.define_class(statement)
         elif isinstance(statement, (ast.For, ast.AsyncFor)):
             self.expression(statement.iter)
+            owner = self.body_owners[-1]
+            if owner is not None:
+                owner.loop_names.update(
+                    node.id for node in ast.walk(statement.target) if isinstance(node, ast.Name)
+                )
             self.statements(statement.body)
             self.statements(statement.orelse)
         elif isinstance(statement, ast.While):

@@ -91,7 +91,15 @@ class MissingGradientClipping(Rule):
                 f"{text(model, backward)} at line {ctx.line_of(backward.node)}: one bad batch can blow up the weights"
             )
             risk = None
-            if clipping is not None:
+            dispatched = step.conditional_clips
+            if clipping is None and dispatched:
+                message = (
+                    f"Clipping depends on configuration: between {text(model, backward)} and {text(model, optimizer_step)}, "
+                    f"{dispatched[0]}; gradlint cannot tell whether one is configured, and without it one bad batch "
+                    "can blow up the weights (informational)"
+                )
+                hint = "Make sure your configuration registers the clipping object, or clip yourself. " + hint
+            elif clipping is not None:
                 where = f" (read at {clipping.where})" if clipping.where else ""
                 message = (
                     f"Clipping depends on `{clipping.condition}`: {text(model, optimizer_step)} runs an optimizer from "
