@@ -440,3 +440,31 @@ def test_origin_names_where_a_value_came_from():
     site = next(site for site in model.calls if site.callee == "probe")
     resolved = project.resolver.resolve(site.node.args[0].value, project.scope(ROOT / "train.py", None))
     assert resolved.value == 200 and str(resolved.origin) == "BPTT = ... (config.py:1)"
+
+
+def test_a_module_found_in_the_import_roots_is_one_dependency_however_many_roots(tmp_path):
+    """Each script folder is an import root; a module name is looked up in all of them, but the
+    answer costs one dependency (which file it finds), not one per file tried in each root."""
+    checker = FileChecker([])
+    sources = []
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "__init__.py").write_text("")
+    (tmp_path / "lib" / "layers.py").write_text("WIDTH = 3\n")
+    sources.append(checker.load(tmp_path / "lib" / "layers.py", "lib/layers.py"))
+    for number in range(60):
+        folder = tmp_path / f"exp{number:03d}"
+        folder.mkdir()
+        (folder / "train.py").write_text("from lib.layers import WIDTH\n")
+        sources.append(checker.load(folder / "train.py", f"exp{number:03d}/train.py"))
+    project = ProjectIndex(sources, roots=[tmp_path])
+    script = tmp_path / "exp059" / "train.py"
+    with project.deps.recording() as noted:
+        symbol = project.resolve(script, "WIDTH")
+    assert symbol is not None and symbol.path == tmp_path / "lib" / "layers.py"
+    assert ("module", "lib.layers") in noted
+    assert len([dependency for dependency in noted if dependency[0] == "exists"]) <= 4
+    assert project.dependency_value(("module", "lib.layers")) == project.dependency_value(("module", "lib.layers"))
+    (tmp_path / "lib" / "layers.py").unlink()
+    (tmp_path / "lib" / "layers" ).mkdir()
+    fresh = ProjectIndex(sources[1:], roots=[tmp_path])
+    assert fresh.dependency_value(("module", "lib.layers")) != project.dependency_value(("module", "lib.layers"))

@@ -18,7 +18,8 @@ from typing import Callable, Hashable, Iterator, MutableMapping, TypeVar
 
 Dependency = tuple[str, ...]
 """('text', path) | ('file', path) | ('exists', path) | ('scan', needle, ...) | ('folder', dir) |
-('listing', dir) (the names of a folder's entries on disk: config files) | ('roots',) | ('members',)"""
+('listing', dir) (the names of a folder's entries on disk: config files) | ('module', name) (the file
+a module name finds in the import roots) | ('roots',) | ('members',)"""
 
 T = TypeVar("T")
 

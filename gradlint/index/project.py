@@ -16,6 +16,7 @@ need the flow of another file's training step (see `model`).
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -77,8 +78,11 @@ class ProjectIndex:
         self._lasting: dict[str, dict] = {}
         self.words = WordIndex(self.sources)
         """Which files of the run hold a word (index/words.py)."""
-        self._in_roots: dict[tuple, tuple[Path | None, set]] = {}
+        self._in_roots: dict[tuple[str, ...], Path | None] = {}
+        """A module name -> the file it finds in the import roots (or None)."""
         self._disk_files: dict[Path, bool] = {}
+        self._listings: dict[Path, frozenset[str]] = {}
+        """A folder -> the names in it (empty when it is not there), for `_is_file`."""
         """Whether a path outside the run is a file (asked once per run: the disk does not change)."""
         self.parsed_lines = 0
         """Lines parsed by libcst since the last release (a tree costs about 8 MiB per 1,000 lines)."""
@@ -312,27 +316,57 @@ class ProjectIndex:
         if found is not None:
             return found
         # The roots are the same for every importer: looked up once per module name, so a run
-        # of many script folders (each its own root) does not cost roots x imports lookups.
-        return self.deps.memo(self._in_roots, tuple(parts), lambda: self._root_module_file(parts))
+        # of many script folders (each its own root) does not cost roots x imports lookups. The
+        # answer is one dependency (which file the name finds in the roots), not one per file
+        # tried in each root: a cached answer replays its dependencies into every later question,
+        # and hundreds of roots made them the largest thing the run held (400,000 on torch).
+        self.deps.note(("module", ".".join(parts)))
+        return self._root_module_file(tuple(parts))
 
-    def _root_module_file(self, parts: list[str]) -> Path | None:
-        for base in self.roots:
-            found = self._module_file(base, parts)
+    def _root_module_file(self, parts: tuple[str, ...]) -> Path | None:
+        if parts in self._in_roots:
+            return self._in_roots[parts]
+        found = None
+        for base in self._import_roots:
+            candidate = base.joinpath(*parts)
+            files = (candidate.with_suffix(".py"), candidate / "__init__.py") if parts else (base / "__init__.py",)
+            found = next((file for file in files if self._is_file(file)), None)
             if found is not None:
-                return found
-        return None
+                break
+        self._in_roots[parts] = found
+        return found
 
     def _exists(self, path: Path) -> bool:
         self.deps.note(("exists", str(path)))
         return self._is_file(path)
 
     def _is_file(self, path: Path) -> bool:
+        """Whether a file is in the run or on disk. The disk is asked through each folder's
+        listing, read once per run: a module name is tried in every import root, and a run of
+        many script folders has hundreds of roots, where one `stat` (and one cached Path) per
+        candidate came to 400,000 of each on torch. A folder that is not there is never listed."""
         if path in self.sources:
             return True
+        if path.name not in self._names_in(path.parent):
+            return False
         known = self._disk_files.get(path)
         if known is None:
             known = self._disk_files[path] = path.is_file()
         return known
+
+    def _names_in(self, folder: Path) -> frozenset[str]:
+        names = self._listings.get(folder)
+        if names is None:
+            parent = folder.parent
+            if parent != folder and folder.name not in self._names_in(parent):
+                names = frozenset()
+            else:
+                try:
+                    names = frozenset(os.listdir(folder))
+                except OSError:
+                    names = frozenset()
+            self._listings[folder] = names
+        return names
 
     def _module_file(self, base: Path, parts: list[str]) -> Path | None:
         if not parts:
@@ -522,6 +556,9 @@ class ProjectIndex:
                 return sorted(entry.name for entry in Path(args[0]).iterdir())
             except OSError:
                 return None
+        if kind == "module":
+            found = self._root_module_file(tuple(part for part in args[0].split(".") if part))
+            return str(found) if found is not None else None
         if kind == "roots":
             return [str(root) for root in self._import_roots]
         if kind == "members":
