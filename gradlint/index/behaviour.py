@@ -21,7 +21,7 @@ file's libcst tree:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
@@ -171,7 +171,7 @@ class Behaviour:
                 via = site.callee + (f" -> {inner.via}" if inner.via else "")
             if inner.clips_if is not None and clips_if is None:
                 chain = site.callee + (f" -> {inner.clips_if.via}" if inner.clips_if.via else "")
-                clips_if = Dispatch(inner.clips_if.call, inner.clips_if.owner, inner.clips_if.path, inner.clips_if.line, chain)
+                clips_if = replace(inner.clips_if, via=chain)
             zeroes |= inner.zeroes
             detaches |= inner.detaches
             backward |= inner.backward
@@ -187,7 +187,7 @@ class Behaviour:
         if not receiver or "." in receiver or receiver not in function.loop_names or receiver in function.bindings:
             return None
         found = self._memo("dispatch", (method,), lambda: self._clipping_method(method), None)
-        return Dispatch(spelled, found.owner, found.path, found.line) if found is not None else None
+        return replace(found, call=spelled) if found is not None else None
 
     def _clipping_method(self, method: str) -> Dispatch | None:
         for path, summary in self.project.summaries_with((f"def {method}",)):

@@ -328,9 +328,8 @@ class ProjectIndex:
             return self._in_roots[parts]
         found = None
         for base in self._import_roots:
-            candidate = base.joinpath(*parts)
-            files = (candidate.with_suffix(".py"), candidate / "__init__.py") if parts else (base / "__init__.py",)
-            found = next((file for file in files if self._is_file(file)), None)
+            # Not noted file by file: the caller notes the one ('module', name) dependency.
+            found = next((file for file in _module_candidates(base, parts) if self._is_file(file)), None)
             if found is not None:
                 break
         self._in_roots[parts] = found
@@ -368,15 +367,8 @@ class ProjectIndex:
             self._listings[folder] = names
         return names
 
-    def _module_file(self, base: Path, parts: list[str]) -> Path | None:
-        if not parts:
-            init = base / "__init__.py"
-            return init if self._exists(init) else None
-        candidate = base.joinpath(*parts)
-        for file in (candidate.with_suffix(".py"), candidate / "__init__.py"):
-            if self._exists(file):
-                return file
-        return None
+    def _module_file(self, base: Path, parts: "list[str] | tuple[str, ...]") -> Path | None:
+        return next((file for file in _module_candidates(base, parts) if self._exists(file)), None)
 
     # ---------------------------------------------------------------- symbols
 
@@ -565,6 +557,14 @@ class ProjectIndex:
             return sorted(str(path) for path in self.sources)
         raise ValueError(f"unknown dependency {dependency!r}")
 
+
+
+def _module_candidates(base: Path, parts: "list[str] | tuple[str, ...]") -> tuple[Path, ...]:
+    """The files `import a.b` may load under `base`: `a/b.py`, then `a/b/__init__.py`."""
+    if not parts:
+        return (base / "__init__.py",)
+    candidate = base.joinpath(*parts)
+    return (candidate.with_suffix(".py"), candidate / "__init__.py")
 
 
 def _digest(value: object) -> str:
