@@ -16,7 +16,6 @@ need the flow of another file's training step (see `model`).
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 from gradlint.analysis.builder import build_model
 from gradlint.analysis.model import CallSite, ClassInfo, FileModel, Function
 from gradlint.index.deps import Dependency, DependencyLog
+from gradlint.index.disk import Disk, module_candidates
 from gradlint.index.summary import CallSummary, ClassSummary, FileSummary, FunctionSummary, summarize
 from gradlint.index.syntax import Span
 from gradlint.index.words import WordIndex
@@ -80,10 +80,7 @@ class ProjectIndex:
         """Which files of the run hold a word (index/words.py)."""
         self._in_roots: dict[tuple[str, ...], Path | None] = {}
         """A module name -> the file it finds in the import roots (or None)."""
-        self._disk_files: dict[Path, bool] = {}
-        self._listings: dict[Path, frozenset[str]] = {}
-        """A folder -> the names in it (empty when it is not there), for `_is_file`."""
-        """Whether a path outside the run is a file (asked once per run: the disk does not change)."""
+        self._disk = Disk(self.sources)
         self.parsed_lines = 0
         """Lines parsed by libcst since the last release (a tree costs about 8 MiB per 1,000 lines)."""
 
@@ -340,7 +337,7 @@ class ProjectIndex:
             bases = self._import_roots
         for base in bases:
             # Not noted file by file: the caller notes the one ('module', name) dependency.
-            found = next((file for file in _module_candidates(base, parts) if self._is_file(file)), None)
+            found = next((file for file in module_candidates(base, parts) if self._is_file(file)), None)
             if found is not None:
                 break
         self._in_roots[parts] = found
@@ -348,59 +345,17 @@ class ProjectIndex:
 
     @cached_property
     def _roots_by_name(self) -> dict[str, list[Path]]:
-        """top-level module name -> the import roots (in order) that hold a file or folder of that
-        name, on disk or in the run: `import a.b` can only load from these. Trying every root for
-        every name cost roots x names candidate paths (330,000 on the torch corpus, most of a warm
-        run's time)."""
-        roots = self._import_roots
-        order = {root: position for position, root in enumerate(roots)}
-        holding: dict[str, set[Path]] = {}
-        for root in roots:
-            for entry in self._names_in(root):
-                holding.setdefault(entry[:-3] if entry.endswith(".py") else entry, set()).add(root)
-        for path in self.sources:  # files of the run that the disk may not hold (an editor's buffer)
-            child = path
-            for folder in path.parents:
-                if folder in order:
-                    name = child.name
-                    holding.setdefault(name[:-3] if name.endswith(".py") else name, set()).add(folder)
-                child = folder
-        return {name: sorted(found, key=order.__getitem__) for name, found in holding.items()}
+        return self._disk.roots_by_name(self._import_roots, self.sources)
 
     def _exists(self, path: Path) -> bool:
         self.deps.note(("exists", str(path)))
         return self._is_file(path)
 
     def _is_file(self, path: Path) -> bool:
-        """Whether a file is in the run or on disk. The disk is asked through each folder's
-        listing, read once per run: a module name is tried in every import root, and a run of
-        many script folders has hundreds of roots, where one `stat` (and one cached Path) per
-        candidate came to 400,000 of each on torch. A folder that is not there is never listed."""
-        if path in self.sources:
-            return True
-        if path.name not in self._names_in(path.parent):
-            return False
-        known = self._disk_files.get(path)
-        if known is None:
-            known = self._disk_files[path] = path.is_file()
-        return known
-
-    def _names_in(self, folder: Path) -> frozenset[str]:
-        names = self._listings.get(folder)
-        if names is None:
-            parent = folder.parent
-            if parent != folder and folder.name not in self._names_in(parent):
-                names = frozenset()
-            else:
-                try:
-                    names = frozenset(os.listdir(folder))
-                except OSError:
-                    names = frozenset()
-            self._listings[folder] = names
-        return names
+        return self._disk.is_file(path)
 
     def _module_file(self, base: Path, parts: "list[str] | tuple[str, ...]") -> Path | None:
-        return next((file for file in _module_candidates(base, parts) if self._exists(file)), None)
+        return next((file for file in module_candidates(base, parts) if self._exists(file)), None)
 
     # ---------------------------------------------------------------- symbols
 
@@ -589,14 +544,6 @@ class ProjectIndex:
             return sorted(str(path) for path in self.sources)
         raise ValueError(f"unknown dependency {dependency!r}")
 
-
-
-def _module_candidates(base: Path, parts: "list[str] | tuple[str, ...]") -> tuple[Path, ...]:
-    """The files `import a.b` may load under `base`: `a/b.py`, then `a/b/__init__.py`."""
-    if not parts:
-        return (base / "__init__.py",)
-    candidate = base.joinpath(*parts)
-    return (candidate.with_suffix(".py"), candidate / "__init__.py")
 
 
 def _digest(value: object) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping
 
-import libcst as cst
-
 from gradlint.findings import Severity
 
 if TYPE_CHECKING:
+    import libcst as cst
+
     from gradlint.analysis.model import FileModel
 
 
