@@ -25,7 +25,6 @@ from gradlint.config import Config
 from gradlint.discovery import Discovery, discover
 from gradlint.engine import FileChecker, FileResult, SourceFile
 from gradlint.findings import Finding, InternalError, Report, SkippedFile
-from gradlint.fix.files import fix_files
 from gradlint.index import ProjectIndex
 from gradlint.index.deps import Dependency
 from gradlint.notebook import NotebookError, parse_notebook
@@ -81,6 +80,8 @@ def check(
     )
     report = _checked(paths, config, lint, baseline, changed, progress)
     if fix:
+        from gradlint.fix.files import fix_files  # libcst's edits: only a run that fixes needs them
+
         fixes = fix_files(report, unsafe_fixes)
         report = _checked(paths, config, lint, baseline, changed, progress)  # what the fixes left
         report.fixes = fixes

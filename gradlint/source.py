@@ -15,15 +15,14 @@ from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-import libcst as cst
-from libcst.metadata import PositionProvider
-
-from gradlint.analysis.model import FileModel
 from gradlint.findings import SkippedFile
 from gradlint.notebook import NotebookSource
 from gradlint.suppress import Suppressions
 
 if TYPE_CHECKING:
+    import libcst as cst
+
+    from gradlint.analysis.model import FileModel
     from gradlint.fix.edits import Resolver
 
 
@@ -209,6 +208,8 @@ def _parse_libcst(
     summary: Any,
     syntax: tuple[int, int, str] | None,
 ) -> Parsed | ParseFailure:
+    import libcst as cst  # here, not at the top: a run whose files no rule wants never imports it
+
     def parse_and_build() -> Parsed:
         module = cst.parse_module(lean)
         return Parsed(build(module), LazyPositions(module, statement_lines), summary)
@@ -463,7 +464,7 @@ class LazyPositions:
 
     def _statement(self, index: int) -> bool:
         """Generate one top-level statement; False when its lines cannot be placed."""
-        from libcst.metadata.position_provider import PositionProvidingCodegenState
+        from libcst.metadata.position_provider import PositionProvider, PositionProvidingCodegenState
 
         assert self._statement_lines is not None
         statement = self.module.body[index]
@@ -482,6 +483,8 @@ class LazyPositions:
     def _generate_whole(self) -> None:
         # The provider's own code generation pass, without MetadataWrapper's visitor
         # machinery around it: the same positions in about 60% of the time.
+        from libcst.metadata import PositionProvider
+
         provider = PositionProvider()
         provider._gen_impl(self.module)
         self._whole_positions = provider._computed
@@ -535,6 +538,8 @@ _NODE_TYPES: dict[type, bool] = {}
 def _index_nodes(statement: cst.CSTNode, index: int, into: dict[int, int]) -> None:
     """id(node) -> index for `statement` and every node below it (the nodes gradlint's walk
     visits), in one loop without a generator or a list per node: half the walk's time."""
+    import libcst as cst
+
     stack = [statement]
     pop, push = stack.pop, stack.append
     fields_of, node_types = _FIELDS, _NODE_TYPES
@@ -568,6 +573,8 @@ def _index_nodes(statement: cst.CSTNode, index: int, into: dict[int, int]) -> No
 
 def _ast_statement_count(statement: cst.CSTNode) -> int:
     """How many statements CPython's AST has for one libcst top-level statement (`a; b` is two)."""
+    import libcst as cst
+
     if isinstance(statement, cst.SimpleStatementLine):
         return len(statement.body)
     return 1

@@ -56,20 +56,39 @@ def test_a_checker_given_codes_matches_one_given_classes():
     assert [rule.code for rule in by_code.rules] == [rule.code for rule in by_class.rules]
 
 
-def _rules_imported_by_a_run(tmp_path: Path, text: str) -> list[str]:
+def _modules_imported_by_a_run(tmp_path: Path, text: str, *options: str) -> list[str]:
     (tmp_path / "script.py").write_text(text, encoding="utf-8")
     program = (
         "import sys\n"
         "from gradlint.cli import main\n"
         "try:\n"
-        "    main(['check', '--no-cache', '-q', '--exit-zero', 'script.py'])\n"
+        f"    main(['check', '-q', '--exit-zero', *{list(options)!r}, 'script.py'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(sorted(m.rsplit('.', 1)[-1] for m in sys.modules if m.startswith('gradlint.rules.')\n"
-        "      and m.rsplit('.', 1)[-1] not in ('base', '_helpers')))\n"
+        "print(sorted(sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, check=True)
     return ast.literal_eval(result.stdout.strip().splitlines()[-1])
+
+
+def _rules_imported_by_a_run(tmp_path: Path, text: str) -> list[str]:
+    return sorted(
+        name.rsplit(".", 1)[-1]
+        for name in _modules_imported_by_a_run(tmp_path, text, "--no-cache")
+        if name.startswith("gradlint.rules.") and name.rsplit(".", 1)[-1] not in ("base", "_helpers")
+    )
+
+
+@pytest.mark.parametrize("cache", [["--no-cache"], []], ids=["no-cache", "cache"])
+def test_a_file_without_trigger_words_never_imports_libcst(tmp_path, cache):
+    imported = _modules_imported_by_a_run(tmp_path, "import os\n\nprint(os.getcwd())\n", *cache)
+    assert "gradlint.engine" in imported  # the run did check the file
+    assert not [name for name in imported if name == "libcst" or name.startswith("libcst.")]
+
+
+def test_a_training_script_does_import_libcst(tmp_path):
+    imported = _modules_imported_by_a_run(tmp_path, "import torch\n\nloss.backward()\noptimizer.step()\n", "--no-cache")
+    assert "libcst" in imported
 
 
 def test_a_file_without_trigger_words_imports_no_rule(tmp_path):

@@ -19,15 +19,10 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
-
-from gradlint.analysis.builder import build_model
-from gradlint.analysis.model import CallSite, ClassInfo, FileModel, Function
 from gradlint.index.deps import Dependency, DependencyLog
 from gradlint.index.disk import Disk, module_candidates
-from gradlint.index.summary import CallSummary, ClassSummary, FileSummary, FunctionSummary, summarize
-from gradlint.index.syntax import Span
 from gradlint.index.words import WordIndex
 from gradlint.source import (
     Parsed,
@@ -38,6 +33,14 @@ from gradlint.source import (
     parse,
     read_source,
 )
+
+if TYPE_CHECKING:
+    from gradlint.analysis.model import CallSite, ClassInfo, FileModel, Function
+    from gradlint.index.summary import CallSummary, ClassSummary, FileSummary, FunctionSummary
+    from gradlint.index.syntax import Span
+
+# The models, summaries and libcst are imported where a file is first parsed or summarised, not
+# here: a run whose files hold no trigger word builds an index (for the cache) and parses nothing.
 
 MAX_DEPTH = 8
 T = TypeVar("T")
@@ -92,6 +95,9 @@ class ProjectIndex:
         self.deps.note(("text", str(path)))
         if path in self._loaded:
             return self._loaded[path]
+        from gradlint.analysis.builder import build_model
+        from gradlint.index.summary import summarize
+
         loaded: Parsed | ParseFailure | None
         text = self._text(path)
         if text is None:
@@ -118,6 +124,8 @@ class ProjectIndex:
         self.deps.note(("text", str(path)))
         if path in self._summaries:
             return self._summaries[path]
+        from gradlint.index.summary import summarize
+
         summary = None
         text = self._text(path)
         if text is not None:
@@ -444,6 +452,8 @@ class ProjectIndex:
 
     def function_summary(self, path: Path, function: Function | FunctionSummary | None) -> FunctionSummary | None:
         """A function of `path` as its summary has it (the libcst model's functions map by key)."""
+        from gradlint.index.summary import FunctionSummary
+
         if function is None or isinstance(function, FunctionSummary):
             return function
         summary = self.summary(path)
@@ -451,6 +461,7 @@ class ProjectIndex:
 
     def scope(self, path: Path, function: Function | FunctionSummary | None = None) -> "Any":
         """Where an expression of `path` is evaluated, for the resolver (index/values.py)."""
+        from gradlint.index.summary import FileSummary
         from gradlint.index.values import Scope
 
         summary = self.summary(path)
