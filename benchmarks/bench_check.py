@@ -54,6 +54,12 @@ DEFAULT_FIXIT = "/tmp/bench-fixit/bin/fixit"
 SINGLE_SCRIPT_SOURCES = ("char_rnn_no_clip", "clip_after_step", "amp_clip_before_unscale")
 """Plain PyTorch training scripts from fixtures/ joined into one ~500-line script."""
 PRECOMMIT_FILE_COUNT = 10
+SMALL_FLOOR_PROGRAM = (
+    "import sys, libcst\n"
+    "for path in sys.argv[1:]:\n"
+    "    with open(path, encoding='utf-8') as stream:\n"
+    "        libcst.parse_module(stream.read())\n"
+)
 FINDING_LINE = re.compile(r"^\S+?(?::\d+:\d+:|@\d+:\d+ )")
 """`path:line:col: ...` (gradlint -q, TorchFix) or `path@line:col Rule: ...` (Fixit)."""
 
@@ -410,8 +416,11 @@ def targets(results: dict[str, Measurement], cores: int) -> list[Target]:
     found.append(Target("(warm - start-up) / cold --jobs 1 (wall)",
                         ratio(warm - startup, jobs1) if warm is not None and startup is not None else None, 0.05, False,
                         f"start-up {fmt(startup, 3)} s" if startup is not None else ""))
-    found.append(Target("single ~500-line script, gradlint wall s", wall("single-gradlint"), 0.4, False))
-    found.append(Target("10-file pre-commit case, gradlint wall s", wall("precommit-gradlint"), 0.6, False))
+    for key, name, limit in (("single", "single ~500-line script, gradlint wall s", 0.4),
+                             ("precommit", "10-file pre-commit case, gradlint wall s", 0.6)):
+        floor = wall(f"{key}-floor")
+        found.append(Target(name, wall(f"{key}-gradlint"), limit, False,
+                            f"floor (python + import libcst + parse) {fmt(floor, 3)} s" if floor is not None else ""))
     rss = [m.peak_rss_mib for key, m in results.items() if key.endswith("gradlint") or key.startswith(("cold", "warm"))
            if m.available and not m.failed and m.peak_rss_mib is not None]
     found.append(Target("peak RSS of any gradlint process, MiB", max(rss) if rss else None, 250.0, False))
@@ -565,6 +574,11 @@ def run_benchmark(args: argparse.Namespace, gradlint: str, corpus_dirs: list[Pat
     for key, group, paths, cwd in small_cases:
         record(f"{key}-gradlint", measure("gradlint check (cold)", group, base + small_cache + paths, cwd,
                                           args.repeat, args.timeout))
+        # What any libcst-based checker pays before its first rule: the interpreter, libcst's
+        # import and libcst's parse of these files (the floor the small targets are read against).
+        record(f"{key}-floor", measure("floor: python + import libcst + parse", group,
+                                       [args.python, "-c", SMALL_FLOOR_PROGRAM, *paths], cwd, args.repeat,
+                                       args.timeout))
 
     # -- other linters -------------------------------------------------------------------------
     tools = (("fixit", "Fixit 'fixit lint'", fixit, ["lint"]), ("torchfix", "TorchFix", torchfix, []))

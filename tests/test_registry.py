@@ -99,3 +99,19 @@ def test_a_file_imports_only_the_rules_its_words_trigger(tmp_path):
     imported = _rules_imported_by_a_run(tmp_path, "import torch\n\nlayer = torch.nn.RNN(8, 8)\n")
     assert imported == sorted(entry.module for entry in REGISTRY if any(t in "torch.nn.RNN" for t in entry.triggers))
     assert "deep_vanilla_rnn" in imported and "missing_gradient_clipping" not in imported
+
+
+def test_a_warm_run_reuses_findings_without_importing_libcst(tmp_path):
+    # A clip after step: GL102 comes with a fix, so the cached finding holds edits to unpickle.
+    script = (
+        "import torch\n\n"
+        "def train(model, optimizer, loss):\n"
+        "    loss.backward()\n"
+        "    optimizer.step()\n"
+        "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n"
+    )
+    cold = _modules_imported_by_a_run(tmp_path, script)
+    warm = _modules_imported_by_a_run(tmp_path, script)
+    assert "libcst" in cold
+    assert "gradlint.fix.edits" in warm  # the cached finding's fix was read back
+    assert not [name for name in warm if name == "libcst" or name.startswith("libcst.")]

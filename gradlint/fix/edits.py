@@ -14,12 +14,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-import libcst as cst
-
-from gradlint.analysis.walk import children
 from gradlint.source import cpython_parse
 
 if TYPE_CHECKING:
+    import libcst as cst
+
     from gradlint.findings import Finding
 
 SAFE, UNSAFE = "safe", "unsafe"
@@ -154,6 +153,8 @@ class _StatementMap:
     rebuilds every node it leaves, which cost more than the rest of a fix."""
 
     def __init__(self, module: cst.Module) -> None:
+        import libcst as cst
+        from gradlint.analysis.walk import children
         self.holder: dict[int, cst.CSTNode] = {}
         self.parent: dict[int, cst.CSTNode] = {}
         statement_types = (cst.SimpleStatementLine, cst.SimpleStatementSuite)
@@ -203,6 +204,7 @@ class Resolver:
     def _own_line_statement(self, node: cst.CSTNode) -> cst.SimpleStatementLine | None:
         """The single simple statement holding `node`, when it has its line(s) to itself: not a
         one-line suite (`if x: step()`) nor `a; b`."""
+        import libcst as cst
         statement = self.holder(node)
         if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
             return None
@@ -218,6 +220,7 @@ class Resolver:
         return Fix(spec.safety, spec.description, tuple(edits)) if edits else None
 
     def _resolve_part(self, part) -> list[AnyEdit] | None:
+        import libcst as cst
         if isinstance(part, InsertBefore):
             statement = self._own_line_statement(part.node)
             if statement is None:
@@ -248,6 +251,7 @@ class Resolver:
         return None
 
     def _move(self, part: MoveBefore) -> list[AnyEdit] | None:
+        import libcst as cst
         moved, anchor = self._own_line_statement(part.node), self._own_line_statement(part.anchor)
         if moved is None or anchor is None or moved is anchor:
             return None
@@ -321,6 +325,7 @@ class Resolver:
 
     def _end_line(self, statement: cst.CSTNode) -> int | None:
         """0-based index of the line after the statement."""
+        import libcst as cst
         if not isinstance(statement, cst.SimpleStatementLine):
             return None
         # The statement's last line: the line of its first token plus the newlines it spans.
@@ -330,6 +335,7 @@ class Resolver:
 
 
 def _binds(statement: cst.CSTNode, name: str) -> bool:
+    import libcst as cst
     if not isinstance(statement, cst.SimpleStatementLine):
         return False
     for small in statement.body:
@@ -346,6 +352,7 @@ def _binds(statement: cst.CSTNode, name: str) -> bool:
 
 
 def _is_docstring(statement: cst.CSTNode) -> bool:
+    import libcst as cst
     return (
         isinstance(statement, cst.SimpleStatementLine)
         and len(statement.body) == 1
@@ -355,6 +362,7 @@ def _is_docstring(statement: cst.CSTNode) -> bool:
 
 
 def _is_future(statement: cst.CSTNode) -> bool:
+    import libcst as cst
     return (
         isinstance(statement, cst.SimpleStatementLine)
         and any(
@@ -442,6 +450,7 @@ def fixed_text(text: str, findings: Sequence["Finding"], unsafe: bool) -> tuple[
     """The text with the wanted fixes applied, and the findings fixed; the text is unchanged
     when the result would not parse. A fix whose edits collide with an earlier finding's is
     left for the next run."""
+    import libcst as cst
     chosen: list["Finding"] = []
     edits: list[AnyEdit] = []
     for finding in findings:
