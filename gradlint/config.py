@@ -13,12 +13,13 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
-
-import pathspec
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from gradlint.findings import Severity
 from gradlint.rules import RULES_BY_CODE, expand_selector, get_rule
+
+if TYPE_CHECKING:
+    import pathspec
 
 CONFIG_FILENAMES: tuple[str, ...] = (".gradlint.toml", "gradlint.toml")
 """Dedicated configuration files, in order of precedence; both win over `pyproject.toml`."""
@@ -188,7 +189,9 @@ def _relative_posix(path: Path, root: Path) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _compile_patterns(patterns: tuple[str, ...]) -> pathspec.PathSpec:
+def _compile_patterns(patterns: tuple[str, ...]) -> "pathspec.PathSpec":
+    import pathspec  # here: most runs compile no pattern
+
     return pathspec.GitIgnoreSpec.from_lines(patterns)
 
 

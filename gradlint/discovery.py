@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import pathspec
-
 from gradlint.config import Config
 
 DEFAULT_EXCLUDES: tuple[str, ...] = (
@@ -100,8 +98,16 @@ class _Layer:
 
 
 def _read_patterns(path: str) -> list:
+    import pathspec  # here: a run given only files reads no ignore file (10 ms of its start-up)
+
     with open(path, encoding="utf-8", errors="replace") as handle:
         return pathspec.GitIgnoreSpec.from_lines(handle.read().splitlines()).patterns
+
+
+def _compiled(patterns: list[str]) -> list:
+    import pathspec
+
+    return pathspec.GitIgnoreSpec.from_lines(patterns).patterns
 
 
 class _Walker:
@@ -110,7 +116,7 @@ class _Walker:
         self.result = result
         self.root = os.path.abspath(config.root)
         patterns = list(config.exclude) + list(config.extend_exclude)
-        self.exclude = _Layer(self.root, pathspec.GitIgnoreSpec.from_lines(patterns).patterns) if patterns else None
+        self.exclude = _Layer(self.root, _compiled(patterns)) if patterns else None
         self.visited: set[tuple[int, int]] = set()
         self.files: dict[tuple[int, int], tuple[bool, str]] = {}
         """(device, inode) -> (reached through a symlink, path): a real name wins over a linked one."""
