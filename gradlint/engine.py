@@ -222,7 +222,9 @@ class FileChecker:
             assert source.positions is not None and source.text is not None
             resolver = source.fix_resolver
             if resolver is None:
-                resolver = source.fix_resolver = Resolver(source.positions.module, source.text, source.positions.start)
+                resolver = source.fix_resolver = Resolver(
+                    source.positions.module, source.text, source.positions.start, source.positions.statement_index
+                )
             try:
                 fix = resolver.resolve(diagnostic.fix) if diagnostic.fix is not None else None
             except Exception:  # a fix that cannot be computed is not made

@@ -491,6 +491,11 @@ class LazyPositions:
         self._generated.clear()
         self._whole = True
 
+    def statement_index(self, node: cst.CSTNode) -> int | None:
+        """The index of the top-level statement holding `node` (None when the statements do not
+        pair up with CPython's, or the node is not found by walking them)."""
+        return self._statement_of(node)
+
     def holds(self, node: cst.CSTNode) -> bool:
         """Whether `node` is a node of this module (not one parsed from a span of it elsewhere)."""
         if self._find(node) is not None:

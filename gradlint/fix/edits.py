@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from gradlint.source import cpython_parse
 
@@ -149,16 +149,20 @@ def newline_of(text: str) -> str:
 
 class _StatementMap:
     """id(node) -> the innermost simple statement (line or one-line suite) holding it, and
-    id(node) -> its parent node. Built with gradlint's read-only walk: a libcst visitor
-    rebuilds every node it leaves, which cost more than the rest of a fix."""
+    id(node) -> its parent node, for the nodes under `root`. Built with gradlint's read-only
+    walk: a libcst visitor rebuilds every node it leaves, which cost more than the rest of a fix."""
 
-    def __init__(self, module: cst.Module) -> None:
+    def __init__(self, root: cst.CSTNode, root_parent: cst.CSTNode | None = None) -> None:
         import libcst as cst
+
         from gradlint.analysis.walk import children
+
         self.holder: dict[int, cst.CSTNode] = {}
         self.parent: dict[int, cst.CSTNode] = {}
+        if root_parent is not None:
+            self.parent[id(root)] = root_parent
         statement_types = (cst.SimpleStatementLine, cst.SimpleStatementSuite)
-        stack: list[tuple[cst.CSTNode, cst.CSTNode | None]] = [(module, None)]
+        stack: list[tuple[cst.CSTNode, cst.CSTNode | None]] = [(root, None)]
         while stack:
             node, holder = stack.pop()
             if type(node) in statement_types:
@@ -173,23 +177,43 @@ class _StatementMap:
 class Resolver:
     """Resolves FixSpecs of one parsed file into edits."""
 
-    def __init__(self, module: cst.Module, text: str, start) -> None:
+    def __init__(
+        self,
+        module: cst.Module,
+        text: str,
+        start,
+        statement_index: Callable[[cst.CSTNode], int | None] | None = None,
+    ) -> None:
         self.module = module
         self.lines = [line.rstrip("\r\n") for line in split_lines(text)]
         self.start = start
         """node -> (1-based line, 1-based column)."""
-        self._map: _StatementMap | None = None
+        self._statement_index = statement_index
+        """node -> the index of the top-level statement holding it (LazyPositions.statement_index),
+        when known: then only that statement is walked, not the whole module."""
+        self._maps: dict[int | None, _StatementMap] = {}
 
-    def _statements(self) -> _StatementMap:
-        if self._map is None:
-            self._map = _StatementMap(self.module)
-        return self._map
+    def _statements(self, node: cst.CSTNode) -> _StatementMap:
+        whole = self._maps.get(None)
+        if whole is not None:
+            return whole
+        index = self._statement_index(node) if self._statement_index is not None else None
+        found = self._maps.get(index)
+        if found is None:
+            if index is None:
+                found = _StatementMap(self.module)
+            else:
+                found = _StatementMap(self.module.body[index], self.module)
+            self._maps[index] = found
+        return found
 
     def holder(self, node: cst.CSTNode) -> cst.CSTNode | None:
-        return self._statements().holder.get(id(node))
+        return self._statements(node).holder.get(id(node))
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
-        return self._statements().parent.get(id(node))
+        if node is self.module:
+            return None
+        return self._statements(node).parent.get(id(node))
 
     def _statement_line(self, statement: cst.CSTNode) -> tuple[int, str] | None:
         """(0-based line, indentation) when `statement` starts its own line."""
