@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from gradlint.findings import InternalError
+from gradlint.texts import holding, text_length
 
 if TYPE_CHECKING:
     from gradlint.cache import Cache
@@ -70,7 +71,8 @@ def check_one(checker: "FileChecker", source: "SourceFile", project: "ProjectInd
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _check(checker, source, project)
+        with holding(source):  # read once for the whole check, when the index let it go
+            return _check(checker, source, project)
     finally:
         if project.parsed_lines > PARSED_LINES_KEPT:
             project.release()
@@ -174,5 +176,5 @@ def _shares(pending: list["SourceFile"], count: int) -> list[list[Path]]:
 
 
 def _weight(source: "SourceFile") -> int:
-    length = len(source.text) if source.text is not None else 0
+    length = text_length(source)
     return 1 + (length if source.needs_parse else length // 8)

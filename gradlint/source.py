@@ -22,6 +22,7 @@ from gradlint.analysis.model import FileModel
 from gradlint.findings import SkippedFile
 from gradlint.notebook import NotebookSource
 from gradlint.suppress import Suppressions
+from gradlint.texts import DiskText, ReleasableText, disk_of, held, release  # noqa: F401 (the index reads them here)
 
 if TYPE_CHECKING:
     from gradlint.fix.edits import Resolver
@@ -33,7 +34,9 @@ class SourceFile:
 
     path: Path
     display_path: str
-    text: str | None = None
+    text: str | None = ReleasableText()  # type: ignore[assignment]
+    """Held in memory, or, for a file read from disk, let go once the run no longer needs it and
+    read again on use (gradlint.texts): None when the file does not hold it any more."""
     ignored_codes: frozenset[str] = frozenset()
     needs_parse: bool = False
     """The text holds a trigger word of an enabled rule (else only its syntax is checked)."""
@@ -45,6 +48,15 @@ class SourceFile:
     """For a `.ipynb` file: its joined code cells (`text`) and the map back to cells."""
     fix_resolver: "Resolver | None" = field(default=None, repr=False, compare=False)
     """Made by the engine for the first finding of this file that has a fix; shared by the rest."""
+    from_disk: bool = False
+    """`text` is the file as `read_source` reads it (not a buffer, nor a notebook's cells)."""
+    _disk: DiskText | None = field(default=None, init=False, repr=False, compare=False)
+
+    def disk_text(self) -> DiskText | None:
+        """Where a text read from disk is read again once let go (gradlint.texts `release`)."""
+        if self._disk is None and self.from_disk and self.notebook is None and held(self) is not None:
+            self._disk = DiskText(self.path, held(self))
+        return self._disk
 
     @property
     def lines(self) -> list[str]:
