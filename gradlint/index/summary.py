@@ -25,6 +25,7 @@ import libcst as cst
 
 from gradlint.analysis.walk import walk
 from gradlint.index.body_facts import BodyFacts, body_facts
+from gradlint.index.compact import compact
 from gradlint.index.syntax import (
     Span, calls_in, dotted, keyword, span_of, string_value, target_names, unpacked_values,
 )
@@ -42,7 +43,7 @@ class Param:
     """`trainer: GradientDescentTrainer` -> the span of `GradientDescentTrainer`."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReturnSummary:
     """A `return` of a function's own body: what it returns, and the `if` tests it sits under."""
 
@@ -299,6 +300,7 @@ def _annotation(arg: ast.arg) -> Span | None:
 def summarize(tree: ast.Module, text: str) -> FileSummary:
     summary = FileSummary(text=text, statement_lines=[statement.lineno for statement in tree.body])
     _Summarizer(summary).statements(tree.body)
+    compact(summary)  # kept for the whole run: equal values shared (index/compact.py)
     return summary
 
 
