@@ -36,8 +36,8 @@ from gradlint.source import (
     SourceError,
     SourceFile,
     cpython_parse,
-    parse,
     disk_of,
+    parse,
     read_source,
     release,
 )
