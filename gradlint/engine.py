@@ -9,7 +9,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping
 
 from gradlint.findings import Finding, InternalError, Related, SkippedFile
 from gradlint.notebook import NotebookError, NotebookSource, read_notebook
@@ -24,9 +24,11 @@ from gradlint.source import (  # noqa: F401  (re-exported: the engine's public n
     read_source,
 )
 from gradlint.suppress import parse_suppressions
+from gradlint.texts import release
 
 if TYPE_CHECKING:
     from gradlint.rules.base import Diagnostic, Rule
+    from gradlint.index.deps import Dependency
 
 PARSE_ERROR, UNUSED_SUPPRESSION = "GL000", "GL001"
 
@@ -38,7 +40,7 @@ class FileResult:
     errors: list[InternalError] = field(default_factory=list)
     skipped: SkippedFile | None = None
     suppressed: int = 0
-    dependencies: set = field(default_factory=set)
+    dependencies: Collection[Dependency] = field(default_factory=set)
     """The cross-file facts the findings rest on (see gradlint/index/deps.py)."""
 
 
@@ -121,7 +123,12 @@ class FileChecker:
             text = read_source(path)
         except SourceError as error:
             return SourceFile(path, display_path, skipped=SkippedFile(display_path, str(error)))
-        return self.load_text(text, path, display_path, ignored_codes)
+        source = self.load_text(text, path, display_path, ignored_codes)
+        # Read again when needed (gradlint.texts): a run holding every text to its end held 74 MiB
+        # on the 2,000-file corpus, and texts freed later leave holes small objects cannot use.
+        source.from_disk = True
+        release(source, source.disk_text())
+        return source
 
     def load_text(
         self, text: str, path: Path, display_path: str, ignored_codes: frozenset[str] = frozenset()
@@ -143,7 +150,9 @@ class FileChecker:
             if not source.suppressions.file_ignored:
                 self._analyse(source, project, result)
             result.suppressed = self.apply_suppressions(result, source)
-        result.dependencies = dependencies
+        # Kept with the result to the end of the run (21 MiB of sets on the 2,000-file corpus): a
+        # tuple of the dependency tuples the index shares (DependencyLog.kept).
+        result.dependencies = project.deps.kept(dependencies)
         if source.notebook is not None:
             _locate_in_cells(result.findings, source.notebook)
         return result

@@ -248,4 +248,4 @@ def test_in_place_scaling_of_gradients_clips_only_by_a_norm_derived_factor() -> 
     summary = summarize(cpython_parse(CLIPPING), CLIPPING)
     clipping = {f.qualname for f in summary.all_functions if f.facts.clips}
     assert clipping == {"clamp_all", "by_norm", "fused", "aliased", "Trainer.step"}
-    assert summary.functions["unscale"].facts.clips == []
+    assert not summary.functions["unscale"].facts.clips

@@ -20,7 +20,7 @@ from gradlint.index.syntax import Span, dotted, span_of
 _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class BodyFacts:
     clips: list[tuple[int, str]] = field(default_factory=list)
     """(line, what) of each call that clips gradients: a known clip API (`clip_grad_norm_`) or an

@@ -14,7 +14,7 @@ file that uses it.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Hashable, Iterator, MutableMapping, TypeVar
+from typing import Callable, Hashable, Iterable, Iterator, MutableMapping, TypeVar
 
 Dependency = tuple[str, ...]
 """('text', path) | ('file', path) | ('exists', path) | ('scan', needle, ...) | ('folder', dir) |
@@ -29,14 +29,16 @@ class DependencyLog:
 
     def __init__(self) -> None:
         self._frames: list[set[Dependency]] = []
+        self._known: dict[Dependency, Dependency] = {}
+        """Every dependency a memo entry keeps, once: entries share them."""
 
     def note(self, dependency: Dependency) -> None:
         for frame in self._frames:
             frame.add(dependency)
 
-    def note_all(self, dependencies: set[Dependency]) -> None:
+    def note_all(self, dependencies: "Iterable[Dependency]") -> None:
         for frame in self._frames:
-            frame |= dependencies
+            frame.update(dependencies)
 
     @contextmanager
     def recording(self) -> Iterator[set[Dependency]]:
@@ -51,7 +53,7 @@ class DependencyLog:
                     del self._frames[position]
                     break
 
-    def memo(self, table: MutableMapping[Hashable, tuple[T, set[Dependency]]], key: Hashable, compute: Callable[[], T]) -> T:
+    def memo(self, table: MutableMapping[Hashable, tuple[T, "Iterable[Dependency]"]], key: Hashable, compute: Callable[[], T]) -> T:
         """`table[key]`, computed once; its dependencies are replayed into the open frames on
         every later use, so a cached answer costs a file the same dependencies as a fresh one."""
         entry = table.get(key)
@@ -61,5 +63,12 @@ class DependencyLog:
             return value
         with self.recording() as dependencies:  # the open frames receive the same notes
             value = compute()
-        table[key] = (value, dependencies)
+        table[key] = (value, self.kept(dependencies))
         return value
+
+    def kept(self, dependencies: set[Dependency]) -> tuple[Dependency, ...]:
+        """`dependencies` as a memo entry keeps them for the run: a tuple (a set took 4 to 8 times
+        the memory) of tuples shared with every other entry (values.reachable's entries held 20 MiB
+        of equal dependencies on the 2,000-file corpus)."""
+        known = self._known
+        return tuple([known.setdefault(dependency, dependency) for dependency in dependencies])

@@ -15,23 +15,26 @@ need the flow of another file's training step (see `model`).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
+from gradlint.index.current import CurrentValues
 from gradlint.index.deps import Dependency, DependencyLog
 from gradlint.index.disk import Disk, module_candidates
 from gradlint.index.words import WordIndex
 from gradlint.source import (
+    DiskText,
     Parsed,
     ParseFailure,
     SourceError,
     SourceFile,
     cpython_parse,
+    disk_of,
     parse,
     read_source,
+    release,
 )
 
 if TYPE_CHECKING:
@@ -58,7 +61,7 @@ class Symbol:
     target: ClassSummary | FunctionSummary | Span | None = None
 
 
-class ProjectIndex:
+class ProjectIndex(CurrentValues):
     """Every question answered here from another file is noted in `deps` (see index/deps.py),
     and nothing depends on which files happen to be parsed or summarised already: with `--jobs`
     each worker reads what its own questions reach, and gets the same answers."""
@@ -116,6 +119,7 @@ class ProjectIndex:
             self.parsed_lines += text.count("\n") + 1
             if path not in self._summaries and loaded.summary is not None:
                 self._summaries[path] = loaded.summary
+                release(loaded.summary, self._disk_text(path, text))
         return loaded
 
     def summary(self, path: Path) -> FileSummary | None:
@@ -133,17 +137,30 @@ class ProjectIndex:
                 summary = summarize(cpython_parse(text), text)
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 summary = None
+            if summary is not None:
+                release(summary, self._disk_text(path, text))
         self._summaries[path] = summary
         return summary
 
     def _text(self, path: Path) -> str | None:
         source = self.sources.get(path)
-        if source is not None and source.text is not None:
-            return source.text
+        if source is not None:
+            text = source.text
+            if text is not None or disk_of(source) is not None:  # let go, and changed on disk since
+                return text
         try:
             return read_source(path)
         except (SourceError, OSError):
             return None
+
+    def _disk_text(self, path: Path, text: str) -> DiskText | None:
+        """Where a summary's text is read again once let go: a file of the run read from disk
+        shares its source's; a file outside the run was read from disk here; a buffer has none."""
+        source = self.sources.get(path)
+        if source is None:
+            return DiskText(path, text)
+        disk = source.disk_text()
+        return disk if disk is not None and disk.length == len(text) else None
 
     @property
     def behaviour(self) -> Any:
@@ -504,64 +521,3 @@ class ProjectIndex:
                     return model, model.calls[index]
                 return None
         return None
-
-    # ------------------------------------------------------------ the cache
-
-    def dependency_value(self, dependency: Dependency) -> str:
-        """What a dependency reads now, as a digest (the cache compares it with the stored one)."""
-        value = self._values.get(dependency)
-        if value is None:
-            value = self._values[dependency] = _digest(self._current(dependency))
-        return value
-
-    def _current(self, dependency: Dependency) -> object:
-        kind, *args = dependency
-        if kind == "text":
-            path = Path(args[0])
-            source = self.sources.get(path)
-            if source is not None and source.text is not None:
-                return source.text
-            try:
-                return read_source(path)
-            except SourceError as error:
-                return f"unreadable: {error}"
-        if kind == "file":
-            path = Path(args[0])
-            source = self.sources.get(path)
-            if source is not None and source.text is not None:
-                return source.text
-            try:
-                return path.read_bytes()
-            except OSError:
-                return None
-        if kind == "exists":
-            return self._is_file(Path(args[0]))
-        if kind == "scan":
-            all_of, any_of = (tuple(part.split("\0")) if part else () for part in args)
-            return [str(path) for path in self._matching(all_of, any_of)]
-        if kind == "folder":
-            return [str(path) for path in self._folders.get(Path(args[0]), ())]
-        if kind == "listing":
-            try:
-                return sorted(entry.name for entry in Path(args[0]).iterdir())
-            except OSError:
-                return None
-        if kind == "module":
-            found = self._root_module_file(tuple(part for part in args[0].split(".") if part))
-            return str(found) if found is not None else None
-        if kind == "roots":
-            return [str(root) for root in self._import_roots]
-        if kind == "members":
-            return sorted(str(path) for path in self.sources)
-        raise ValueError(f"unknown dependency {dependency!r}")
-
-
-
-def _digest(value: object) -> str:
-    if isinstance(value, bytes):
-        data = value
-    elif isinstance(value, str):
-        data = value.encode("utf-8", "surrogatepass")
-    else:
-        data = repr(value).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, digest_size=16).hexdigest()

@@ -25,7 +25,11 @@ import libcst as cst
 
 from gradlint.analysis.walk import walk
 from gradlint.index.body_facts import BodyFacts, body_facts
-from gradlint.index.syntax import Span, calls_in, dotted, keyword, span_of, string_value
+from gradlint.index.compact import compact
+from gradlint.index.syntax import (
+    Span, calls_in, dotted, keyword, span_of, string_value, target_names, unpacked_values,
+)
+from gradlint.source import ReleasableText
 
 
 @dataclass(eq=False, slots=True)
@@ -39,7 +43,7 @@ class Param:
     """`trainer: GradientDescentTrainer` -> the span of `GradientDescentTrainer`."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReturnSummary:
     """A `return` of a function's own body: what it returns, and the `if` tests it sits under."""
 
@@ -147,7 +151,8 @@ class ArgparseSummary:
 
 @dataclass(eq=False)
 class FileSummary:
-    text: str
+    text: str = ReleasableText(unreadable="")  # type: ignore[assignment]
+    """Read again from disk on use once let go (gradlint.texts); "" if the file changed since."""
     imports: dict[str, str] = field(default_factory=dict)
     """Local name -> qualified name it was imported as (relative imports keep their dots)."""
     star_imports: list[str] = field(default_factory=list)
@@ -224,7 +229,10 @@ class FileSummary:
             if position is None:
                 continue
             (line, column), (end_line, end_column) = position
-            text_line = self.text.splitlines()[span[0] - 1] if span[0] - 1 < len(self.text.splitlines()) else ""
+            lines = self.text.splitlines()
+            if not lines:
+                return None  # the file no longer holds the text the node was parsed from
+            text_line = lines[span[0] - 1] if span[0] - 1 < len(lines) else ""
             first = len(text_line.encode("utf-8")[: span[1]].decode("utf-8", "replace"))
             start = (span[0] + line - 1, column + (first if line == 1 else 0) + 1)
             end = (span[0] + end_line - 1, end_column + (first if end_line == 1 else 0) + 1)
@@ -285,35 +293,6 @@ def _relative_position(root: "cst.BaseExpression", node: "cst.CSTNode"):
     return (position.start.line, position.start.column), (position.end.line, position.end.column)
 
 
-def _target_names(node: ast.AST) -> list[str]:
-    if isinstance(node, (ast.Tuple, ast.List)):
-        names: list[str] = []
-        for element in node.elts:
-            names.extend(_target_names(element))
-        return names
-    if isinstance(node, ast.Starred):
-        return _target_names(node.value)
-    name = dotted(node)
-    return [name] if name and not isinstance(node, ast.Subscript) else []
-
-
-def _unpacked(raw_targets: list[ast.expr], value: ast.expr) -> dict[str, ast.expr]:
-    """`a = b = 1` binds both to 1; `w, d = 256, 32` binds element-wise; `w, d = f()` binds nothing."""
-    bound: dict[str, ast.expr] = {}
-    for raw in raw_targets:
-        if isinstance(raw, (ast.Tuple, ast.List)):
-            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(raw.elts):
-                for target, element in zip(raw.elts, value.elts):
-                    name = dotted(target) if isinstance(target, (ast.Name, ast.Attribute)) else None
-                    if name:
-                        bound[name] = element
-        else:
-            name = dotted(raw) if isinstance(raw, (ast.Name, ast.Attribute)) else None
-            if name:
-                bound[name] = value
-    return bound
-
-
 def _annotation(arg: ast.arg) -> Span | None:
     return span_of(arg.annotation) if arg.annotation is not None else None
 
@@ -321,6 +300,7 @@ def _annotation(arg: ast.arg) -> Span | None:
 def summarize(tree: ast.Module, text: str) -> FileSummary:
     summary = FileSummary(text=text, statement_lines=[statement.lineno for statement in tree.body])
     _Summarizer(summary).statements(tree.body)
+    compact(summary)  # kept for the whole run: equal values shared (index/compact.py)
     return summary
 
 
@@ -500,7 +480,7 @@ class _Summarizer:
         if value is not None:
             self.expression(value)
         raw_targets = list(node.targets) if isinstance(node, ast.Assign) else [node.target]
-        targets = [name for target in raw_targets for name in _target_names(target)]
+        targets = [name for target in raw_targets for name in target_names(target)]
         augmented = isinstance(node, ast.AugAssign)
         if not targets:
             return
@@ -508,7 +488,7 @@ class _Summarizer:
         if value is None:
             return
         self._bind_unpacked(raw_targets, value)
-        values = _unpacked(raw_targets, value)
+        values = unpacked_values(raw_targets, value)
         if not self.function_stack and not self.class_stack and not augmented:
             for target, target_value in values.items():
                 if "." not in target:

@@ -166,3 +166,32 @@ def _evaluate(node: ast.expr | None, qualify, constants: Mapping[str, ast.expr],
         if isinstance(node, ast.Name) and node.id in constants:
             return recurse(constants[node.id])
     return None
+
+
+def target_names(node: ast.AST) -> list[str]:
+    if isinstance(node, (ast.Tuple, ast.List)):
+        names: list[str] = []
+        for element in node.elts:
+            names.extend(target_names(element))
+        return names
+    if isinstance(node, ast.Starred):
+        return target_names(node.value)
+    name = dotted(node)
+    return [name] if name and not isinstance(node, ast.Subscript) else []
+
+
+def unpacked_values(raw_targets: list[ast.expr], value: ast.expr) -> dict[str, ast.expr]:
+    """`a = b = 1` binds both to 1; `w, d = 256, 32` binds element-wise; `w, d = f()` binds nothing."""
+    bound: dict[str, ast.expr] = {}
+    for raw in raw_targets:
+        if isinstance(raw, (ast.Tuple, ast.List)):
+            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(raw.elts):
+                for target, element in zip(raw.elts, value.elts):
+                    name = dotted(target) if isinstance(target, (ast.Name, ast.Attribute)) else None
+                    if name:
+                        bound[name] = element
+        else:
+            name = dotted(raw) if isinstance(raw, (ast.Name, ast.Attribute)) else None
+            if name:
+                bound[name] = value
+    return bound

@@ -107,9 +107,10 @@ class WordIndex:
         if self._hashes is None:
             table = []
             for path, source in self._sources.items():
-                if source.text is None:
+                text = source.text  # read from disk again when the run let it go (gradlint.texts)
+                if text is None:
                     continue
-                words = {hash(word) & 0xFFFFFFFF for word in _WORD.findall(source.text)}
+                words = {hash(word) & 0xFFFFFFFF for word in _WORD.findall(text)}
                 table.append((path, array("I", sorted(words))))
             self._hashes = table
         return self._hashes
