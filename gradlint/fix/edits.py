@@ -229,6 +229,7 @@ class Resolver:
         """The single simple statement holding `node`, when it has its line(s) to itself: not a
         one-line suite (`if x: step()`) nor `a; b`."""
         import libcst as cst
+
         statement = self.holder(node)
         if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
             return None
@@ -245,6 +246,7 @@ class Resolver:
 
     def _resolve_part(self, part) -> list[AnyEdit] | None:
         import libcst as cst
+
         if isinstance(part, InsertBefore):
             statement = self._own_line_statement(part.node)
             if statement is None:
@@ -276,6 +278,7 @@ class Resolver:
 
     def _move(self, part: MoveBefore) -> list[AnyEdit] | None:
         import libcst as cst
+
         moved, anchor = self._own_line_statement(part.node), self._own_line_statement(part.anchor)
         if moved is None or anchor is None or moved is anchor:
             return None
@@ -350,6 +353,7 @@ class Resolver:
     def _end_line(self, statement: cst.CSTNode) -> int | None:
         """0-based index of the line after the statement."""
         import libcst as cst
+
         if not isinstance(statement, cst.SimpleStatementLine):
             return None
         # The statement's last line: the line of its first token plus the newlines it spans.
@@ -360,6 +364,7 @@ class Resolver:
 
 def _binds(statement: cst.CSTNode, name: str) -> bool:
     import libcst as cst
+
     if not isinstance(statement, cst.SimpleStatementLine):
         return False
     for small in statement.body:
@@ -377,6 +382,7 @@ def _binds(statement: cst.CSTNode, name: str) -> bool:
 
 def _is_docstring(statement: cst.CSTNode) -> bool:
     import libcst as cst
+
     return (
         isinstance(statement, cst.SimpleStatementLine)
         and len(statement.body) == 1
@@ -387,6 +393,7 @@ def _is_docstring(statement: cst.CSTNode) -> bool:
 
 def _is_future(statement: cst.CSTNode) -> bool:
     import libcst as cst
+
     return (
         isinstance(statement, cst.SimpleStatementLine)
         and any(
@@ -475,6 +482,7 @@ def fixed_text(text: str, findings: Sequence["Finding"], unsafe: bool) -> tuple[
     when the result would not parse. A fix whose edits collide with an earlier finding's is
     left for the next run."""
     import libcst as cst
+
     chosen: list["Finding"] = []
     edits: list[AnyEdit] = []
     for finding in findings:
