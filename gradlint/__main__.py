@@ -1,4 +1,4 @@
-from gradlint.cli import main
+from gradlint.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -83,6 +83,29 @@ def _use_color(stream: TextIO) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+def run() -> None:
+    """The `gradlint` console script (and `python -m gradlint`): `main`, then an exit that skips
+    the interpreter's teardown. Freeing every object of the run (libcst's node classes, the
+    trees, the index) took about 0.1 s of a single script's 0.7 s, after the report was written.
+    Every file gradlint writes is closed by then (the report, cache entries, fixed files); the
+    standard streams are flushed here. `main` itself exits normally, for callers in Python."""
+    try:
+        main()
+    except SystemExit as exit:
+        status = exit.code
+    else:
+        status = 0
+    if isinstance(status, str):  # what SystemExit prints
+        sys.stderr.write(f"{status}\n")
+        status = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`gradlint check | head`) or stream
+            pass
+    os._exit(status if isinstance(status, int) else 0)
+
+
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="gradlint")
 def main() -> None:

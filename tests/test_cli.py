@@ -380,3 +380,36 @@ def test_rules_piped_prints_one_line_per_rule_with_its_whole_summary():
     for line, rule in zip(lines, ALL_RULES):
         assert line.split()[:3] == [rule.code, rule.name, rule.severity.label]
         assert line.endswith(rule.summary)
+
+
+def test_the_console_script_writes_its_whole_report_and_exit_status_before_leaving(tmp_path):
+    # `gradlint` (gradlint.cli:run) leaves with os._exit, skipping the interpreter's teardown:
+    # the report on a pipe must still arrive whole, with the status `main` chose.
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import torch\n\n"
+        "def train(model, optimizer, loss):\n"
+        "    loss.backward()\n"
+        "    optimizer.step()\n"
+        "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gradlint", "check", "--no-cache", "--format", "json", str(script)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert [finding["code"] for finding in report["findings"]] == ["GL102"]
+    clean = subprocess.run(
+        [sys.executable, "-m", "gradlint", "check", "--no-cache", "--select", "GL204", str(script)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert clean.returncode == 0 and "no problems" in clean.stdout
+    bad = subprocess.run([sys.executable, "-m", "gradlint", "check", "--select", "GL999", str(script)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2 and "GL999" in bad.stderr

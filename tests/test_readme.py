@@ -186,7 +186,7 @@ def test_the_distribution_is_torch_gradlint_and_the_command_stays_gradlint():
     """PyPI's `gradlint` is an unrelated diffusion-MRI tool (1.1.x)."""
     project = _project()
     assert project["name"] == "torch-gradlint"
-    assert project["scripts"] == {"gradlint": "gradlint.cli:main"}
+    assert project["scripts"] == {"gradlint": "gradlint.cli:run"}
 
 
 def test_the_readme_says_the_distribution_name_in_its_first_lines():
