@@ -27,7 +27,8 @@ _NO_NODES_INSIDE = frozenset(
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def _child_fields(node_type: type) -> tuple[str, ...]:
+def child_fields(node_type: type) -> tuple[str, ...]:
+    """The fields of a libcst node type that can hold nodes (tokens and whitespace skipped), cached."""
     fields = _CHILD_FIELDS.get(node_type)
     if fields is None:
         fields = tuple(
@@ -54,7 +55,7 @@ def is_node_type(node_type: type) -> bool:
 def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """The child nodes of `node` that can hold expressions (whitespace and tokens skipped)."""
     result: list[cst.CSTNode] = []
-    for name in _child_fields(type(node)):
+    for name in child_fields(type(node)):
         value = getattr(node, name)
         value_type = type(value)
         if value_type is tuple or value_type is list:

@@ -36,21 +36,17 @@ class CurrentValues:
 
     def _current(self, dependency: Dependency) -> object:
         kind, *args = dependency
-        if kind == "text":
+        if kind in ("text", "file"):
             path = Path(args[0])
             source = self.sources.get(path)
             if source is not None and source.text is not None:
                 return source.text
-            try:
-                return read_source(path)
-            except SourceError as error:
-                return f"unreadable: {error}"
-        if kind == "file":
-            path = Path(args[0])
-            source = self.sources.get(path)
-            if source is not None and source.text is not None:
-                return source.text
-            try:
+            if kind == "text":  # as the index reads it
+                try:
+                    return read_source(path)
+                except SourceError as error:
+                    return f"unreadable: {error}"
+            try:  # a file read as bytes (a DeepSpeed JSON config)
                 return path.read_bytes()
             except OSError:
                 return None
