@@ -333,7 +333,13 @@ class ProjectIndex(CurrentValues):
         return roots
 
     def module_path(self, importer: Path, module: str, level: int = 0) -> Path | None:
-        """The file `import module` (or `from .module`, level dots) loads from `importer`."""
+        """The file `import module` (or `from .module`, level dots) loads from `importer`.
+        Asked about a thousand times for ten training scripts (each `torch.nn` name resolved
+        goes through here) for a few dozen folders and names: memoized, dependencies replayed."""
+        table = self.lasting_table("module_path")
+        return self.deps.memo(table, (importer.parent, module, level), lambda: self._module_path(importer, module, level))
+
+    def _module_path(self, importer: Path, module: str, level: int) -> Path | None:
         parts = [part for part in module.split(".") if part]
         if level:
             base = importer.parent
