@@ -1,4 +1,4 @@
-from gradlint.cli import run
+from gradlint.launch import run
 
 if __name__ == "__main__":
     run()

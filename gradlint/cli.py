@@ -56,6 +56,7 @@ class _LazyGroup(click.Group):
     lazy = {
         "probe": ("gradlint.probe.command", "probe_command"),
         "server": ("gradlint.server.command", "server_command"),
+        "daemon": ("gradlint.daemon.command", "daemon_command"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -84,11 +85,16 @@ def _use_color(stream: TextIO) -> bool:
 
 
 def run() -> None:
-    """The `gradlint` console script (and `python -m gradlint`): `main`, then an exit that skips
-    the interpreter's teardown. Freeing every object of the run (libcst's node classes, the
-    trees, the index) took about 0.1 s of a single script's 0.7 s, after the report was written.
-    Every file gradlint writes is closed by then (the report, cache entries, fixed files); the
-    standard streams are flushed here. `main` itself exits normally, for callers in Python."""
+    """`gradlint`'s command line in this process (see gradlint/launch.py): `run_main`, then an
+    exit that skips the interpreter's teardown. Freeing every object of the run (libcst's node
+    classes, the trees, the index) took about 0.1 s of a single script's 0.7 s, after the report
+    was written. Every file gradlint writes is closed by then (the report, cache entries, fixed
+    files). `main` itself exits normally, for callers in Python."""
+    os._exit(run_main())
+
+
+def run_main() -> int:
+    """Run `main` on sys.argv and flush the standard streams; the exit status."""
     try:
         main()
     except SystemExit as exit:
@@ -103,7 +109,7 @@ def run() -> None:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe (`gradlint check | head`) or stream
             pass
-    os._exit(status if isinstance(status, int) else 0)
+    return status if isinstance(status, int) else 0
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,6 +6,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The suite's `gradlint check` subprocesses run in their own process: a check daemon the developer
+# started (`gradlint daemon start`) must not serve them (nor tell them it is stale while gradlint's
+# files are being edited). tests/test_daemon.py starts daemons of its own, in folders of its own.
+import os  # noqa: E402
+
+os.environ["GRADLINT_NO_DAEMON"] = "1"
+
 
 @pytest.fixture
 def repo() -> Path:

@@ -383,7 +383,7 @@ def test_rules_piped_prints_one_line_per_rule_with_its_whole_summary():
 
 
 def test_the_console_script_writes_its_whole_report_and_exit_status_before_leaving(tmp_path):
-    # `gradlint` (gradlint.cli:run) leaves with os._exit, skipping the interpreter's teardown:
+    # `gradlint` (gradlint.launch:run, then gradlint.cli:run) leaves with os._exit, skipping the interpreter's teardown:
     # the report on a pipe must still arrive whole, with the status `main` chose.
     import json
     import subprocess

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -148,17 +149,25 @@ def test_the_section_commands_work_as_shown_for_a_new_user(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
     subprocess.run([*git, "commit", "-qm", "fixtures"], cwd=tmp_path, check=True)
-    for line in _section_shell_lines():
-        match = _EXIT.match(line)
-        if match is None:
-            assert not line.startswith("gradlint "), f"say the exit code of: {line}"
-            subprocess.run(line, shell=True, cwd=tmp_path, check=True)
-            continue
-        command, expected = match.groups()
-        argv = [sys.executable, "-m", "gradlint", *shlex.split(command)[1:]]
-        result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
-        assert result.returncode == int(expected), f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-        assert "Traceback" not in result.stderr
+    # `gradlint daemon start` starts a real daemon: in a socket folder of this test's own (short
+    # enough for a Unix socket's path), stopped at the end whatever happens.
+    daemon_dir = tempfile.mkdtemp(prefix="gld-", dir="/tmp")
+    env = {**os.environ, "GRADLINT_DAEMON_DIR": daemon_dir}
+    try:
+        for line in _section_shell_lines():
+            match = _EXIT.match(line)
+            if match is None:
+                assert not line.startswith("gradlint "), f"say the exit code of: {line}"
+                subprocess.run(line, shell=True, cwd=tmp_path, check=True, env=env)
+                continue
+            command, expected = match.groups()
+            argv = [sys.executable, "-m", "gradlint", *shlex.split(command)[1:]]
+            result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, env=env)
+            assert result.returncode == int(expected), f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            assert "Traceback" not in result.stderr
+    finally:
+        subprocess.run([sys.executable, "-m", "gradlint", "daemon", "stop"], capture_output=True, env=env)
+        shutil.rmtree(daemon_dir, ignore_errors=True)
     status = subprocess.run(["git", "status", "--porcelain"], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert not [line for line in status.stdout.splitlines() if "fixtures/" in line], status.stdout
 
@@ -186,7 +195,7 @@ def test_the_distribution_is_torch_gradlint_and_the_command_stays_gradlint():
     """PyPI's `gradlint` is an unrelated diffusion-MRI tool (1.1.x)."""
     project = _project()
     assert project["name"] == "torch-gradlint"
-    assert project["scripts"] == {"gradlint": "gradlint.cli:run"}
+    assert project["scripts"] == {"gradlint": "gradlint.launch:run"}
 
 
 def test_the_readme_says_the_distribution_name_in_its_first_lines():
