@@ -34,6 +34,7 @@ from gradlint.analysis.handwritten import Feedback, Recurrence, feedback_calls, 
 from gradlint.analysis.model import FileModel, Function
 from gradlint.analysis.names import dotted_name
 from gradlint.index.summary import ClassSummary, FileSummary, FunctionSummary
+from gradlint.source import unvalidated
 
 if TYPE_CHECKING:
     from gradlint.index.project import ProjectIndex, Symbol
@@ -138,7 +139,8 @@ def _parse_method(summary: FileSummary, function: FunctionSummary) -> tuple[cst.
     line, _, end_line, _ = function.span
     text = "".join(summary.text.splitlines(keepends=True)[line - 1 : end_line])
     try:
-        module = cst.parse_module(textwrap.dedent(text))
+        with unvalidated():
+            module = cst.parse_module(textwrap.dedent(text))
     except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError):
         return None
     node = module.body[0] if module.body else None

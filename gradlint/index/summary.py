@@ -29,7 +29,7 @@ from gradlint.index.compact import compact
 from gradlint.index.syntax import (
     Span, calls_in, dotted, keyword, span_of, string_value, target_names, unpacked_values,
 )
-from gradlint.source import ReleasableText
+from gradlint.source import ReleasableText, unvalidated
 
 
 @dataclass(eq=False, slots=True)
@@ -262,7 +262,8 @@ class FileSummary:
         if not segment.strip():
             return None  # a zero-width span (a line marker) holds no expression
         try:
-            node = cst.parse_expression(f"({segment}\n)")
+            with unvalidated():
+                node = cst.parse_expression(f"({segment}\n)")
         except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError):
             return None
         # Drop the parentheses added around the segment (the outermost pair).
