@@ -157,7 +157,7 @@ def check_parallel(
         import multiprocessing
 
         context = multiprocessing.get_context("fork")
-        with context.Pool(processes=min(jobs, len(shares))) as pool:
+        with context.Pool(processes=min(jobs, len(shares)), initializer=_leave_interrupts_to_the_parent) as pool:
             for part in pool.imap_unordered(_check_share, shares):
                 results.extend(part)
                 if on_done is not None:
@@ -165,6 +165,15 @@ def check_parallel(
     finally:
         _RUN = None
     return results
+
+
+def _leave_interrupts_to_the_parent() -> None:
+    """Ctrl-C reaches every process of the run; the parent stops the pool (terminating the
+    workers) and says "Aborted!". A worker that took it too printed "Process ForkPoolWorker-1:"
+    (and at times its traceback)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _check_share(paths: list[Path]) -> list["FileResult"]:

@@ -228,3 +228,28 @@ def test_a_request_it_cannot_read_stops_a_daemon_whose_code_changed(daemon_dir):
                     daemon.handle(ours)
             else:
                 daemon.handle(ours)
+
+
+@pytest.mark.parametrize("served", [True, False], ids=["through the daemon", "in its own process"])
+def test_ctrl_c_stops_the_run_and_its_workers_with_aborted(daemon_dir, tmp_path, served):
+    import signal
+
+    script = (REPO / "fixtures" / "char_rnn_no_clip" / "train.py").read_text(encoding="utf-8")
+    for number in range(400):  # a run long enough to be interrupted in the middle, on --jobs 2
+        folder = tmp_path / f"run{number:03d}"
+        folder.mkdir()
+        (folder / "train.py").write_text(script, encoding="utf-8")
+    if served:
+        assert _gradlint(daemon_dir, "daemon", "start").returncode == 0
+    env = _env(daemon_dir) if served else _env(daemon_dir, GRADLINT_NO_DAEMON="1")
+    run = subprocess.Popen([sys.executable, "-m", "gradlint", "check", "--no-cache", "--jobs", "2", "."], cwd=tmp_path,
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(3)
+    assert run.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(run.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    stopped = time.monotonic()
+    _, stderr = run.communicate(timeout=60)
+    assert time.monotonic() - stopped < 10
+    assert run.returncode == 1 and stderr.strip() == "Aborted!", stderr
+    if served:
+        assert _served(daemon_dir) == 1

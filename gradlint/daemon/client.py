@@ -85,8 +85,9 @@ def _request(argv: list[str]) -> dict:
 
 
 def _wait_for_exit(connection: socket, worker: int) -> int:
-    """The worker's exit status. Ctrl-C here is passed on to the worker, which stops as a
-    process of its own would (click's "Aborted!"); a second one stops it outright."""
+    """The worker's exit status. Ctrl-C here is passed on to the worker's process group (it and
+    its --jobs workers, as a terminal sends it to a run's), which stops as a process of its own
+    would (click's "Aborted!"); a second one stops them outright."""
     interrupts = 0
     while True:
         try:
@@ -107,8 +108,8 @@ def _wait_for_exit(connection: socket, worker: int) -> int:
         return int(reply["exit"])
 
 
-def _signal(pid: int, number: int) -> None:
+def _signal(worker: int, number: int) -> None:
     try:
-        os.kill(pid, number)
+        os.killpg(worker, number)
     except OSError:  # it has just finished
         pass

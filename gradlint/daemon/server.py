@@ -221,6 +221,7 @@ def _work(connection: socket.socket, request: dict[str, Any], fds: list[int]) ->
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.setpgid(0, 0)  # a group of its own and of its --jobs workers: the client's Ctrl-C reaches them all
     try:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
