@@ -178,7 +178,10 @@ def test_a_daemon_whose_code_changed_declines_and_stops(daemon_dir):
     assert daemon.refusal(request, [0, 1, 2]) is None
     assert "standard streams" in daemon.refusal(request, [])
     assert "not this one" in daemon.refusal({**request, "package": "/elsewhere/gradlint"}, [0, 1, 2])
+    assert not daemon.stale()
+    assert any(entry[0].endswith("libcst") for entry in daemon.fingerprint), "an upgrade of libcst makes it stale"
     daemon.fingerprint = ()  # as if a file of gradlint had been edited since the start
+    assert daemon.stale()
 
     class Connection:
         sent: list = []

@@ -91,11 +91,11 @@ def code_fingerprint() -> tuple[tuple[str, int, int], ...]:
                 elif entry.name.endswith((".py", ".md", ".json")):
                     info = entry.stat()
                     entries.append((entry.path, info.st_mtime_ns, info.st_size))
+    import importlib.util  # the daemon's side only: the client never asks
+
     for name in THIRD_PARTY:
-        module = sys.modules.get(name)
-        location = getattr(module, "__file__", None)
-        if location:
-            folder = os.path.dirname(location)
+        spec = importlib.util.find_spec(name)  # found, not imported
+        for folder in (spec.submodule_search_locations or []) if spec is not None else []:
             info = os.stat(folder)
             entries.append((folder, info.st_mtime_ns, 0))
     return tuple(sorted(entries))

@@ -164,8 +164,8 @@ def _become_daemon(ready: int, idle_timeout: float) -> None:
         os.chdir("/")
         from gradlint.daemon.server import Daemon, preload
 
-        preload()
         daemon = Daemon(idle_timeout)
+        preload()
 
         def tell_ready(path: str) -> None:
             os.write(ready, f"ready {os.getpid()}\n".encode())

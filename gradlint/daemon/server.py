@@ -31,6 +31,7 @@ from gradlint.daemon.wire import ProtocolError, receive, send
 REQUEST_TIMEOUT = 10.0
 """Seconds a client may take to send its request; the daemon serves one connection at a time
 until it has forked, so a client that connects and says nothing must not hold it."""
+STALE = "gradlint's files changed since the daemon started, so it stopped (`gradlint daemon start` starts a new one)"
 SKIPPED_PACKAGES = ("gradlint.probe", "gradlint.server", "gradlint.daemon")
 """Not imported in advance: the probe imports torch when used, the language server pygls."""
 
@@ -105,6 +106,8 @@ class StopServing(Exception):
 
 
 class Daemon:
+    """Made before `preload`: the fingerprint is that of the files it is about to import."""
+
     def __init__(self, idle_timeout: float) -> None:
         self.idle_timeout = idle_timeout
         self.path = socket_path()
@@ -159,7 +162,7 @@ class Daemon:
             request, fds = None, []
         if request is None:
             # A newer gradlint may speak another protocol: if that is why, this daemon is stale.
-            if code_fingerprint() != self.fingerprint:
+            if self.stale():
                 raise StopServing
             return
         try:
@@ -195,16 +198,19 @@ class Daemon:
             return f"the daemon runs the gradlint in {PACKAGE_DIRECTORY}, not this one"
         if len(fds) != 3:
             return "the request came without its standard streams"
-        if code_fingerprint() != self.fingerprint:
-            return "gradlint's files changed since the daemon started, so it stopped (`gradlint daemon start` starts a new one)"
         return None
 
+    def stale(self) -> bool:
+        """Whether gradlint's files (or its dependencies') changed since it started."""
+        return code_fingerprint() != self.fingerprint
+
     def run(self, connection: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+        if self.stale():
+            send(connection, {"refused": STALE})
+            raise StopServing
         reason = self.refusal(request, fds)
         if reason is not None:
             send(connection, {"refused": reason})
-            if "changed" in reason:
-                raise StopServing
             return
         self.served += 1
         if os.fork() == 0:
