@@ -61,12 +61,13 @@ def test_a_check_through_the_daemon_prints_and_exits_as_one_without_it(daemon_di
         ("check", "--no-cache", "--format", "json", "fixtures/char_rnn_no_clip", "fixtures/amp_clip_before_unscale"),
         ("check", "--no-cache", "fixtures/amp_correct"),
         ("check", "--no-cache", "--select", "GL999", "fixtures/amp_correct"),
+        ("check", "--bogus-option"),  # click's usage line names the program as `python -m gradlint`
     ):
         served = _gradlint(daemon_dir, *arguments)
         alone = _gradlint(daemon_dir, *arguments, GRADLINT_NO_DAEMON="1")
         assert (served.returncode, served.stdout, served.stderr) == (alone.returncode, alone.stdout, alone.stderr)
     assert [served.returncode for served in (_gradlint(daemon_dir, "check", "--no-cache", "fixtures/char_rnn_no_clip"),)] == [1]
-    assert _served(daemon_dir) == 4
+    assert _served(daemon_dir) == 5
 
 
 def test_the_worker_runs_in_the_clients_folder_with_its_environment(daemon_dir, tmp_path):

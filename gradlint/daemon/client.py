@@ -22,6 +22,8 @@ from gradlint.daemon.address import (
 from gradlint.daemon.wire import ProtocolError, receive, send
 
 EXIT_ERROR = 2
+ANSWER_TIMEOUT = 10.0
+"""Seconds to wait for the daemon's first answer."""
 
 
 def run_in_daemon(argv: list[str]) -> int | None:
@@ -36,9 +38,13 @@ def run_in_daemon(argv: list[str]) -> int | None:
     connection = socket(AF_UNIX, SOCK_STREAM)
     try:
         try:
+            # A daemon answers at once (it forks, the worker says its pid); one that does not is
+            # stuck, and the run goes on here rather than wait on it.
+            connection.settimeout(ANSWER_TIMEOUT)
             connection.connect(path)
             send(connection, _request(argv), fds=(0, 1, 2))
             reply, _ = receive(connection)
+            connection.settimeout(None)
         except (OSError, ProtocolError):  # a socket left by a daemon that is gone; a closed stream
             return None
         if reply is None or "pid" not in reply:
@@ -76,6 +82,8 @@ def _request(argv: list[str]) -> dict:
     return {
         "op": "run",
         "argv": [sys.argv[0], *argv],
+        # How it was started (`python -m gradlint` or the script): click names the program from it.
+        "main_package": getattr(sys.modules.get("__main__"), "__package__", None),
         "cwd": os.getcwd(),
         "env": dict(os.environ),
         "umask": umask,

@@ -239,6 +239,9 @@ def _work(connection: socket.socket, request: dict[str, Any], fds: list[int]) ->
         os.umask(int(request["umask"]))
         _standard_streams(request.get("streams") or [None, None, None])
         sys.argv = list(request["argv"])
+        main = sys.modules.get("__main__")
+        if main is not None:  # the daemon's; click reads the program's name from it and argv[0]
+            main.__package__ = request.get("main_package")
     except (OSError, KeyError, TypeError, ValueError) as error:  # e.g. the client's cwd is gone
         send(connection, {"refused": f"the daemon could not take over this command line ({error})"})
         return 0
