@@ -7,6 +7,16 @@ import textwrap
 from gradlint.api import lint_sources
 
 
+CLIP_AFTER_STEP = (
+    "import torch\n\n"
+    "def train(model, optimizer, loss):\n"
+    "    loss.backward()\n"
+    "    optimizer.step()\n"
+    "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n"
+)
+"""A script whose only finding is GL102 (line 6, column 5): the clip runs after the step."""
+
+
 def dedent(text: str) -> str:
     return textwrap.dedent(text)
 

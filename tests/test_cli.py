@@ -389,15 +389,10 @@ def test_the_console_script_writes_its_whole_report_and_exit_status_before_leavi
     import subprocess
     import sys
 
+    from snippets import CLIP_AFTER_STEP
+
     script = tmp_path / "train.py"
-    script.write_text(
-        "import torch\n\n"
-        "def train(model, optimizer, loss):\n"
-        "    loss.backward()\n"
-        "    optimizer.step()\n"
-        "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n",
-        encoding="utf-8",
-    )
+    script.write_text(CLIP_AFTER_STEP, encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "gradlint", "check", "--no-cache", "--format", "json", str(script)],
         capture_output=True, text=True, cwd=tmp_path,

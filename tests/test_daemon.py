@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from snippets import CLIP_AFTER_STEP
 
 from gradlint.daemon import address
 from gradlint.daemon.client import run_in_daemon
@@ -73,14 +74,7 @@ def test_a_check_through_the_daemon_prints_and_exits_as_one_without_it(daemon_di
 def test_the_worker_runs_in_the_clients_folder_with_its_environment(daemon_dir, tmp_path):
     assert _gradlint(daemon_dir, "daemon", "start").returncode == 0
     (tmp_path / "pyproject.toml").write_text('[tool.gradlint]\nselect = ["GL102"]\n', encoding="utf-8")
-    (tmp_path / "train.py").write_text(
-        "import torch\n\n"
-        "def train(model, optimizer, loss):\n"
-        "    loss.backward()\n"
-        "    optimizer.step()\n"
-        "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n",
-        encoding="utf-8",
-    )
+    (tmp_path / "train.py").write_text(CLIP_AFTER_STEP, encoding="utf-8")
     result = _gradlint(daemon_dir, "check", "--no-cache", "--format", "concise", "train.py", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert result.stdout.startswith("train.py:6:5: GL102"), result.stdout

@@ -201,8 +201,12 @@ class Daemon:
         return None
 
     def stale(self) -> bool:
-        """Whether gradlint's files (or its dependencies') changed since it started."""
-        return code_fingerprint() != self.fingerprint
+        """Whether gradlint's files (or its dependencies') changed since it started, or are gone
+        (an uninstalled or moved environment)."""
+        try:
+            return code_fingerprint() != self.fingerprint
+        except OSError:
+            return True
 
     def run(self, connection: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
         if self.stale():
