@@ -54,7 +54,7 @@ class LazyPositions:
             return position
         from libcst._position import CodePosition, CodeRange
 
-        if isinstance(position, tuple):  # from `_PositionsOnly`: ((line, column), (line, column))
+        if isinstance(position, tuple):  # from `_positions_state`: ((line, column), (line, column))
             (start_line, start_column), (end_line, end_column) = position
         else:
             start_line, start_column = position.start.line, position.start.column
@@ -159,8 +159,9 @@ def _positions_state(default_indent: str, default_newline: str) -> Any:
     syntactic ranges, the same rules for which range a node keeps) but keeps no code and no
     position objects: a range is a pair of (line, column) tuples, and a token without a line
     break only moves the column. Generating a statement's positions took three times as long as
-    generating its code; this state takes about half of libcst's time (tests/test_positions.py
-    compares the two on every node of the fixtures)."""
+    generating its code; this state takes a third to a half of libcst's time (every statement of
+    the 543-line benchmark script: 25-32 ms against 68-94 ms). tests/test_positions.py compares
+    the two on every node of the fixtures."""
     global _STATE_CLASS
     if _STATE_CLASS is None:
         _STATE_CLASS = _define_state()

@@ -80,11 +80,13 @@ def _spawn(idle_timeout: float, lock: int) -> str:
     import select
 
     read_end, write_end = os.pipe()
-    if os.fork() == 0:
+    intermediate = os.fork()
+    if intermediate == 0:
         os.close(read_end)
         os.close(lock)  # or the daemon would hold the start lock for as long as it runs
         _become_daemon(write_end, idle_timeout)
     os.close(write_end)
+    os.waitpid(intermediate, 0)  # it forks the daemon and exits at once
     answer = b""
     with os.fdopen(read_end, "rb", buffering=0) as ready:
         deadline = time.monotonic() + START_TIMEOUT
