@@ -46,15 +46,19 @@ def installation_key() -> str:
 
 
 def socket_path() -> str:
-    return os.path.join(socket_directory(), f"daemon-{installation_key()}.sock")
+    return _daemon_file("sock")
 
 
 def log_path() -> str:
-    return os.path.join(socket_directory(), f"daemon-{installation_key()}.log")
+    return _daemon_file("log")
 
 
 def lock_path() -> str:
-    return os.path.join(socket_directory(), f"daemon-{installation_key()}.lock")
+    return _daemon_file("lock")
+
+
+def _daemon_file(extension: str) -> str:
+    return os.path.join(socket_directory(), f"daemon-{installation_key()}.{extension}")
 
 
 def check_directory(directory: str) -> bool:

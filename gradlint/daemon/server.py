@@ -12,6 +12,7 @@ declines that run: the client checks in its own process with the new code).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import io
@@ -26,7 +27,7 @@ import traceback
 from typing import Any
 
 from gradlint.daemon.address import PACKAGE_DIRECTORY, code_fingerprint, socket_path
-from gradlint.daemon.wire import ProtocolError, receive, send
+from gradlint.daemon.wire import ProtocolError, close_descriptors, receive, send
 
 REQUEST_TIMEOUT = 10.0
 """Seconds a client may take to send its request; the daemon serves one connection at a time
@@ -126,7 +127,8 @@ class Daemon:
             os.replace(staging, self.path)  # atomically, over a socket a dead daemon left
         except BaseException:
             listener.close()
-            _unlink(staging)
+            with contextlib.suppress(OSError):
+                os.unlink(staging)
             raise
         inode = os.stat(self.path).st_ino
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped by the kernel
@@ -146,11 +148,9 @@ class Daemon:
             return
         finally:
             listener.close()
-            try:
+            with contextlib.suppress(OSError):
                 if os.stat(self.path).st_ino == inode:  # not a newer daemon's socket
                     os.unlink(self.path)
-            except OSError:
-                pass
 
     def handle(self, connection: socket.socket) -> None:
         if not _same_user(connection):
@@ -179,8 +179,7 @@ class Daemon:
         except OSError:  # the client went away
             pass
         finally:
-            for fd in fds:
-                _close(fd)
+            close_descriptors(fds)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -289,17 +288,3 @@ def _same_user(connection: socket.socket) -> bool:
 
 def _stop_on_signal(_signal: int, _frame: Any) -> None:
     raise StopServing
-
-
-def _close(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -14,6 +14,7 @@ daemon serves only its own user (SO_PEERCRED) on a socket in a folder only that 
 from __future__ import annotations
 
 import marshal
+import os
 import struct
 from _socket import CMSG_LEN, SCM_RIGHTS, SOL_SOCKET
 
@@ -69,8 +70,7 @@ def receive(connection: socket, max_fds: int = 0) -> tuple[dict[str, Any] | None
         if not isinstance(message, dict):
             raise ProtocolError("a message that is not an object")
     except BaseException:
-        for fd in fds:
-            _close(fd)
+        close_descriptors(fds)
         raise
     return message, fds
 
@@ -86,10 +86,10 @@ def _exactly(connection: socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _close(fd: int) -> None:
-    import os
-
-    try:
-        os.close(fd)
-    except OSError:
-        pass
+def close_descriptors(fds: Sequence[int]) -> None:
+    """Close descriptors received with a message (one already closed is no error)."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
